@@ -1,0 +1,83 @@
+"""Flow parameters as pydantic models (the Prefect UI renders them as forms) and their CLI."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hpc.sw_kernel import Scoring
+
+
+class ScoringParams(BaseModel):
+    """Local alignment scores; a gap of length k scores gap_open + (k - 1) * gap_extend."""
+
+    model_config = ConfigDict(extra="forbid")
+    match: int = Field(2, gt=0)
+    mismatch: int = Field(-4, description="score of a mismatch or of any base against N")
+    gap_open: int = Field(-6, le=0)
+    gap_extend: int = Field(-1, le=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ScoringParams":
+        Scoring(**self.model_dump())
+        return self
+
+
+class PipelineParams(BaseModel):
+    """Parameters of the align-reads flow."""
+
+    model_config = ConfigDict(extra="forbid")
+    reads: str = Field(description="FASTQ/FASTA (plain or .gz): local path or file:// URI")
+    reference: str = Field(description="reference FASTA (plain or .gz): local path or file:// URI")
+    output: str = Field(".helixflow/out", description="folder for alignments.paf and summary.json")
+    staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
+    ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
+    backend: Literal["auto", "local"] = Field("auto", description="where the MPI job runs")
+    ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
+    shard_size: int = Field(5000, ge=1, description="reads per shard")
+    kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
+    max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
+    scoring: ScoringParams = Field(default_factory=ScoringParams)
+
+
+class SimulateParams(BaseModel):
+    """Parameters of the simulate flow."""
+
+    model_config = ConfigDict(extra="forbid")
+    output: str = Field(".helixflow/sim", description="folder for reference.fa and reads.fq.gz")
+    contigs: int = Field(3, ge=1)
+    contig_length: int = Field(200_000, ge=1_000)
+    reads: int = Field(5_000, ge=1)
+    read_length: int = Field(150, ge=20)
+    substitution_rate: float = Field(0.006, ge=0, lt=0.5)
+    indel_rate: float = Field(0.0005, ge=0, lt=0.5)
+    seed: int = 42
+    gzip: bool = True
+
+
+def parse_cli(model: type[BaseModel], argv: list[str] | None, prog: str) -> BaseModel:
+    """Build ``model`` from ``--field value`` flags (nested model fields are flattened)."""
+    parser = argparse.ArgumentParser(prog=prog, description=model.__doc__)
+    nested: dict[str, type[BaseModel]] = {}
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            nested[name] = sub
+            for sub_name, sub_info in sub.model_fields.items():
+                parser.add_argument(f"--{sub_name.replace('_', '-')}", dest=f"{name}.{sub_name}",
+                                    help=f"{sub_info.description or sub_name} (default {sub_info.default})")
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=info.is_required(),
+                                help=f"{info.description or name} (default {info.default})")
+    values: dict = {}
+    for dest, value in vars(parser.parse_args(argv)).items():
+        if value is None:
+            continue
+        if "." in dest:
+            outer, inner = dest.split(".", 1)
+            values.setdefault(outer, {})[inner] = value
+        else:
+            values[dest] = value
+    return model.model_validate(values)

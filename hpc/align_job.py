@@ -1,0 +1,177 @@
+"""MPI entry point: ``python -m hpc.align_job --manifest PATH [--out-dir DIR]``.
+
+Every rank verifies the staged files it reads against the manifest, takes a contiguous
+range of reads holding an equal share of DP cells, scores each read against its candidate
+windows, traces back the best, and writes its rows atomically plus a completion marker
+with its exit status. Rank 0 checks every marker. A rank that fails writes its error to
+its marker and aborts the whole job, so no rank waits forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from hpc.codec import reverse_complement, unpack_codes
+from hpc.manifest import atomic_write_text, load_manifest, verify_entry
+from hpc.sw_kernel import alignment_stats, cigar_string, sw_score_batch, sw_traceback
+
+COLUMNS = (
+    "shard", "read", "strand", "contig", "wstart", "score", "second", "q_start", "q_end",
+    "r_start", "r_end", "nmatch", "block", "nm", "cigar", "n_candidates",
+)
+
+
+def rank_output(out_dir: Path, rank: int) -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}.tsv"
+
+
+def rank_marker(out_dir: Path, rank: int) -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}.done.json"
+
+
+def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) item ranges, one per rank, with near-equal sums of ``cells``."""
+    total = np.cumsum(cells, dtype=np.int64)
+    grand = int(total[-1]) if total.size else 0
+    cuts = [0]
+    for r in range(1, ranks):
+        cuts.append(int(np.searchsorted(total, grand * r / ranks, side="left")) + 1 if grand else 0)
+    cuts.append(len(cells))
+    cuts = np.maximum.accumulate(np.minimum(cuts, len(cells)))
+    return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
+
+
+def _load(root: Path, entry: dict) -> dict[str, np.ndarray]:
+    with np.load(verify_entry(root, entry), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def align_rank(manifest_path: Path, rank: int, size: int) -> tuple[list[tuple], dict]:
+    """Rows for this rank's share of reads, and its counters."""
+    manifest = load_manifest(manifest_path)
+    root = manifest_path.parent
+    sc = manifest["scoring"]
+    scoring = (sc["match"], sc["mismatch"], sc["gap_open"], sc["gap_extend"])
+    ref = _load(root, manifest["reference"])
+    ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
+    ref_starts = ref["starts"]
+
+    # Cells per read, over all shards, decide which reads are ours.
+    cands = [_load(root, s["candidates"]) for s in manifest["shards"]]
+    per_read = []
+    for c, shard in zip(cands, manifest["shards"]):
+        cells = np.zeros(shard["reads"], dtype=np.int64)
+        np.add.at(cells, c["read"], (c["end"] - c["start"]) * c["qlen"].astype(np.int64))
+        per_read.append(cells)
+    all_cells = np.concatenate(per_read) if per_read else np.zeros(0, np.int64)
+    lo, hi = split_by_cells(all_cells, size)[rank]
+    shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
+
+    rows: list[tuple] = []
+    pairs = cells_done = 0
+    t0 = time.perf_counter()
+    for shard_no, shard_entry in enumerate(manifest["shards"]):
+        s_lo = max(lo - shard_base[shard_no], 0)
+        s_hi = min(hi - shard_base[shard_no], shard_entry["reads"])
+        if s_lo >= s_hi:
+            continue
+        reads = _load(root, shard_entry)
+        codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
+        c = cands[shard_no]
+        mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
+        queries, windows = [], []
+        for p in mine.tolist():
+            read = int(c["read"][p])
+            q = codes[reads["offsets"][read] : reads["offsets"][read] + reads["lengths"][read]]
+            queries.append(reverse_complement(q) if c["strand"][p] else q)
+            base = ref_starts[c["contig"][p]]
+            windows.append(ref_codes[base + c["start"][p] : base + c["end"][p]])
+        if not queries:
+            continue
+        q_len = np.array([q.shape[0] for q in queries], dtype=np.int64)
+        r_len = np.array([w.shape[0] for w in windows], dtype=np.int64)
+        q_off = np.concatenate(([0], np.cumsum(q_len)[:-1]))
+        r_off = np.concatenate(([0], np.cumsum(r_len)[:-1]))
+        scores, _, _ = sw_score_batch(np.concatenate(queries), q_off, q_len,
+                                      np.concatenate(windows), r_off, r_len, *scoring)
+        pairs += len(queries)
+        cells_done += int((q_len * r_len).sum())
+        read_of = c["read"][mine]
+        order = np.lexsort((-scores, read_of))
+        starts = np.nonzero(np.r_[True, read_of[order][1:] != read_of[order][:-1]])[0]
+        ends = np.r_[starts[1:], order.shape[0]]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            best = int(order[a])
+            second = int(scores[order[a + 1]]) if b - a > 1 else 0
+            p = int(mine[best])
+            q, w = queries[best], windows[best]
+            score, qs, qe, rs, re_, ops, lens_ = sw_traceback(q, w, *scoring)
+            if score <= 0:
+                continue
+            nmatch, block, nm = alignment_stats(q, w, qs, rs, ops, lens_)
+            rows.append((shard_no, int(c["read"][p]), int(c["strand"][p]), int(c["contig"][p]),
+                         int(c["start"][p]), int(score), second, int(qs), int(qe), int(rs), int(re_),
+                         nmatch, block, nm, cigar_string(ops, lens_), b - a))
+    seconds = time.perf_counter() - t0
+    counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done,
+                "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
+    return rows, counters
+
+
+def write_rank_output(out_dir: Path, rank: int, rows: list[tuple]) -> Path:
+    lines = ["\t".join(COLUMNS)] + ["\t".join(str(v) for v in row) for row in rows]
+    path = rank_output(out_dir, rank)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_marker(out_dir: Path, rank: int, status: int, **fields) -> None:
+    body = {"rank": rank, "exit_status": status, "host": socket.gethostname(), "pid": os.getpid(), **fields}
+    atomic_write_text(rank_marker(out_dir, rank), json.dumps(body, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hpc.align_job", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, type=Path, help="staging manifest.json")
+    parser.add_argument("--out-dir", type=Path, help="where rank outputs go (default: <staging>/align)")
+    args = parser.parse_args(argv)
+
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    out_dir = args.out_dir or args.manifest.parent / "align"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
+            raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
+        rows, counters = align_rank(args.manifest, rank, size)
+        path = write_rank_output(out_dir, rank, rows)
+        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), **counters)
+    except Exception as exc:  # noqa: BLE001 - recorded in the marker, then the job aborts
+        write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.Abort(1)
+        return 1
+    statuses = comm.gather(0, root=0)
+    if rank == 0:
+        bad = [r for r in range(size) if not rank_marker(out_dir, r).is_file()]
+        if bad or any(statuses):
+            print(f"ranks without a completion marker: {bad}", file=sys.stderr)
+            return 1
+        atomic_write_text(out_dir / "job.done.json", json.dumps({"ranks": size, "exit_status": 0}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

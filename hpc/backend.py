@@ -1,0 +1,131 @@
+"""Execution backends: ``submit(job) -> JobHandle``, ``status(handle) -> JobState``, ``cancel``.
+
+All scheduler and process commands go through :func:`run_command`, so parsing is tested
+without a cluster. The local backend runs the launcher's command as a child process.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class JobState(enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    NODE_FAIL = "node_fail"
+    PREEMPTED = "preempted"
+    OUT_OF_MEMORY = "out_of_memory"
+    UNKNOWN = "unknown"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+
+
+class SubmissionError(RuntimeError):
+    """The backend refused or could not start the job."""
+
+
+class JobFailedError(RuntimeError):
+    """The job ran and ended in a state other than COMPLETED."""
+
+    def __init__(self, name: str, state: JobState, detail: str) -> None:
+        self.name, self.state, self.detail = name, state, detail
+        super().__init__(f"job {name!r} ended {state.name}: {detail}")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    command: list[str]  # already wrapped by a launcher
+    workdir: Path
+    stdout: Path
+    stderr: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobHandle:
+    job_id: str
+    spec: JobSpec
+    process: subprocess.Popen | None = None
+
+
+class Backend(Protocol):
+    def submit(self, job: JobSpec) -> JobHandle: ...
+    def status(self, handle: JobHandle) -> JobState: ...
+    def cancel(self, handle: JobHandle) -> None: ...
+
+
+def run_command(args: list[str], timeout: float = 60.0, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run a command to completion: (return code, stdout, stderr)."""
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class LocalBackend:
+    """Runs the job on this machine as a process group, so cancel stops every rank."""
+
+    def submit(self, job: JobSpec) -> JobHandle:
+        job.stdout.parent.mkdir(parents=True, exist_ok=True)
+        job.stderr.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err:
+                proc = subprocess.Popen(job.command, cwd=job.workdir, stdout=out, stderr=err,
+                                        env={**os.environ, **job.env}, start_new_session=True)
+        except OSError as exc:
+            raise SubmissionError(f"job {job.name!r}: could not start {job.command[0]!r}: {exc}") from exc
+        return JobHandle(job_id=f"local-{proc.pid}", spec=job, process=proc)
+
+    def status(self, handle: JobHandle) -> JobState:
+        rc = handle.process.poll()
+        if rc is None:
+            return JobState.RUNNING
+        if rc == 0:
+            return JobState.COMPLETED
+        return JobState.CANCELLED if rc in (-signal.SIGTERM, -signal.SIGKILL) else JobState.FAILED
+
+    def cancel(self, handle: JobHandle) -> None:
+        if handle.process.poll() is None:
+            os.killpg(handle.process.pid, signal.SIGTERM)
+            try:
+                handle.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(handle.process.pid, signal.SIGKILL)
+                handle.process.wait()
+
+
+def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
+             timeout: float | None = None) -> JobState:
+    """Poll until the job finishes; cancel it if interrupted or past ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            state = backend.status(handle)
+            if state.finished:
+                return state
+            if deadline is not None and time.monotonic() > deadline:
+                backend.cancel(handle)
+                return JobState.TIMEOUT
+            time.sleep(poll_seconds)
+    except BaseException:
+        backend.cancel(handle)
+        raise
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    if not Path(path).is_file():
+        return ""
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,31 @@
+"""2-bit base codes shared by the encoder (tasks) and the MPI job (hpc): pure numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CODE_N = 4
+COMPLEMENT = np.array([3, 2, 1, 0, CODE_N], dtype=np.uint8)
+
+
+def reverse_complement(codes: np.ndarray) -> np.ndarray:
+    return COMPLEMENT[codes[::-1]]
+
+
+def pack_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2-bit packed bases, 4 a byte; 1-bit N mask, 8 a byte). N is packed as A under the mask."""
+    n = codes.shape[0]
+    padded = np.zeros((n + 3) // 4 * 4, dtype=np.uint8)
+    padded[:n] = codes & 3
+    quads = padded.reshape(-1, 4)
+    packed = (quads[:, 0] << 6) | (quads[:, 1] << 4) | (quads[:, 2] << 2) | quads[:, 3]
+    return packed.astype(np.uint8), np.packbits(codes == CODE_N)
+
+
+def unpack_codes(packed: np.ndarray, nmask: np.ndarray, n: int) -> np.ndarray:
+    quads = np.empty((packed.shape[0], 4), dtype=np.uint8)
+    for lane, shift in enumerate((6, 4, 2, 0)):
+        quads[:, lane] = (packed >> shift) & 3
+    codes = quads.reshape(-1)[:n].copy()
+    codes[np.unpackbits(nmask, count=n).astype(bool)] = CODE_N
+    return codes

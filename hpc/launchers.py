@@ -1,0 +1,39 @@
+"""Launchers wrap a command for a parallel runtime; chosen apart from the backend."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def find_mpiexec() -> str:
+    """The mpiexec beside this Python (the mpich wheel's), else the first on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mpiexec")
+    if found is None:
+        raise FileNotFoundError(
+            "mpiexec not found beside the Python interpreter or on PATH; install the 'mpich' wheel"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class MpiexecLauncher:
+    ranks: int
+
+    def wrap(self, command: list[str]) -> list[str]:
+        if self.ranks < 1:
+            raise ValueError(f"ranks must be >= 1, got {self.ranks}")
+        return [find_mpiexec(), "-n", str(self.ranks), *command]
+
+
+@dataclass(frozen=True)
+class SrunLauncher:
+    ranks: int
+
+    def wrap(self, command: list[str]) -> list[str]:
+        return ["srun", f"--ntasks={self.ranks}", "--mpi=pmi2", *command]

@@ -1,0 +1,100 @@
+"""Staging manifest and atomic file writes, shared by the stage task and the MPI job."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+class ManifestError(RuntimeError):
+    """The staging manifest is missing, malformed, or disagrees with the files on disk."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(root: Path, path: Path, **extra: Any) -> dict[str, Any]:
+    """Manifest row for one staged file: name relative to the staging folder, size, sha256."""
+    path = Path(path)
+    return {
+        "path": str(path.relative_to(root)),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        **extra,
+    }
+
+
+def write_manifest(root: Path, body: dict[str, Any]) -> Path:
+    path = Path(root) / MANIFEST_NAME
+    atomic_write_text(path, json.dumps({"version": MANIFEST_VERSION, **body}, indent=2))
+    return path
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise ManifestError(
+            f"{path}: field 'version' is {manifest.get('version')!r}, expected {MANIFEST_VERSION}"
+        )
+    return manifest
+
+
+def verify_entry(root: Path, entry: dict[str, Any]) -> Path:
+    """Check one staged file against its manifest row; return its path."""
+    path = Path(root) / entry["path"]
+    if not path.is_file():
+        raise ManifestError(f"{path}: listed in the manifest but missing")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise ManifestError(f"{path}: {size} bytes on disk, manifest says {entry['bytes']}")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise ManifestError(f"{path}: sha256 {digest} does not match manifest {entry['sha256']}")
+    return path

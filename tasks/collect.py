@@ -1,0 +1,89 @@
+"""Collect task: merge rank outputs into PAF, write the summary, score against truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from hpc.align_job import rank_output
+from hpc.manifest import atomic_write_text, load_manifest, verify_entry
+from tasks.paf import Hit, evaluate, mapq_from_scores
+from tasks.task_options import IO_TASK
+
+
+def hit_from_row(row: dict[str, str], qname: str, qlen: int, tname: str, tlen: int) -> Hit:
+    """PAF record of one rank row; a reverse-strand row has its query span flipped to the read."""
+    q_start, q_end = int(row["q_start"]), int(row["q_end"])
+    reverse = row["strand"] == "1"
+    if reverse:
+        q_start, q_end = qlen - q_end, qlen - q_start
+    wstart = int(row["wstart"])
+    return Hit(
+        qname=qname, qlen=qlen, qstart=q_start, qend=q_end, strand="-" if reverse else "+",
+        tname=tname, tlen=tlen, tstart=wstart + int(row["r_start"]), tend=wstart + int(row["r_end"]),
+        nmatch=int(row["nmatch"]), block=int(row["block"]),
+        mapq=mapq_from_scores(int(row["score"]), int(row["second"])),
+        score=int(row["score"]), nm=int(row["nm"]), cigar=row["cigar"],
+    )
+
+
+def _load(root: Path, entry: dict) -> dict[str, np.ndarray]:
+    with np.load(verify_entry(root, entry), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@task(name="collect", **IO_TASK)
+def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int) -> dict:
+    """Write ``alignments.paf`` and ``summary.json`` under ``output_dir``; return the summary."""
+    manifest = load_manifest(Path(manifest_path))
+    root = Path(manifest_path).parent
+    ref = _load(root, manifest["reference"])
+    tnames = [str(n) for n in ref["names"]]
+    shards = [_load(root, s) for s in manifest["shards"]]
+    rows = []
+    for r in range(ranks):
+        with open(rank_output(align_dir, r), newline="") as fh:
+            rows.extend(csv.DictReader(fh, delimiter="\t"))
+    rows.sort(key=lambda row: (int(row["shard"]), int(row["read"])))
+    hits = []
+    for row in rows:
+        shard = shards[int(row["shard"])]
+        read, contig = int(row["read"]), int(row["contig"])
+        hits.append(hit_from_row(row, str(shard["names"][read]), int(shard["lengths"][read]),
+                                 tnames[contig], int(ref["lengths"][contig])))
+    names = [str(n) for s in shards for n in s["names"]]
+
+    out = Path(output_dir).resolve()
+    paf = out / "alignments.paf"
+    atomic_write_text(paf, "".join(h.paf_line() + "\n" for h in hits))
+    accuracy = evaluate(hits, names)
+    summary = {
+        "reads": len(names),
+        "mapped": len(hits),
+        "unmapped": len(names) - len(hits),
+        "paf": str(paf),
+        "summary": str(out / "summary.json"),
+        "staging": str(root),
+        "accuracy": accuracy,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    get_run_logger().info("wrote %d alignments to %s", len(hits), paf)
+
+    headline = {"reads": summary["reads"], "mapped": summary["mapped"], "unmapped": summary["unmapped"]}
+    if accuracy:
+        headline["fraction_correct"] = round(accuracy["fraction_correct"], 4)
+        create_table_artifact(key="accuracy-by-mapq", table=accuracy["by_mapq"],
+                              description="Placement accuracy by MAPQ bin (paftools mapeval rule)")
+    create_table_artifact(key="alignment-summary", table=[headline], description="Alignment summary")
+    create_markdown_artifact(
+        key="alignment-outputs",
+        markdown=f"### Outputs\n\n- PAF: [{paf.name}]({paf.as_uri()})\n"
+                 f"- summary: [summary.json]({(out / 'summary.json').as_uri()})\n",
+        description="Where the results are",
+    )
+    return summary

@@ -1,0 +1,94 @@
+"""2-bit packed bases plus an N mask: encode, decode, and the exact round-trip check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpc.codec import CODE_N, pack_codes, reverse_complement, unpack_codes
+
+BASES = b"ACGTN"
+_TO_CODE = np.full(256, 255, dtype=np.uint8)
+for _code, _ch in enumerate(BASES):
+    _TO_CODE[_ch] = _code
+_TO_BYTE = np.frombuffer(BASES, dtype=np.uint8)
+
+
+def to_codes(seq: bytes) -> np.ndarray:
+    """Base codes (A=0, C=1, G=2, T=3, N=4) of a normalized sequence."""
+    codes = _TO_CODE[np.frombuffer(seq, dtype=np.uint8)]
+    if codes.size and codes.max() > CODE_N:
+        raise ValueError("sequence holds characters other than A, C, G, T, N; normalize it first")
+    return codes
+
+
+def to_bytes(codes: np.ndarray) -> bytes:
+    return _TO_BYTE[codes].tobytes()
+
+
+@dataclass
+class EncodedShard:
+    """A shard of reads: names, lengths, offsets into the concatenated packed bases."""
+
+    names: list[str]
+    lengths: np.ndarray  # int32
+    offsets: np.ndarray  # int64, start of each read in the concatenated sequence
+    packed: np.ndarray  # uint8, 2-bit
+    nmask: np.ndarray  # uint8, 1-bit
+
+    @property
+    def n_reads(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_bases(self) -> int:
+        return int(self.lengths.sum())
+
+    def codes(self) -> np.ndarray:
+        return unpack_codes(self.packed, self.nmask, self.n_bases)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "names": np.array(self.names, dtype=np.str_),
+            "lengths": self.lengths,
+            "offsets": self.offsets,
+            "packed": self.packed,
+            "nmask": self.nmask,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "EncodedShard":
+        return cls(
+            names=[str(x) for x in arrays["names"]],
+            lengths=np.asarray(arrays["lengths"], dtype=np.int32),
+            offsets=np.asarray(arrays["offsets"], dtype=np.int64),
+            packed=np.asarray(arrays["packed"], dtype=np.uint8),
+            nmask=np.asarray(arrays["nmask"], dtype=np.uint8),
+        )
+
+
+def encode_sequences(names: list[str], seqs: list[bytes]) -> EncodedShard:
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int32, count=len(seqs))
+    offsets = np.zeros(len(seqs), dtype=np.int64)
+    if len(seqs) > 1:
+        np.cumsum(lengths[:-1], out=offsets[1:])
+    codes = to_codes(b"".join(seqs))
+    packed, nmask = pack_codes(codes)
+    return EncodedShard(list(names), lengths, offsets, packed, nmask)
+
+
+def decode_sequences(shard: EncodedShard) -> list[bytes]:
+    text = to_bytes(shard.codes())
+    return [text[o : o + n] for o, n in zip(shard.offsets.tolist(), shard.lengths.tolist())]
+
+
+def first_mismatch(shard: EncodedShard, seqs: list[bytes]) -> int | None:
+    """Index of the first read whose decoded bases differ from the input; None when exact."""
+    decoded = decode_sequences(shard)
+    if len(decoded) != len(seqs):
+        return min(len(decoded), len(seqs))
+    for i, (a, b) in enumerate(zip(decoded, seqs)):
+        if a != b:
+            return i
+    return None

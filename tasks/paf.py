@@ -1,0 +1,107 @@
+"""PAF lines, MAPQ, and accuracy against the truth carried in simulated read names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAPQ_MAX = 60
+MAPQ_BINS = (0, 1, 10, 20, 30, 60)  # lower bounds of the bins reported in summaries
+
+_OURS = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_(?P<strand>[+-])_\d+$")
+_WGSIM = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_\d+:\d+:\d+_\d+:\d+:\d+_[0-9a-f]+(?:/[12])?$")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The primary alignment of one read, in PAF's terms (0-based, ends exclusive)."""
+
+    qname: str
+    qlen: int
+    qstart: int
+    qend: int
+    strand: str
+    tname: str
+    tlen: int
+    tstart: int
+    tend: int
+    nmatch: int
+    block: int
+    mapq: int
+    score: int
+    nm: int
+    cigar: str
+
+    def paf_line(self) -> str:
+        cols = (
+            self.qname, self.qlen, self.qstart, self.qend, self.strand, self.tname, self.tlen,
+            self.tstart, self.tend, self.nmatch, self.block, self.mapq,
+            "tp:A:P", f"AS:i:{self.score}", f"NM:i:{self.nm}", f"cg:Z:{self.cigar}",
+        )
+        return "\t".join(str(c) for c in cols)
+
+
+@dataclass(frozen=True)
+class Truth:
+    contig: str
+    start: int  # 0-based
+    end: int  # exclusive
+    strand: str | None
+
+
+def mapq_from_scores(best: int, second: int) -> int:
+    """0 when the runner-up scores as well as the best; up to 60 as the gap widens."""
+    if best <= 0:
+        return 0
+    gap = max(best - max(second, 0), 0)
+    return int(min(MAPQ_MAX, round(MAPQ_MAX * gap / best * 2)))
+
+
+def truth_from_name(name: str) -> Truth | None:
+    """Origin encoded in a read name (ours or wgsim's); None when the name carries none."""
+    for pattern in (_OURS, _WGSIM):
+        m = pattern.match(name)
+        if m:
+            strand = m.groupdict().get("strand")
+            return Truth(m["contig"], int(m["start"]) - 1, int(m["end"]), strand)
+    return None
+
+
+def is_correct(hit: Hit, truth: Truth, min_overlap: float = 0.1) -> bool:
+    """paftools mapeval's rule: same contig (and strand, when known), overlap >= 10% of union."""
+    if hit.tname != truth.contig or (truth.strand is not None and hit.strand != truth.strand):
+        return False
+    overlap = min(hit.tend, truth.end) - max(hit.tstart, truth.start)
+    union = max(hit.tend, truth.end) - min(hit.tstart, truth.start)
+    return union > 0 and overlap >= min_overlap * union
+
+
+def mapq_bin(mapq: int) -> str:
+    lows = [b for b in MAPQ_BINS if mapq >= b]
+    low = lows[-1]
+    nxt = [b for b in MAPQ_BINS if b > low]
+    return f"{low}-{nxt[0] - 1}" if nxt else f"{low}"
+
+
+def evaluate(hits: list[Hit], names: list[str]) -> dict | None:
+    """Accuracy over all reads (unmapped count as wrong) and by MAPQ bin; None without truth."""
+    truths = {n: truth_from_name(n) for n in names}
+    if not names or any(t is None for t in truths.values()):
+        return None
+    by_bin: dict[str, list[int]] = {}
+    correct = 0
+    for hit in hits:
+        ok = is_correct(hit, truths[hit.qname])
+        correct += ok
+        counts = by_bin.setdefault(mapq_bin(hit.mapq), [0, 0])
+        counts[0] += 1
+        counts[1] += ok
+    return {
+        "reads_with_truth": len(names),
+        "correct": correct,
+        "fraction_correct": correct / len(names),
+        "by_mapq": [
+            {"mapq": k, "reads": v[0], "correct": v[1], "fraction_correct": v[1] / v[0]}
+            for k, v in sorted(by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))
+        ],
+    }
