@@ -24,18 +24,15 @@ def run_key(reads_sha256: str, reference_sha256: str, settings: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-@task(name="stage", **IO_TASK)
-def stage_run(
-    staging_dir: str,
-    reads: IngestedReads,
-    reference: IngestedReference,
+def write_staging(
+    root: Path,
+    inputs: dict,
     index: ReferenceIndex,
     shards: list[EncodedShard],
     candidates: list[Candidates],
     settings: dict,
-) -> Path:
+) -> tuple[Path, list[dict]]:
     """Write every file to a temp name and rename it; the manifest goes last."""
-    root = Path(staging_dir).resolve() / f"run-{run_key(reads.sha256, reference.sha256, settings)}"
     packed, nmask = pack_codes(index.codes)
     ref_path = root / "reference.npz"
     save_npz_atomic(ref_path, names=np.array(index.names, dtype=np.str_),
@@ -50,13 +47,30 @@ def stage_run(
                                   candidates=file_entry(root, cand_path, windows=len(cands))))
     manifest = write_manifest(root, {
         "run_key": root.name,
-        "inputs": {"reads": {"uri": reads.uri, "sha256": reads.sha256},
-                   "reference": {"uri": reference.uri, "sha256": reference.sha256}},
+        "inputs": inputs,
         "settings": settings,
         "scoring": settings["scoring"],
         "reference": file_entry(root, ref_path, contigs=len(index.names)),
         "shards": entries,
     })
+    return manifest, entries
+
+
+@task(name="stage", **IO_TASK)
+def stage_run(
+    staging_dir: str,
+    reads: IngestedReads,
+    reference: IngestedReference,
+    index: ReferenceIndex,
+    shards: list[EncodedShard],
+    candidates: list[Candidates],
+    settings: dict,
+) -> Path:
+    """Stage under ``<staging_dir>/run-<key>``, the key made from input checksums and settings."""
+    root = Path(staging_dir).resolve() / f"run-{run_key(reads.sha256, reference.sha256, settings)}"
+    inputs = {"reads": {"uri": reads.uri, "sha256": reads.sha256},
+              "reference": {"uri": reference.uri, "sha256": reference.sha256}}
+    manifest, entries = write_staging(root, inputs, index, shards, candidates, settings)
     total = sum(e["bytes"] + e["candidates"]["bytes"] for e in entries)
     get_run_logger().info("staged %d shards (%d bytes) under %s", len(entries), total, root)
     create_table_artifact(

@@ -1,0 +1,48 @@
+"""Shared fixtures: one Prefect test harness, one real local Ray, small simulated data."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import gzip  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tasks.simulation import fasta_text, fastq_text, simulate_reads, simulate_reference  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sim_data(tmp_path_factory) -> dict[str, Path]:
+    """Three 30-kb contigs and 600 reads of 150 bp from both strands, reads gzipped."""
+    root = tmp_path_factory.mktemp("sim")
+    reference = simulate_reference(3, 30_000, seed=7)
+    reads = simulate_reads(reference, 600, 150, 0.006, 0.0005, seed=8)
+    (root / "reference.fa").write_text(fasta_text(reference))
+    (root / "reads.fq.gz").write_bytes(gzip.compress(fastq_text(reads).encode()))
+    return {"reference": root / "reference.fa", "reads": root / "reads.fq.gz", "root": root,
+            "names": [r.name for r in reads]}

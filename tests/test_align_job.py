@@ -1,0 +1,90 @@
+"""The MPI job for real: mpiexec ranks from the mpich wheel, through the local backend."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from hpc.align_job import rank_marker, rank_output, split_by_cells
+from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
+from hpc.launchers import MpiexecLauncher
+from tasks.encoding import encode_sequences, to_codes
+from tasks.seeding import ReferenceIndex, find_candidates
+from tasks.simulation import simulate_reads, simulate_reference
+from tasks.stage import write_staging
+
+SCORING = {"match": 2, "mismatch": -4, "gap_open": -6, "gap_extend": -1}
+
+
+def test_split_by_cells_balances_work():
+    cells = np.array([10, 10, 10, 10, 100, 10, 10, 10, 10, 10])
+    parts = split_by_cells(cells, 2)
+    assert parts[0][0] == 0 and parts[-1][1] == 10 and parts[0][1] == parts[1][0]
+    sums = [cells[a:b].sum() for a, b in parts]
+    assert abs(sums[0] - sums[1]) <= 100
+    assert split_by_cells(np.zeros(0, np.int64), 3) == [(0, 0)] * 3
+    assert [b - a for a, b in split_by_cells(np.ones(9), 3)] == [3, 3, 3]
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsx") / "run-test"
+    reference = simulate_reference(2, 20_000, seed=21)
+    reads = simulate_reads(reference, 300, 150, 0.006, 0.0005, seed=22)
+    index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15)
+    shards = [encode_sequences([r.name for r in part], [r.seq for r in part]) for part in (reads[:170], reads[170:])]
+    cands = [find_candidates(index, s) for s in shards]
+    manifest, _ = write_staging(root, {}, index, shards, cands, {"scoring": SCORING})
+    return manifest, reads
+
+
+def run_job(manifest, out_dir, ranks, env=None):
+    command = MpiexecLauncher(ranks).wrap([sys.executable, "-m", "hpc.align_job",
+                                           "--manifest", str(manifest), "--out-dir", str(out_dir)])
+    spec = JobSpec("test-align", command, manifest.parent, out_dir / "job.out", out_dir / "job.err", env or {})
+    backend = LocalBackend()
+    return wait_for(backend, backend.submit(spec), timeout=240), spec
+
+
+def test_two_ranks_align_every_read_and_write_markers(staged, tmp_path):
+    manifest, reads = staged
+    state, spec = run_job(manifest, tmp_path / "out with 'quote'", 2)
+    assert state is JobState.COMPLETED, tail(spec.stderr)
+    out = tmp_path / "out with 'quote'"
+    markers = [json.loads(rank_marker(out, r).read_text()) for r in range(2)]
+    assert [m["exit_status"] for m in markers] == [0, 0]
+    assert markers[0]["reads"][1] == markers[1]["reads"][0]  # contiguous, no overlap
+    assert all(m["cells"] > 0 for m in markers)
+    rows = []
+    for r in range(2):
+        lines = rank_output(out, r).read_text().splitlines()
+        rows += [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    assert len(rows) == len(reads)
+    assert all(int(row["score"]) >= 200 for row in rows)  # 150 bp at <1% error
+    assert (out / "job.done.json").is_file()
+
+
+def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
+    manifest, _ = staged
+    state, spec = run_job(manifest, tmp_path, 2, env={"HELIXFLOW_FAIL_RANK": "1"})
+    assert state is JobState.FAILED
+    marker = json.loads(rank_marker(tmp_path, 1).read_text())
+    assert marker["exit_status"] == 1 and "failure injected" in marker["error"]
+    assert not (tmp_path / "job.done.json").exists()
+
+
+def test_tampered_shard_is_refused(staged, tmp_path):
+    manifest, _ = staged
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(manifest.parent, copy)
+    shard = copy / "reads" / "shard_00001.npz"
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    state, _ = run_job(copy / "manifest.json", tmp_path / "out", 1)
+    assert state is JobState.FAILED
+    error = json.loads(rank_marker(tmp_path / "out", 0).read_text())["error"]
+    assert "shard_00001.npz" in error and "sha256" in error

@@ -1,0 +1,125 @@
+"""The whole align-reads flow: Prefect test harness, real local Ray, real mpiexec ranks."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.params import PipelineParams
+from flows.pipeline import align_reads
+from hpc.manifest import load_manifest, verify_entry
+from tasks.paf import truth_from_name
+
+pytestmark = pytest.mark.integration
+
+STEP_ARTIFACTS = {"ingest-reads", "ingest-reference", "encode-summary", "reference-index",
+                  "candidate-windows", "stage-files", "kernel-ranks", "alignment-summary",
+                  "accuracy-by-mapq", "alignment-outputs"}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def artifact_keys(flow_run_id) -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key for a in arts if a.key}
+
+
+@pytest.fixture(scope="module")
+def good_run(prefect_harness, ray_cluster, sim_data, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    params = PipelineParams(reads=str(sim_data["reads"]), reference=sim_data["reference"].as_uri(),
+                            output=str(work / "out"), staging_dir=str(work / "fsx"), ranks=2,
+                            shard_size=250)
+    state = align_reads(params, return_state=True)
+    assert state.is_completed(), state.message
+    return params, state, work
+
+
+def test_flow_aligns_reads_to_their_true_origin(good_run, sim_data):
+    params, state, work = good_run
+    summary = state.result()
+    paf = Path(summary["paf"])
+    lines = paf.read_text().splitlines()
+    assert len(lines) == summary["mapped"] and summary["reads"] == len(sim_data["names"]) == 600
+    correct = 0
+    for line in lines:
+        cols = line.split("\t")
+        assert len(cols) == 16 and cols[12] == "tp:A:P" and cols[13].startswith("AS:i:")
+        truth = truth_from_name(cols[0])
+        overlap = min(int(cols[8]), truth.end) - max(int(cols[7]), truth.start)
+        union = max(int(cols[8]), truth.end) - min(int(cols[7]), truth.start)
+        correct += cols[5] == truth.contig and cols[4] == truth.strand and overlap >= 0.1 * union
+    assert correct / len(sim_data["names"]) >= 0.95
+    assert summary["accuracy"]["correct"] == correct
+    assert json.loads(Path(summary["summary"]).read_text())["mapped"] == summary["mapped"]
+
+
+def test_flow_stages_a_verifiable_manifest(good_run):
+    _, state, work = good_run
+    manifest_path = Path(state.result()["staging"]) / "manifest.json"
+    manifest = load_manifest(manifest_path)
+    assert len(manifest["shards"]) == 3  # 600 reads, 250 per shard
+    for entry in manifest["shards"]:
+        verify_entry(manifest_path.parent, entry)
+        verify_entry(manifest_path.parent, entry["candidates"])
+    assert not list(manifest_path.parent.rglob("*.tmp"))
+
+
+def test_every_step_emits_an_artifact(good_run):
+    _, state, _ = good_run
+    keys = artifact_keys(state.state_details.flow_run_id)
+    assert STEP_ARTIFACTS <= keys, STEP_ARTIFACTS - keys
+
+
+def fastq(records):
+    return "".join(f"@{n}\n{s}\n+\n{q}\n" for n, s, q in records)
+
+
+BAD_INPUTS = {
+    "missing-reads": (None, None, "missing.fq: file not found"),
+    "quality-length": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2", "ACGTAC", "IIIII")]),
+                       "bad.fq:8: record 'r2': sequence has 6 bases but quality has 5"),
+    "truncated": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII")]) + "@r2\nACGT\n",
+                  "bad.fq:5: record 'r2' is truncated"),
+    "invalid-char": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2", "ACG*AC", "IIIIII")]),
+                     "bad.fq:6: invalid base '*' at column 4"),
+    "empty-reads": ("reads", "", "bad.fq: file is empty"),
+    "duplicate-contig": ("reference", ">c1\nACGTACGTAC\n>c2\nACGT\n>c1\nGGGG\n",
+                         "bad.fa:5: duplicate contig name 'c1' (first seen at line 1)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_the_run_with_a_clear_message(case, good_run, sim_data, tmp_path):
+    params, _, work = good_run
+    which, text, expected = BAD_INPUTS[case]
+    overrides = {}
+    if case == "missing-reads":
+        overrides["reads"] = str(tmp_path / "missing.fq")
+    else:
+        name = "bad.fq" if which == "reads" else "bad.fa"
+        (tmp_path / name).write_text(text)
+        overrides[which] = str(tmp_path / name)
+    before = snapshot(work)
+    state = align_reads(params.model_copy(update=overrides), return_state=True)
+    assert state.is_failed()
+    error = str(state.result(raise_on_failure=False))
+    assert expected in error, error
+    assert snapshot(work) == before  # nothing staged or written earlier was touched
+
+
+def test_bad_parameter_names_the_field():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="gap_open"):
+        PipelineParams(reads="r.fq", reference="ref.fa", scoring={"gap_open": 3})
+    with pytest.raises(ValidationError, match="backend"):
+        PipelineParams(reads="r.fq", reference="ref.fa", backend="lsf")

@@ -1,0 +1,53 @@
+import numpy as np
+
+from tasks.encoding import encode_sequences, to_codes
+from tasks.paf import truth_from_name
+from tasks.seeding import ReferenceIndex, find_candidates, kmer_values
+from tasks.simulation import simulate_reads, simulate_reference
+
+
+def test_kmer_values_and_n_validity():
+    values, valid = kmer_values(to_codes(b"ACGTNAC"), 3)
+    assert values[0] == 0b000110  # ACG
+    assert valid.tolist() == [True, True, False, False, False]  # ACG CGT GTN TNA NAC
+
+
+def test_kmers_do_not_cross_contigs():
+    index = ReferenceIndex.build(["a", "b"], [to_codes(b"AAAA"), to_codes(b"CCCC")], 3)
+    # 2 k-mers per contig; none spans the A|C junction.
+    assert sorted(index.positions.tolist()) == [0, 1, 4, 5]
+
+
+def test_candidates_cover_true_origin_on_both_strands():
+    reference = simulate_reference(3, 20_000, seed=1)
+    reads = simulate_reads(reference, 400, 150, 0.01, 0.001, seed=2)
+    index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15)
+    shard = encode_sequences([r.name for r in reads], [r.seq for r in reads])
+    cands = find_candidates(index, shard, max_candidates=3)
+    strands = {0: "+", 1: "-"}
+    hit = 0
+    for i, read in enumerate(reads):
+        truth = truth_from_name(read.name)
+        mine = np.nonzero(cands.read == i)[0]
+        hit += any(
+            index.names[cands.contig[p]] == truth.contig and strands[int(cands.strand[p])] == truth.strand
+            and cands.start[p] <= truth.start and cands.end[p] >= truth.end
+            for p in mine
+        )
+    assert hit / len(reads) >= 0.99
+    assert np.all(cands.qlen == 150)
+
+
+def test_read_without_seed_hits_has_no_candidate():
+    reference = simulate_reference(1, 5_000, seed=3)
+    index = ReferenceIndex.build(["chr1"], [to_codes(reference[0][1])], 15)
+    shard = encode_sequences(["junk", "n"], [b"ACGT" * 10, b"N" * 60])
+    assert len(find_candidates(index, shard)) == 0
+
+
+def test_windows_are_clipped_to_the_contig():
+    reference = simulate_reference(2, 2_000, seed=4)
+    index = ReferenceIndex.build(["chr1", "chr2"], [to_codes(s) for _, s in reference], 15)
+    start_read = reference[1][1][:150]  # at the very start of chr2
+    cands = find_candidates(index, encode_sequences(["r"], [start_read]), margin=50)
+    assert len(cands) == 1 and cands.contig[0] == 1 and cands.start[0] == 0 and cands.end[0] <= 2_000
