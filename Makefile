@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install run test clean
+.PHONY: install run test bench-kernel clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+bench-kernel: $(STAMP)
+	$(PY) -m hpc.bench
 
 clean:
 	rm -rf .helixflow .pytest_cache

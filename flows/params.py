@@ -36,6 +36,8 @@ class PipelineParams(BaseModel):
     ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
     backend: Literal["auto", "local"] = Field("auto", description="where the MPI job runs")
     ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
+    kernel: Literal["cpu", "scalar", "cuda"] = Field(
+        "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")
     shard_size: int = Field(5000, ge=1, description="reads per shard")
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")

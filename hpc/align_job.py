@@ -22,7 +22,8 @@ import numpy as np
 
 from hpc.codec import reverse_complement, unpack_codes
 from hpc.manifest import atomic_write_text, load_manifest, verify_entry
-from hpc.sw_kernel import alignment_stats, cigar_string, sw_score_batch, sw_traceback
+from hpc.kernels import KERNELS, score_batch
+from hpc.sw_kernel import alignment_stats, cigar_string, sw_traceback
 
 COLUMNS = (
     "shard", "read", "strand", "contig", "wstart", "score", "second", "q_start", "q_end",
@@ -55,12 +56,13 @@ def _load(root: Path, entry: dict) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def align_rank(manifest_path: Path, rank: int, size: int) -> tuple[list[tuple], dict]:
+def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -> tuple[list[tuple], dict]:
     """Rows for this rank's share of reads, and its counters."""
     manifest = load_manifest(manifest_path)
     root = manifest_path.parent
     sc = manifest["scoring"]
     scoring = (sc["match"], sc["mismatch"], sc["gap_open"], sc["gap_extend"])
+    score_pairs = score_batch(kernel)
     ref = _load(root, manifest["reference"])
     ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
     ref_starts = ref["starts"]
@@ -101,7 +103,7 @@ def align_rank(manifest_path: Path, rank: int, size: int) -> tuple[list[tuple], 
         r_len = np.array([w.shape[0] for w in windows], dtype=np.int64)
         q_off = np.concatenate(([0], np.cumsum(q_len)[:-1]))
         r_off = np.concatenate(([0], np.cumsum(r_len)[:-1]))
-        scores, _, _ = sw_score_batch(np.concatenate(queries), q_off, q_len,
+        scores, _, _ = score_pairs(np.concatenate(queries), q_off, q_len,
                                       np.concatenate(windows), r_off, r_len, *scoring)
         pairs += len(queries)
         cells_done += int((q_len * r_len).sum())
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hpc.align_job", description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, type=Path, help="staging manifest.json")
     parser.add_argument("--out-dir", type=Path, help="where rank outputs go (default: <staging>/align)")
+    parser.add_argument("--kernel", choices=KERNELS, default="cpu", help="Smith-Waterman kernel (default cpu)")
     args = parser.parse_args(argv)
 
     from mpi4py import MPI
@@ -154,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
-        rows, counters = align_rank(args.manifest, rank, size)
+        rows, counters = align_rank(args.manifest, rank, size, args.kernel)
         path = write_rank_output(out_dir, rank, rows)
-        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), **counters)
+        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), kernel=args.kernel, **counters)
     except Exception as exc:  # noqa: BLE001 - recorded in the marker, then the job aborts
         write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
         traceback.print_exc()

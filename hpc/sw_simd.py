@@ -148,8 +148,12 @@ def _run_wide(qs, q_off, q_len, rs, r_off, r_len, wide, match, mismatch, gap_ope
 
 def needs_wide(q_len: np.ndarray, r_len: np.ndarray, match: int, mismatch: int, gap_open: int,
                gap_extend: int) -> np.ndarray:
-    """Pairs the int16 lanes cannot hold: best possible score or coordinates past int16."""
-    if max(abs(match), abs(mismatch), abs(gap_open), abs(gap_extend)) > MAX_PENALTY:
+    """Pairs the int16 lanes cannot hold: best possible score or coordinates past int16.
+
+    A positive mismatch score also takes the int32 path: lane padding scores as a mismatch,
+    which is only harmless when a mismatch cannot raise a score.
+    """
+    if mismatch > 0 or max(abs(match), abs(mismatch), abs(gap_open), abs(gap_extend)) > MAX_PENALTY:
         return np.ones(q_len.shape[0], dtype=bool)
     ceiling = match * np.minimum(q_len, r_len).astype(np.int64)
     return (ceiling >= INT16_SAFE) | (r_len >= INT16_SAFE)

@@ -50,7 +50,7 @@ def _not_on_failed_job(task, task_run, state) -> bool:
 
 
 @task(name="align", **{**IO_TASK, "retry_condition_fn": _not_on_failed_job})
-def run_alignment(manifest: Path, ranks: int, backend: str = "auto") -> Path:
+def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu") -> Path:
     """Run the MPI alignment job on the staged manifest; return the folder of rank outputs."""
     logger = get_run_logger()
     out_dir = Path(manifest).parent / "align"
@@ -58,7 +58,8 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto") -> Path:
     _clear_previous(out_dir)
     threads = max(1, (os.cpu_count() or 1) // ranks)
     command = MpiexecLauncher(ranks).wrap(
-        [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir)]
+        [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
+         "--kernel", kernel]
     )
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
                    workdir=Path(manifest).parent, stdout=out_dir / "job.out", stderr=out_dir / "job.err",
@@ -82,7 +83,7 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto") -> Path:
                              f"{detail}\n--- stderr tail ---\n{stderr}")
     create_table_artifact(
         key="kernel-ranks",
-        table=[{"rank": m["rank"], "host": m["host"], "reads": f"{m['reads'][0]}-{m['reads'][1]}",
+        table=[{"rank": m["rank"], "host": m["host"], "kernel": m["kernel"], "reads": f"{m['reads'][0]}-{m['reads'][1]}",
                 "pairs": m["pairs"], "cells": m["cells"], "seconds": round(m["seconds"], 3),
                 "gcups": round(m["gcups"], 4)} for m in markers],
         description=f"Smith-Waterman kernel per MPI rank (job {handle.job_id})",

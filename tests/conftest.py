@@ -8,6 +8,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# No GPU here: numba.cuda runs on its simulator (set before numba is first imported).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import gzip  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -39,8 +39,8 @@ def staged(tmp_path_factory):
     return manifest, reads
 
 
-def run_job(manifest, out_dir, ranks, env=None):
-    command = MpiexecLauncher(ranks).wrap([sys.executable, "-m", "hpc.align_job",
+def run_job(manifest, out_dir, ranks, env=None, kernel="cpu"):
+    command = MpiexecLauncher(ranks).wrap([sys.executable, "-m", "hpc.align_job", "--kernel", kernel,
                                            "--manifest", str(manifest), "--out-dir", str(out_dir)])
     spec = JobSpec("test-align", command, manifest.parent, out_dir / "job.out", out_dir / "job.err", env or {})
     backend = LocalBackend()
@@ -88,3 +88,13 @@ def test_tampered_shard_is_refused(staged, tmp_path):
     assert state is JobState.FAILED
     error = json.loads(rank_marker(tmp_path / "out", 0).read_text())["error"]
     assert "shard_00001.npz" in error and "sha256" in error
+
+
+def test_scalar_and_vectorized_kernels_give_identical_rows(staged, tmp_path):
+    manifest, _ = staged
+    outputs = []
+    for kernel in ("scalar", "cpu"):
+        state, spec = run_job(manifest, tmp_path / kernel, 2, kernel=kernel)
+        assert state is JobState.COMPLETED, tail(spec.stderr)
+        outputs.append([rank_output(tmp_path / kernel, r).read_text() for r in range(2)])
+    assert outputs[0] == outputs[1]

@@ -1,0 +1,77 @@
+"""Smith-Waterman on a GPU with numba.cuda: one thread per (read, window) pair, int32.
+
+Same inputs and outputs as :func:`hpc.sw_kernel.sw_score_batch`, same tie rule (the first
+end cell in row-major order), so results are exact against the CPU kernels. Each thread
+keeps its H and F rows in global scratch. Runs under the CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1``) where there is no GPU. Pure kernel code, no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda  # module-level: the CUDA simulator swaps this global inside kernels
+
+NEG_INF = -(2**30)
+BASE_N = 4
+THREADS_PER_BLOCK = 128
+
+
+@cuda.jit
+def sw_pairs(qs, q_off, q_len, rs, r_off, r_len, buf_off, h_buf, f_buf, match, mismatch,
+             gap_open, gap_extend, out_score, out_qend, out_rend):
+    p = cuda.grid(1)
+    if p >= q_off.shape[0]:
+        return
+    n = r_len[p]
+    base = buf_off[p]
+    for j in range(n + 1):
+        h_buf[base + j] = 0
+        f_buf[base + j] = NEG_INF
+    best = 0
+    best_i = 0
+    best_j = 0
+    for i in range(1, q_len[p] + 1):
+        qi = qs[q_off[p] + i - 1]
+        e = NEG_INF
+        diag = 0
+        left = 0
+        for j in range(1, n + 1):
+            rj = rs[r_off[p] + j - 1]
+            up = h_buf[base + j]
+            s = match if (qi == rj and qi != BASE_N) else mismatch
+            e = max(left + gap_open, e + gap_extend)
+            f = max(up + gap_open, f_buf[base + j] + gap_extend)
+            f_buf[base + j] = f
+            h = max(max(0, diag + s), max(e, f))
+            diag = up
+            h_buf[base + j] = h
+            left = h
+            if h > best:
+                best = h
+                best_i = i
+                best_j = j
+    out_score[p] = best
+    out_qend[p] = best_i
+    out_rend[p] = best_j
+
+
+
+def sw_score_batch_cuda(qs, q_off, q_len, rs, r_off, r_len, match, mismatch, gap_open, gap_extend):
+    """(scores, q_end, r_end) as int32 arrays, computed on the GPU (or its simulator)."""
+    npairs = int(np.asarray(q_off).shape[0])
+    out = [np.zeros(npairs, dtype=np.int32) for _ in range(3)]
+    if npairs == 0:
+        return tuple(out)
+    r_len = np.asarray(r_len, dtype=np.int64)
+    buf_off = np.concatenate(([0], np.cumsum(r_len + 1)[:-1])).astype(np.int64)
+    scratch = int((r_len + 1).sum())
+    dev = [cuda.to_device(np.ascontiguousarray(a)) for a in (
+        qs, np.asarray(q_off, np.int64), np.asarray(q_len, np.int64), rs,
+        np.asarray(r_off, np.int64), r_len, buf_off)]
+    h_buf = cuda.device_array(scratch, dtype=np.int32)
+    f_buf = cuda.device_array(scratch, dtype=np.int32)
+    d_out = [cuda.to_device(a) for a in out]
+    blocks = (npairs + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    sw_pairs[blocks, THREADS_PER_BLOCK](*dev, h_buf, f_buf, match, mismatch, gap_open, gap_extend, *d_out)
+    cuda.synchronize()
+    return tuple(d.copy_to_host() for d in d_out)
