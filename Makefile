@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install run test bench-kernel clean
+.PHONY: install test-deps run test serve serve-down bench-kernel clean
 
 install: $(STAMP)
 
@@ -27,8 +27,20 @@ run: $(STAMP)
 	$(PY) -m flows.pipeline --reads $(SIM)/reads.fq.gz --reference $(SIM)/reference.fa \
 		--output .helixflow/out --staging-dir .helixflow/fsx --ranks 2
 
-test: $(STAMP)
+test-deps:
+	bash deployments/install-test-deps.sh
+
+# Tests start what they need themselves: Ray, mpiexec ranks, a Prefect server and worker.
+test: $(STAMP) test-deps
 	$(PY) -m pytest -q
+
+# A local Prefect server (UI on http://127.0.0.1:4200), the helixflow-local work pool,
+# every deployment in prefect.yaml, and a worker. HELIXFLOW_PREFECT_PORT changes the port.
+serve: $(STAMP)
+	bash deployments/prefect/serve.sh up
+
+serve-down:
+	bash deployments/prefect/serve.sh down
 
 bench-kernel: $(STAMP)
 	$(PY) -m hpc.bench

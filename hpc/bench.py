@@ -134,27 +134,10 @@ def working_bytes_per_cell(read_len: int, window_len: int) -> float:
     return buffers / (window_len * LANES)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpc.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20_000)
-    parser.add_argument("--read-len", type=int, default=150)
-    parser.add_argument("--window-len", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rss-pairs", type=int, default=1_000_000, help="pairs for the peak-RSS run (0 skips)")
-    parser.add_argument("--mpi-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--rss-worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.mpi_worker:
-        mpi_worker(args)
-        return 0
-    if args.rss_worker:
-        rss_worker(args)
-        return 0
-
+def measure(args) -> list[tuple[str, float]]:
+    """(label, GCUPS) rows; the first is the parasail reference the others are compared to."""
     data = workload(args.pairs, args.read_len, args.window_len, args.seed)
-    print(f"workload: {args.pairs} pairs, {args.read_len}-bp reads x {args.window_len}-bp windows, "
-          f"scoring {SCORING}; {os.cpu_count()} CPUs")
-    rows = [
+    return [
         ("parasail sw_striped_16 (per pair from Python)", parasail_gcups(data, profile=False)),
         ("parasail sw_striped_profile_16 (profile per read)", parasail_gcups(data, profile=True)),
         ("scalar kernel, 1 thread", numba_gcups("scalar", 1, data)),
@@ -163,6 +146,32 @@ def main(argv: list[str] | None = None) -> int:
         ("vectorized kernel, 1 MPI rank", mpi_gcups(1, args)),
         ("vectorized kernel, 2 MPI ranks", mpi_gcups(2, args)),
     ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m hpc.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=20_000)
+    parser.add_argument("--read-len", type=int, default=150)
+    parser.add_argument("--window-len", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rss-pairs", type=int, default=1_000_000, help="pairs for the peak-RSS run (0 skips)")
+    parser.add_argument("--mpi-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-worker", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.mpi_worker:
+        mpi_worker(args)
+        return 0
+    if args.rss_worker:
+        rss_worker(args)
+        return 0
+
+    print(f"workload: {args.pairs} pairs, {args.read_len}-bp reads x {args.window_len}-bp windows, "
+          f"scoring {SCORING}; {os.cpu_count()} CPUs")
+    rows = measure(args)
     reference = rows[0][1]
     print(f"{'kernel':52s} {'GCUPS':>8s} {'x parasail_16':>14s}")
     for name, gcups in rows:

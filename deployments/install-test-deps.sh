@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# System packages the tests need, installed when missing (Debian, as root): Chromium for
+# the Prefect UI browser test.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "need root to install: ${missing[*]} (or install them yourself)" >&2
+  exit 1
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
