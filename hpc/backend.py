@@ -108,12 +108,17 @@ class LocalBackend:
 
 
 def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
-             timeout: float | None = None) -> JobState:
-    """Poll until the job finishes; cancel it if interrupted or past ``timeout``."""
+             timeout: float | None = None, timeline: list[tuple[float, JobState]] | None = None) -> JobState:
+    """Poll until the job finishes; cancel it if interrupted or past ``timeout``.
+
+    Each change of state is appended to ``timeline`` as (unix time, state) when given.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             state = backend.status(handle)
+            if timeline is not None and (not timeline or timeline[-1][1] is not state):
+                timeline.append((time.time(), state))
             if state.finished:
                 return state
             if deadline is not None and time.monotonic() > deadline:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -65,9 +68,19 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str
                    workdir=Path(manifest).parent, stdout=out_dir / "job.out", stderr=out_dir / "job.err",
                    env={"NUMBA_NUM_THREADS": str(threads)})
     runner = select_backend(backend)
+    submitted = time.time()
     handle = runner.submit(spec)
     logger.info("submitted %s as %s: %s", spec.name, handle.job_id, " ".join(command))
-    state = wait_for(runner, handle)
+    timeline: list[tuple[float, JobState]] = []
+    state = wait_for(runner, handle, timeline=timeline)
+    steps = "\n".join(f"| {datetime.fromtimestamp(t, timezone.utc):%H:%M:%S.%f} | {s.name} |"
+                      for t, s in [(submitted, JobState.PENDING), *timeline])
+    create_markdown_artifact(
+        key="align-submit",
+        markdown=f"### Alignment job {handle.job_id}\n\n- backend: {backend} (local mpiexec), {ranks} ranks, "
+                 f"kernel {kernel}\n- command: `{shlex.join(command)}`\n\n| time (UTC) | state |\n|---|---|\n{steps}\n",
+        description="Job submission and state timeline",
+    )
     markers = read_markers(out_dir, ranks)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
     missing = [r for r, m in enumerate(markers) if m is None]

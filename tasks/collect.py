@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from hpc.align_job import rank_output
 from hpc.manifest import atomic_write_text, load_manifest, verify_entry
 from tasks.paf import Hit, evaluate, mapq_from_scores
+from tasks.plots import mapq_accuracy_png, write_png
 from tasks.task_options import IO_TASK
 
 
@@ -75,15 +76,18 @@ def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks
     get_run_logger().info("wrote %d alignments to %s", len(hits), paf)
 
     headline = {"reads": summary["reads"], "mapped": summary["mapped"], "unmapped": summary["unmapped"]}
+    plot = ""
     if accuracy:
         headline["fraction_correct"] = round(accuracy["fraction_correct"], 4)
         create_table_artifact(key="accuracy-by-mapq", table=accuracy["by_mapq"],
                               description="Placement accuracy by MAPQ bin (paftools mapeval rule)")
+        png = mapq_accuracy_png(accuracy["by_mapq"], f"{accuracy['fraction_correct']:.2%} of reads placed correctly")
+        plot = "\n" + write_png(out / "accuracy_by_mapq.png", png) + "\n"
     create_table_artifact(key="alignment-summary", table=[headline], description="Alignment summary")
     create_markdown_artifact(
         key="alignment-outputs",
         markdown=f"### Outputs\n\n- PAF: [{paf.name}]({paf.as_uri()})\n"
-                 f"- summary: [summary.json]({(out / 'summary.json').as_uri()})\n",
+                 f"- summary: [summary.json]({(out / 'summary.json').as_uri()})\n{plot}",
         description="Where the results are",
     )
     return summary

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 STEP_ARTIFACTS = {"ingest-reads", "ingest-reference", "encode-summary", "reference-index",
                   "candidate-windows", "stage-files", "kernel-ranks", "alignment-summary",
-                  "accuracy-by-mapq", "alignment-outputs"}
+                  "accuracy-by-mapq", "alignment-outputs", "align-submit"}
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -60,6 +60,7 @@ def test_flow_aligns_reads_to_their_true_origin(good_run, sim_data):
     assert correct / len(sim_data["names"]) >= 0.95
     assert summary["accuracy"]["correct"] == correct
     assert json.loads(Path(summary["summary"]).read_text())["mapped"] == summary["mapped"]
+    assert (paf.parent / "accuracy_by_mapq.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_flow_stages_a_verifiable_manifest(good_run):
