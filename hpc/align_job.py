@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.codec import reverse_complement, unpack_codes
-from hpc.manifest import atomic_write_text, load_manifest, verify_entry
+from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
 from hpc.kernels import KERNELS, score_batch
 from hpc.sw_kernel import alignment_stats, cigar_string, sw_traceback
 
@@ -51,11 +51,6 @@ def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
     return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
 
 
-def _load(root: Path, entry: dict) -> dict[str, np.ndarray]:
-    with np.load(verify_entry(root, entry), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -> tuple[list[tuple], dict]:
     """Rows for this rank's share of reads, and its counters."""
     manifest = load_manifest(manifest_path)
@@ -63,12 +58,12 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
     sc = manifest["scoring"]
     scoring = (sc["match"], sc["mismatch"], sc["gap_open"], sc["gap_extend"])
     score_pairs = score_batch(kernel)
-    ref = _load(root, manifest["reference"])
+    ref = load_npz_verified(root, manifest["reference"])
     ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
     ref_starts = ref["starts"]
 
     # Cells per read, over all shards, decide which reads are ours.
-    cands = [_load(root, s["candidates"]) for s in manifest["shards"]]
+    cands = [load_npz_verified(root, s["candidates"]) for s in manifest["shards"]]
     per_read = []
     for c, shard in zip(cands, manifest["shards"]):
         cells = np.zeros(shard["reads"], dtype=np.int64)
@@ -86,7 +81,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
         s_hi = min(hi - shard_base[shard_no], shard_entry["reads"])
         if s_lo >= s_hi:
             continue
-        reads = _load(root, shard_entry)
+        reads = load_npz_verified(root, shard_entry)
         codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
         c = cands[shard_no]
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]

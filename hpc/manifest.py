@@ -98,3 +98,9 @@ def verify_entry(root: Path, entry: dict[str, Any]) -> Path:
     if digest != entry["sha256"]:
         raise ManifestError(f"{path}: sha256 {digest} does not match manifest {entry['sha256']}")
     return path
+
+
+def load_npz_verified(root: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Arrays of a staged .npz file, after checking it against its manifest row."""
+    with np.load(verify_entry(root, entry), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

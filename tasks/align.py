@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from hpc.align_job import rank_marker
 from hpc.backend import JobFailedError, JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
-from tasks.task_options import IO_TASK, PERMANENT_ERRORS
+from tasks.task_options import IO_TASK, PERMANENT_ERRORS, retry_unless
 
 BACKENDS = ("auto", "local")
 
@@ -42,17 +42,8 @@ def _clear_previous(out_dir: Path) -> None:
             old.unlink()
 
 
-def _not_on_failed_job(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except (JobFailedError, *PERMANENT_ERRORS):
-        return False
-    except Exception:  # noqa: BLE001
-        return True
-    return False
-
-
-@task(name="align", **{**IO_TASK, "retry_condition_fn": _not_on_failed_job})
+# A job that ran and failed is not retried blindly; a failure to submit is.
+@task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
 def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu") -> Path:
     """Run the MPI alignment job on the staged manifest; return the folder of rank outputs."""
     logger = get_run_logger()

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import rank_output
-from hpc.manifest import atomic_write_text, load_manifest, verify_entry
+from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
 from tasks.paf import Hit, evaluate, mapq_from_scores
 from tasks.plots import mapq_accuracy_png, write_png
 from tasks.task_options import IO_TASK
@@ -33,19 +33,14 @@ def hit_from_row(row: dict[str, str], qname: str, qlen: int, tname: str, tlen: i
     )
 
 
-def _load(root: Path, entry: dict) -> dict[str, np.ndarray]:
-    with np.load(verify_entry(root, entry), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
 @task(name="collect", **IO_TASK)
 def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int) -> dict:
     """Write ``alignments.paf`` and ``summary.json`` under ``output_dir``; return the summary."""
     manifest = load_manifest(Path(manifest_path))
     root = Path(manifest_path).parent
-    ref = _load(root, manifest["reference"])
+    ref = load_npz_verified(root, manifest["reference"])
     tnames = [str(n) for n in ref["names"]]
-    shards = [_load(root, s) for s in manifest["shards"]]
+    shards = [load_npz_verified(root, s) for s in manifest["shards"]]
     rows = []
     for r in range(ranks):
         with open(rank_output(align_dir, r), newline="") as fh:

@@ -11,19 +11,24 @@ from tasks.fastx import FastxFormatError
 PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError)
 
 
-def retry_unless_bad_input(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except PERMANENT_ERRORS:
+def retry_unless(*permanent: type[BaseException]):
+    """A Prefect retry condition: retry any failure except the ``permanent`` error types."""
+
+    def condition(task, task_run, state) -> bool:
+        try:
+            state.result()
+        except permanent:
+            return False
+        except Exception:  # noqa: BLE001 - anything else may be transient
+            return True
         return False
-    except Exception:  # noqa: BLE001 - anything else may be transient
-        return True
-    return False
+
+    return condition
 
 
 IO_TASK = dict(
     retries=3,
     retry_delay_seconds=[2, 5, 15],
-    retry_condition_fn=retry_unless_bad_input,
+    retry_condition_fn=retry_unless(*PERMANENT_ERRORS),
     cache_policy=NO_CACHE,
 )
