@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down bench-kernel clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench-kernel clean
 
 install: $(STAMP)
 
@@ -30,8 +30,16 @@ run: $(STAMP)
 test-deps:
 	bash deployments/install-test-deps.sh
 
-# Tests start what they need themselves: Ray, mpiexec ranks, a Prefect server and worker.
-test: $(STAMP) test-deps
+# A one-node Slurm (munged, slurmctld, slurmd) on this machine; installs it when missing.
+slurm-up:
+	bash deployments/local-slurm/slurm.sh up
+
+slurm-down:
+	bash deployments/local-slurm/slurm.sh down
+
+# Slurm is started here; the tests start the rest themselves: Ray, mpiexec ranks, a
+# Prefect server and worker.
+test: $(STAMP) test-deps slurm-up
 	$(PY) -m pytest -q
 
 # A local Prefect server (UI on http://127.0.0.1:4200), the helixflow-local work pool,

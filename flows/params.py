@@ -34,7 +34,12 @@ class PipelineParams(BaseModel):
     output: str = Field(".helixflow/out", description="folder for alignments.paf and summary.json")
     staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
     ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
-    backend: Literal["auto", "local"] = Field("auto", description="where the MPI job runs")
+    backend: Literal["auto", "local", "slurm"] = Field(
+        "auto", description="where the MPI job runs: auto picks slurm when sinfo answers, else local")
+    launcher: Literal["mpiexec", "srun"] = Field("mpiexec", description="how ranks start inside the job")
+    partition: str | None = Field(None, description="Slurm partition (default: the cluster's default)")
+    time_limit: str = Field("01:00:00", description="Slurm time limit of the alignment job")
+    max_resubmits: int = Field(2, ge=0, le=10, description="resubmissions after NODE_FAIL or PREEMPTED")
     ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
     kernel: Literal["cpu", "scalar", "cuda"] = Field(
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")

@@ -41,7 +41,8 @@ def align_reads(params: PipelineParams) -> dict:
     settings = {"shard_size": params.shard_size, "kmer": params.kmer,
                 "max_candidates": params.max_candidates, "scoring": params.scoring.model_dump()}
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
-    align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel)
+    align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
+                              params.partition, params.time_limit, params.max_resubmits)
     return collect_results(manifest, align_dir, params.output, params.ranks)
 
 

@@ -53,6 +53,7 @@ class JobSpec:
     stdout: Path
     stderr: Path
     env: dict[str, str] = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)  # scheduler options (ntasks, time, partition, ...)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class JobHandle:
     job_id: str
     spec: JobSpec
     process: subprocess.Popen | None = None
+    script: Path | None = None  # the batch script, for schedulers that take one
 
 
 class Backend(Protocol):
@@ -108,15 +110,27 @@ class LocalBackend:
 
 
 def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
-             timeout: float | None = None, timeline: list[tuple[float, JobState]] | None = None) -> JobState:
+             timeout: float | None = None, timeline: list[tuple[float, JobState]] | None = None,
+             done_marker: Path | None = None, unknown_grace: float = 60.0) -> JobState:
     """Poll until the job finishes; cancel it if interrupted or past ``timeout``.
 
-    Each change of state is appended to ``timeline`` as (unix time, state) when given.
+    Each change of state is appended to ``timeline`` as (unix time, state) when given. A job
+    the scheduler no longer knows is judged by the job's own ``done_marker``: COMPLETED when
+    it exists, FAILED when it is still missing after ``unknown_grace`` seconds.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    unknown_since: float | None = None
     try:
         while True:
             state = backend.status(handle)
+            if state is JobState.UNKNOWN:
+                unknown_since = unknown_since or time.monotonic()
+                if done_marker is not None and Path(done_marker).is_file():
+                    state = JobState.COMPLETED
+                elif time.monotonic() - unknown_since > unknown_grace:
+                    state = JobState.FAILED
+            else:
+                unknown_since = None
             if timeline is not None and (not timeline or timeline[-1][1] is not state):
                 timeline.append((time.time(), state))
             if state.finished:

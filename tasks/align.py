@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,17 +13,25 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import rank_marker
-from hpc.backend import JobFailedError, JobSpec, JobState, LocalBackend, tail, wait_for
-from hpc.launchers import MpiexecLauncher
+from hpc.backend import JobFailedError, JobSpec, JobState, LocalBackend, tail
+from hpc.launchers import MpiexecLauncher, SrunLauncher
+from hpc.slurm import SlurmBackend
+from hpc.submit import Attempt, run_to_completion
 from tasks.task_options import IO_TASK, PERMANENT_ERRORS, retry_unless
 
-BACKENDS = ("auto", "local")
+BACKENDS = ("auto", "local", "slurm")
+LAUNCHERS = {"mpiexec": MpiexecLauncher, "srun": SrunLauncher}
 
 
-def select_backend(name: str) -> LocalBackend:
-    """``auto`` is local until the Slurm backend lands; unknown names list the choices."""
+def select_backend(name: str, **sbatch_options):
+    """``auto`` picks Slurm when its controller answers ``sinfo``, else local mpiexec."""
     if name not in BACKENDS:
         raise ValueError(f"backend {name!r} is not one of {', '.join(BACKENDS)}")
+    if name == "local":
+        return LocalBackend()
+    slurm = SlurmBackend(**sbatch_options)
+    if name == "slurm" or slurm.available():
+        return slurm
     return LocalBackend()
 
 
@@ -42,36 +49,42 @@ def _clear_previous(out_dir: Path) -> None:
             old.unlink()
 
 
+def _report(attempts: list[Attempt], backend: str, command: list[str], failure: str = "") -> str:
+    parts = [f"### Alignment job ({backend}){': ' + failure if failure else ''}\n",
+             f"- command: `{shlex.join(command)}`\n"]
+    for n, attempt in enumerate(attempts, 1):
+        rows = "\n".join(f"| {datetime.fromtimestamp(t, timezone.utc):%H:%M:%S} | {s.name} |"
+                         for t, s in attempt.timeline)
+        parts.append(f"\n#### attempt {n}: job {attempt.handle.job_id} ended {attempt.state.name}\n\n"
+                     f"| time (UTC) | state |\n|---|---|\n{rows}\n")
+        if attempt.handle.script is not None and attempt.handle.script.is_file():
+            parts.append(f"\nsbatch script:\n\n```bash\n{attempt.handle.script.read_text()}```\n")
+    return "".join(parts)
+
+
 # A job that ran and failed is not retried blindly; a failure to submit is.
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
-def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu") -> Path:
+def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu",
+                  launcher: str = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
+                  max_resubmits: int = 2) -> Path:
     """Run the MPI alignment job on the staged manifest; return the folder of rank outputs."""
     logger = get_run_logger()
     out_dir = Path(manifest).parent / "align"
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous(out_dir)
     threads = max(1, (os.cpu_count() or 1) // ranks)
-    command = MpiexecLauncher(ranks).wrap(
+    command = LAUNCHERS[launcher](ranks).wrap(
         [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
-         "--kernel", kernel]
-    )
+         "--kernel", kernel])
+    runner = select_backend(backend, partition=partition)
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
                    workdir=Path(manifest).parent, stdout=out_dir / "job.out", stderr=out_dir / "job.err",
-                   env={"NUMBA_NUM_THREADS": str(threads)})
-    runner = select_backend(backend)
-    submitted = time.time()
-    handle = runner.submit(spec)
-    logger.info("submitted %s as %s: %s", spec.name, handle.job_id, " ".join(command))
-    timeline: list[tuple[float, JobState]] = []
-    state = wait_for(runner, handle, timeline=timeline)
-    steps = "\n".join(f"| {datetime.fromtimestamp(t, timezone.utc):%H:%M:%S.%f} | {s.name} |"
-                      for t, s in [(submitted, JobState.PENDING), *timeline])
-    create_markdown_artifact(
-        key="align-submit",
-        markdown=f"### Alignment job {handle.job_id}\n\n- backend: {backend} (local mpiexec), {ranks} ranks, "
-                 f"kernel {kernel}\n- command: `{shlex.join(command)}`\n\n| time (UTC) | state |\n|---|---|\n{steps}\n",
-        description="Job submission and state timeline",
-    )
+                   env={"NUMBA_NUM_THREADS": str(threads)},
+                   resources={"ntasks": ranks, "time": time_limit} if isinstance(runner, SlurmBackend) else {})
+    kind = "slurm" if isinstance(runner, SlurmBackend) else "local"
+    attempts = run_to_completion(runner, spec, max_resubmits=max_resubmits,
+                                 done_marker=out_dir / "job.done.json")
+    state = attempts[-1].state
     markers = read_markers(out_dir, ranks)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
     missing = [r for r, m in enumerate(markers) if m is None]
@@ -79,18 +92,18 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str
         detail = "; ".join(f"rank {m['rank']}: {m.get('error')}" for m in failed) or (
             f"ranks without a completion marker: {missing}" if missing else "no rank reported an error")
         stderr = tail(spec.stderr)
-        create_markdown_artifact(
-            key="align-failure",
-            markdown=f"### Alignment job failed: {state.name}\n\n{detail}\n\n```\n{stderr}\n```\n",
-        )
+        create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
+                                 + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n")
         raise JobFailedError(spec.name, state if state is not JobState.COMPLETED else JobState.FAILED,
                              f"{detail}\n--- stderr tail ---\n{stderr}")
+    create_markdown_artifact(key="align-submit", markdown=_report(attempts, kind, command),
+                             description="Job submission, sbatch script and state timeline")
     create_table_artifact(
         key="kernel-ranks",
         table=[{"rank": m["rank"], "host": m["host"], "kernel": m["kernel"], "reads": f"{m['reads'][0]}-{m['reads'][1]}",
                 "pairs": m["pairs"], "cells": m["cells"], "seconds": round(m["seconds"], 3),
                 "gcups": round(m["gcups"], 4)} for m in markers],
-        description=f"Smith-Waterman kernel per MPI rank (job {handle.job_id})",
+        description=f"Smith-Waterman kernel per MPI rank (job {attempts[-1].handle.job_id})",
     )
-    logger.info("alignment job %s completed on %d ranks", handle.job_id, ranks)
+    logger.info("alignment job %s (%s) completed on %d ranks", attempts[-1].handle.job_id, kind, ranks)
     return out_dir

@@ -39,6 +39,19 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
+def slurm():
+    """The one-node Slurm of deployments/local-slurm (started if it is not up: idempotent)."""
+    import subprocess
+
+    from hpc.slurm import SlurmBackend
+
+    script = Path(__file__).resolve().parents[1] / "deployments" / "local-slurm" / "slurm.sh"
+    up = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stderr
+    return SlurmBackend(backoff_seconds=0.2)
+
+
+@pytest.fixture(scope="session")
 def sim_data(tmp_path_factory) -> dict[str, Path]:
     """Three 30-kb contigs and 600 reads of 150 bp from both strands, reads gzipped."""
     root = tmp_path_factory.mktemp("sim")

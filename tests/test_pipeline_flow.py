@@ -37,7 +37,7 @@ def good_run(prefect_harness, ray_cluster, sim_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("run")
     params = PipelineParams(reads=str(sim_data["reads"]), reference=sim_data["reference"].as_uri(),
                             output=str(work / "out"), staging_dir=str(work / "fsx"), ranks=2,
-                            shard_size=250)
+                            shard_size=250, backend="local")
     state = align_reads(params, return_state=True)
     assert state.is_completed(), state.message
     return params, state, work
@@ -61,6 +61,19 @@ def test_flow_aligns_reads_to_their_true_origin(good_run, sim_data):
     assert summary["accuracy"]["correct"] == correct
     assert json.loads(Path(summary["summary"]).read_text())["mapped"] == summary["mapped"]
     assert (paf.parent / "accuracy_by_mapq.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_slurm_backend_gives_the_same_paf_as_local(good_run, slurm, tmp_path):
+    params, state, _ = good_run
+    folder = tmp_path / "fsx it's \"quoted\""
+    on_slurm = params.model_copy(update={"backend": "slurm", "staging_dir": str(folder),
+                                         "output": str(folder / "out")})
+    slurm_state = align_reads(on_slurm, return_state=True)
+    assert slurm_state.is_completed(), slurm_state.message
+    summary = slurm_state.result()
+    assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    assert (Path(summary["staging"]) / "align" / "helixflow-align-{}.sbatch".format(Path(summary["staging"]).name)).is_file()
+    assert "align-submit" in artifact_keys(slurm_state.state_details.flow_run_id)
 
 
 def test_flow_stages_a_verifiable_manifest(good_run):

@@ -1,0 +1,109 @@
+"""The Slurm backend against a real one-node Slurm (munged, slurmctld, slurmd on this machine)."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hpc.backend import JobSpec, JobState, tail
+from hpc.slurm import parse_scontrol_job
+from hpc.submit import run_to_completion
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+SLURM = ROOT / "deployments" / "local-slurm" / "slurm.sh"
+
+
+def job(tmp_path, command, **resources):
+    return JobSpec("helixflow-test", command, tmp_path, tmp_path / "job.out", tmp_path / "job.err",
+                   resources={"ntasks": 1, **resources})
+
+
+def in_squeue(job_id: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True).stdout
+    return job_id in out.split()
+
+
+def test_job_in_folder_with_spaces_and_quotes_completes(slurm, tmp_path):
+    folder = tmp_path / "fsx it's \"quoted\""
+    folder.mkdir()
+    attempts = run_to_completion(slurm, job(folder, ["bash", "-c", "pwd; echo done"]), poll_seconds=0.3)
+    assert attempts[-1].state is JobState.COMPLETED
+    assert (folder / "job.out").read_text().splitlines() == [str(folder), "done"]
+    assert "#SBATCH --output=" in attempts[-1].handle.script.read_text()
+
+
+def test_nonzero_exit_ends_failed_with_its_stderr(slurm, tmp_path):
+    attempts = run_to_completion(slurm, job(tmp_path, ["bash", "-c", "echo 'kernel exploded' >&2; exit 3"]),
+                                 poll_seconds=0.3)
+    assert attempts[-1].state is JobState.FAILED and len(attempts) == 1
+    assert "kernel exploded" in tail(tmp_path / "job.err")
+
+
+def test_job_over_its_time_limit_ends_timeout(slurm, tmp_path):
+    attempts = run_to_completion(slurm, job(tmp_path, ["sleep", "300"], time="1"), poll_seconds=1, timeout=240)
+    assert attempts[-1].state is JobState.TIMEOUT
+    assert [s for _, s in attempts[-1].timeline][-1] is JobState.TIMEOUT
+
+
+WAITER = """
+import sys
+from pathlib import Path
+from hpc.backend import JobSpec, wait_for
+from hpc.slurm import SlurmBackend
+folder = Path(sys.argv[1])
+backend = SlurmBackend()
+handle = backend.submit(JobSpec("helixflow-cancel", ["sleep", "300"], folder, folder / "o", folder / "e"))
+print(handle.job_id, flush=True)
+wait_for(backend, handle, poll_seconds=0.3)
+"""
+
+
+def test_interrupting_the_waiter_scancels_the_job(slurm, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", WAITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    job_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    while not in_squeue(job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_squeue(job_id)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C; Prefect's cancellation raises in the same place
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while in_squeue(job_id) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not in_squeue(job_id)
+
+
+def node_state() -> str:
+    out = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True).stdout
+    return parse_scontrol_job(out).get("State", "")
+
+
+def test_job_lost_with_slurmd_is_detected_and_resubmitted(slurm, tmp_path):
+    marker = tmp_path / "ran"
+    spec = job(tmp_path, ["bash", "-c", f"echo x >> '{marker}'; sleep 20"])
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(
+        attempts=run_to_completion(slurm, spec, max_resubmits=1, poll_seconds=0.5, timeout=300)))
+    waiter.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists()
+    # The node goes away: slurmd and the job's step daemon die.
+    subprocess.run(["pkill", "-KILL", "-x", "slurmd"])
+    subprocess.run(["pkill", "-KILL", "-x", "slurmstepd"])
+    deadline = time.monotonic() + 120
+    while "DOWN" not in node_state() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "DOWN" in node_state(), node_state()
+    up = subprocess.run(["bash", str(SLURM), "up"], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+    waiter.join(timeout=300)
+    attempts = result["attempts"]
+    assert [a.state for a in attempts] == [JobState.NODE_FAIL, JobState.COMPLETED]
+    assert marker.read_text() == "x\nx\n"
