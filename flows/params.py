@@ -37,6 +37,8 @@ class PipelineParams(BaseModel):
     backend: Literal["auto", "local", "slurm"] = Field(
         "auto", description="where the MPI job runs: auto picks slurm when sinfo answers, else local")
     launcher: Literal["mpiexec", "srun"] = Field("mpiexec", description="how ranks start inside the job")
+    mode: Literal["mpi", "array"] = Field(
+        "mpi", description="one MPI job of `ranks` ranks, or (slurm) a job array of `ranks` tasks")
     partition: str | None = Field(None, description="Slurm partition (default: the cluster's default)")
     time_limit: str = Field("01:00:00", description="Slurm time limit of the alignment job")
     max_resubmits: int = Field(2, ge=0, le=10, description="resubmissions after NODE_FAIL or PREEMPTED")

@@ -42,7 +42,7 @@ def align_reads(params: PipelineParams) -> dict:
                 "max_candidates": params.max_candidates, "scoring": params.scoring.model_dump()}
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
-                              params.partition, params.time_limit, params.max_resubmits)
+                              params.partition, params.time_limit, params.max_resubmits, params.mode)
     return collect_results(manifest, align_dir, params.output, params.ranks)
 
 

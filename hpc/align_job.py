@@ -136,27 +136,48 @@ def write_marker(out_dir: Path, rank: int, status: int, **fields) -> None:
     atomic_write_text(rank_marker(out_dir, rank), json.dumps(body, indent=2))
 
 
+def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str) -> None:
+    """Align this worker's share and write its rows and marker; a failure is marked, then raised."""
+    try:
+        if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
+            raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
+        rows, counters = align_rank(manifest, rank, size, kernel)
+        path = write_rank_output(out_dir, rank, rows)
+        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), kernel=kernel, **counters)
+    except Exception as exc:
+        write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hpc.align_job", description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, type=Path, help="staging manifest.json")
     parser.add_argument("--out-dir", type=Path, help="where rank outputs go (default: <staging>/align)")
     parser.add_argument("--kernel", choices=KERNELS, default="cpu", help="Smith-Waterman kernel (default cpu)")
+    parser.add_argument("--array", action="store_true",
+                        help="Slurm job-array mode: no MPI; this task's share is SLURM_ARRAY_TASK_ID "
+                             "of SLURM_ARRAY_TASK_COUNT, and the submitter checks the markers")
     args = parser.parse_args(argv)
+    out_dir = args.out_dir or args.manifest.parent / "align"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    if args.array:
+        rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
+        size = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        try:
+            run_share(args.manifest, out_dir, rank, size, args.kernel)
+        except Exception:  # noqa: BLE001 - already in the marker; the task's exit status says the rest
+            traceback.print_exc()
+            return 1
+        return 0
 
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    out_dir = args.out_dir or args.manifest.parent / "align"
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
-            raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
-        rows, counters = align_rank(args.manifest, rank, size, args.kernel)
-        path = write_rank_output(out_dir, rank, rows)
-        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), kernel=args.kernel, **counters)
-    except Exception as exc:  # noqa: BLE001 - recorded in the marker, then the job aborts
-        write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
+        run_share(args.manifest, out_dir, rank, size, args.kernel)
+    except Exception:  # noqa: BLE001 - in the marker; abort so no rank waits forever
         traceback.print_exc()
         sys.stderr.flush()
         comm.Abort(1)

@@ -116,6 +116,17 @@ def slurm_state(name: str) -> JobState:
     return SLURM_STATES.get(name.split()[0].rstrip("+"), JobState.UNKNOWN)
 
 
+def combined_state(names: list[str]) -> JobState:
+    """One state for a job array (one line per task): running while any task is, COMPLETED
+    when all are, else the first task's way of ending badly."""
+    states = [slurm_state(n) for n in names]
+    for waiting in (JobState.RUNNING, JobState.PENDING, JobState.UNKNOWN):
+        if waiting in states:
+            return waiting
+    bad = [s for s in states if s is not JobState.COMPLETED]
+    return bad[0] if bad else JobState.COMPLETED
+
+
 class SlurmBackend:
     """submit with ``sbatch --parsable``, status from scontrol (or sacct), cancel with scancel."""
 
@@ -151,7 +162,8 @@ class SlurmBackend:
     def status(self, handle: JobHandle) -> JobState:
         rc, out, err = self.run(["scontrol", "show", "job", "-o", handle.job_id])
         if rc == 0 and out.strip():
-            return slurm_state(parse_scontrol_job(out).get("JobState", "UNKNOWN"))
+            return combined_state([parse_scontrol_job(line).get("JobState", "UNKNOWN")
+                                   for line in out.splitlines() if line.strip()])
         rc, out, _ = self.run(["sacct", "-X", "-n", "-P", "-o", "State", "-j", handle.job_id])
         state = parse_sacct_state(out) if rc == 0 else None
         return slurm_state(state) if state else JobState.UNKNOWN

@@ -44,7 +44,7 @@ def read_markers(out_dir: Path, ranks: int) -> list[dict | None]:
 
 
 def _clear_previous(out_dir: Path) -> None:
-    for pattern in ("rank_*.tsv", "rank_*.done.json", "job.done.json", "job.out", "job.err"):
+    for pattern in ("rank_*.tsv", "rank_*.done.json", "job.done.json", "job*.out", "job*.err"):
         for old in out_dir.glob(pattern):
             old.unlink()
 
@@ -66,24 +66,37 @@ def _report(attempts: list[Attempt], backend: str, command: list[str], failure: 
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
 def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu",
                   launcher: str = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
-                  max_resubmits: int = 2) -> Path:
-    """Run the MPI alignment job on the staged manifest; return the folder of rank outputs."""
+                  max_resubmits: int = 2, mode: str = "mpi") -> Path:
+    """Run the alignment job on the staged manifest; return the folder of rank outputs.
+
+    ``mode="mpi"`` runs one MPI job of ``ranks`` ranks; ``mode="array"`` (Slurm only) runs a
+    job array of ``ranks`` independent tasks, each aligning one cell-balanced share.
+    """
     logger = get_run_logger()
     out_dir = Path(manifest).parent / "align"
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous(out_dir)
     threads = max(1, (os.cpu_count() or 1) // ranks)
-    command = LAUNCHERS[launcher](ranks).wrap(
-        [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
-         "--kernel", kernel])
+    job = [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
+           "--kernel", kernel]
     runner = select_backend(backend, partition=partition)
-    spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
-                   workdir=Path(manifest).parent, stdout=out_dir / "job.out", stderr=out_dir / "job.err",
-                   env={"NUMBA_NUM_THREADS": str(threads)},
-                   resources={"ntasks": ranks, "time": time_limit} if isinstance(runner, SlurmBackend) else {})
     kind = "slurm" if isinstance(runner, SlurmBackend) else "local"
+    if mode == "array":
+        if kind != "slurm":
+            raise ValueError(f"mode 'array' needs the slurm backend; backend {backend!r} resolved to {kind}")
+        command, suffix = [*job, "--array"], "_%a"
+        resources = {"array": f"0-{ranks - 1}", "ntasks": 1, "time": time_limit}
+    elif mode == "mpi":
+        command, suffix = LAUNCHERS[launcher](ranks).wrap(job), ""
+        resources = {"ntasks": ranks, "time": time_limit} if kind == "slurm" else {}
+    else:
+        raise ValueError(f"mode {mode!r} is not one of mpi, array")
+    spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
+                   workdir=Path(manifest).parent, stdout=out_dir / f"job{suffix}.out",
+                   stderr=out_dir / f"job{suffix}.err", env={"NUMBA_NUM_THREADS": str(threads)},
+                   resources=resources)
     attempts = run_to_completion(runner, spec, max_resubmits=max_resubmits,
-                                 done_marker=out_dir / "job.done.json")
+                                 done_marker=out_dir / "job.done.json" if mode == "mpi" else None)
     state = attempts[-1].state
     markers = read_markers(out_dir, ranks)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
@@ -91,7 +104,7 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str
     if state is not JobState.COMPLETED or failed or missing:
         detail = "; ".join(f"rank {m['rank']}: {m.get('error')}" for m in failed) or (
             f"ranks without a completion marker: {missing}" if missing else "no rank reported an error")
-        stderr = tail(spec.stderr)
+        stderr = "\n".join(tail(err) for err in sorted(out_dir.glob("job*.err")))
         create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
                                  + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n")
         raise JobFailedError(spec.name, state if state is not JobState.COMPLETED else JobState.FAILED,

@@ -76,6 +76,24 @@ def test_slurm_backend_gives_the_same_paf_as_local(good_run, slurm, tmp_path):
     assert "align-submit" in artifact_keys(slurm_state.state_details.flow_run_id)
 
 
+def test_slurm_job_array_mode_gives_the_same_paf(good_run, slurm, tmp_path):
+    params, state, _ = good_run
+    array = params.model_copy(update={"backend": "slurm", "mode": "array", "staging_dir": str(tmp_path / "fsx"),
+                                      "output": str(tmp_path / "out")})
+    array_state = align_reads(array, return_state=True)
+    assert array_state.is_completed(), array_state.message
+    summary = array_state.result()
+    assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    align = Path(summary["staging"]) / "align"
+    assert sorted(p.name for p in align.glob("rank_*.done.json")) == ["rank_0000.done.json", "rank_0001.done.json"]
+
+
+def test_array_mode_needs_slurm(good_run, tmp_path):
+    params, _, _ = good_run
+    state = align_reads(params.model_copy(update={"mode": "array", "staging_dir": str(tmp_path)}), return_state=True)
+    assert state.is_failed() and "mode 'array' needs the slurm backend" in str(state.result(raise_on_failure=False))
+
+
 def test_flow_stages_a_verifiable_manifest(good_run):
     _, state, work = good_run
     manifest_path = Path(state.result()["staging"]) / "manifest.json"

@@ -91,3 +91,15 @@ def test_status_falls_back_to_sacct(tmp_path):
     runner = FakeRunner([(1, "", "slurm_load_jobs error: Invalid job id specified"), (0, "OUT_OF_MEMORY\n", "")])
     backend = SlurmBackend(runner=runner)
     assert backend.status(type("H", (), {"job_id": "5"})()) is JobState.OUT_OF_MEMORY
+
+
+def test_job_array_state_is_combined_over_tasks():
+    from hpc.slurm import combined_state
+
+    assert combined_state(["COMPLETED", "RUNNING"]) is JobState.RUNNING
+    assert combined_state(["COMPLETED", "PENDING"]) is JobState.PENDING
+    assert combined_state(["COMPLETED", "COMPLETED"]) is JobState.COMPLETED
+    assert combined_state(["COMPLETED", "FAILED", "TIMEOUT"]) is JobState.FAILED
+    runner = FakeRunner([(0, "JobId=8 ArrayJobId=7 ArrayTaskId=1 JobState=COMPLETED\n"
+                             "JobId=7 ArrayJobId=7 ArrayTaskId=0 JobState=NODE_FAIL\n", "")])
+    assert SlurmBackend(runner=runner).status(type("H", (), {"job_id": "7"})()) is JobState.NODE_FAIL
