@@ -141,6 +141,7 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str) 
     try:
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
+        time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
         rows, counters = align_rank(manifest, rank, size, kernel)
         path = write_rank_output(out_dir, rank, rows)
         write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), kernel=kernel, **counters)

@@ -10,6 +10,7 @@ import enum
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ class JobState(enum.Enum):
 
 class SubmissionError(RuntimeError):
     """The backend refused or could not start the job."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while waiting on a job (how Prefect stops a cancelled flow run)."""
 
 
 class JobFailedError(RuntimeError):
@@ -120,6 +125,8 @@ def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     unknown_since: float | None = None
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         while True:
             state = backend.status(handle)
@@ -142,6 +149,13 @@ def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
     except BaseException:
         backend.cancel(handle)
         raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"signal {signum} while waiting on a job")
 
 
 def tail(path: Path, lines: int = 30) -> str:

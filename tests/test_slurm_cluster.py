@@ -107,3 +107,31 @@ def test_job_lost_with_slurmd_is_detected_and_resubmitted(slurm, tmp_path):
     attempts = result["attempts"]
     assert [a.state for a in attempts] == [JobState.NODE_FAIL, JobState.COMPLETED]
     assert marker.read_text() == "x\nx\n"
+
+
+def helixflow_jobs() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if "helixflow-align" in line]
+
+
+def test_terminating_a_flow_run_scancels_its_job(slurm, sim_data, tmp_path):
+    """What Prefect does to a cancelled flow run's process (SIGTERM) must not leave the job."""
+    import os
+
+    env = {**os.environ, "HELIXFLOW_RANK_SLEEP": "300"}
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", "--reads", str(sim_data["reads"]), "--reference",
+         str(sim_data["reference"]), "--backend", "slurm", "--staging-dir", str(tmp_path / "fsx"),
+         "--output", str(tmp_path / "out")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not helixflow_jobs() and time.monotonic() < deadline and flow.poll() is None:
+        time.sleep(0.5)
+    jobs = helixflow_jobs()
+    assert jobs, "the flow never submitted its job"
+    flow.terminate()
+    flow.wait(timeout=120)
+    deadline = time.monotonic() + 30
+    while any(in_squeue(j) for j in jobs) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not any(in_squeue(j) for j in jobs)
