@@ -35,7 +35,11 @@ class JobState(enum.Enum):
 
 
 class SubmissionError(RuntimeError):
-    """The backend refused or could not start the job."""
+    """The backend could not start the job (may be transient: worth retrying later)."""
+
+
+class SubmissionRejected(SubmissionError):
+    """The scheduler said no (bad partition, invalid account): retrying will not help."""
 
 
 class Terminated(BaseException):

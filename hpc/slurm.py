@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hpc.backend import JobHandle, JobSpec, JobState, SubmissionError, run_command
+from hpc.backend import JobHandle, JobSpec, JobState, SubmissionError, SubmissionRejected, run_command
 
 # Every Slurm job state, and ours. A literal table on purpose: no state falls through.
 SLURM_STATES: dict[str, JobState] = {
@@ -154,8 +154,10 @@ class SlurmBackend:
             if rc == 0:
                 return JobHandle(job_id=parse_sbatch_parsable(out), spec=job, script=script)
             transient = any(t in err for t in TRANSIENT_SUBMIT_ERRORS)
-            if not transient or attempt == self.submit_attempts:
-                raise SubmissionError(f"sbatch refused job {job.name!r} (rc {rc}): {err.strip()}")
+            if not transient:
+                raise SubmissionRejected(f"sbatch refused job {job.name!r} (rc {rc}): {err.strip()}")
+            if attempt == self.submit_attempts:
+                raise SubmissionError(f"sbatch failed {attempt} times for job {job.name!r}: {err.strip()}")
             time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from prefect.cache_policies import NO_CACHE
 
+from hpc.backend import SubmissionRejected
 from hpc.manifest import ManifestError
 from tasks.fastx import FastxFormatError
 
-# Errors that retrying cannot fix: the input itself is wrong.
-PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError)
+# Errors that retrying cannot fix: the input is wrong, or the scheduler said no.
+PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected)
 
 
 def retry_unless(*permanent: type[BaseException]):

@@ -88,6 +88,25 @@ def test_slurm_job_array_mode_gives_the_same_paf(good_run, slurm, tmp_path):
     assert sorted(p.name for p in align.glob("rank_*.done.json")) == ["rank_0000.done.json", "rank_0001.done.json"]
 
 
+def test_failing_slurm_job_fails_the_run_with_its_stderr(good_run, slurm, tmp_path, monkeypatch):
+    params, _, _ = good_run
+    monkeypatch.setenv("HELIXFLOW_FAIL_RANK", "1")  # sbatch exports the environment to the job
+    state = align_reads(params.model_copy(update={"backend": "slurm", "staging_dir": str(tmp_path)}),
+                        return_state=True)
+    assert state.is_failed()
+    error = str(state.result(raise_on_failure=False))
+    assert "ended FAILED" in error and "rank 1: RuntimeError: rank 1: failure injected" in error
+    assert "--- stderr tail ---" in error and "Traceback" in error
+
+
+def test_rejected_submission_fails_at_once_with_slurms_message(good_run, slurm, tmp_path):
+    params, _, _ = good_run
+    state = align_reads(params.model_copy(update={"backend": "slurm", "partition": "nope",
+                                                  "staging_dir": str(tmp_path)}), return_state=True)
+    assert state.is_failed()
+    assert "invalid partition specified: nope" in str(state.result(raise_on_failure=False))
+
+
 def test_array_mode_needs_slurm(good_run, tmp_path):
     params, _, _ = good_run
     state = align_reads(params.model_copy(update={"mode": "array", "staging_dir": str(tmp_path)}), return_state=True)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hpc.backend import JobSpec, JobState, SubmissionError
+from hpc.backend import JobSpec, JobState, SubmissionError, SubmissionRejected
 from hpc.slurm import (SLURM_STATES, VALID_OPTIONS, SlurmBackend, parse_sacct_state, parse_sbatch_parsable,
                        parse_scontrol_job, render_sbatch, slurm_state)
 
@@ -82,7 +82,7 @@ def test_submit_retries_transient_errors_then_succeeds(tmp_path):
 
 def test_submit_rejection_fails_at_once_with_slurms_message(tmp_path):
     runner = FakeRunner([(1, "", "sbatch: error: invalid partition specified: nope")])
-    with pytest.raises(SubmissionError, match="invalid partition specified: nope"):
+    with pytest.raises(SubmissionRejected, match="invalid partition specified: nope"):
         SlurmBackend(runner=runner, backoff_seconds=0.01).submit(spec(tmp_path))
     assert len(runner.calls) == 1
 
