@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench-kernel clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench-kernel bench-mapping clean
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ serve-down:
 
 bench-kernel: $(STAMP)
 	$(PY) -m hpc.bench
+
+# Mapping accuracy and time on a simulated 4-Mbp genome with repeats, 200,000 reads;
+# minimap2 -x sr side by side when it is installed (apt-get install minimap2).
+bench-mapping: $(STAMP)
+	$(PY) -m tasks.bench_mapping
 
 clean:
 	rm -rf .helixflow .pytest_cache

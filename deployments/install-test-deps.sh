@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed when missing (Debian, as root): Chromium for
-# the Prefect UI browser test.
+# the Prefect UI browser test, samtools to read our SAM.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v samtools >/dev/null 2>&1 || missing+=(samtools)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "need root to install: ${missing[*]} (or install them yourself)" >&2

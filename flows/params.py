@@ -48,6 +48,7 @@ class PipelineParams(BaseModel):
     shard_size: int = Field(5000, ge=1, description="reads per shard")
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
+    sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)
 
 
@@ -62,6 +63,9 @@ class SimulateParams(BaseModel):
     read_length: int = Field(150, ge=20)
     substitution_rate: float = Field(0.006, ge=0, lt=0.5)
     indel_rate: float = Field(0.0005, ge=0, lt=0.5)
+    repeat_fraction: float = Field(0.0, ge=0, lt=1, description="share of the genome made of diverged repeat copies")
+    repeat_divergence: float = Field(0.02, ge=0, lt=1, description="substitution rate of each repeat copy")
+    n_runs: int = Field(0, ge=0, description="runs of 200 N written into the reference")
     seed: int = 42
     gzip: bool = True
 

@@ -43,7 +43,7 @@ def align_reads(params: PipelineParams) -> dict:
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)
-    return collect_results(manifest, align_dir, params.output, params.ranks)
+    return collect_results(manifest, align_dir, params.output, params.ranks, params.sam)
 
 
 def main(argv: list[str] | None = None) -> int:

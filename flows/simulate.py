@@ -20,7 +20,9 @@ from tasks.task_options import IO_TASK
 
 @task(name="write-simulated-data", **IO_TASK)
 def write_simulated(params: SimulateParams) -> dict:
-    reference = simulate_reference(params.contigs, params.contig_length, params.seed)
+    reference = simulate_reference(params.contigs, params.contig_length, params.seed,
+                                   repeat_fraction=params.repeat_fraction,
+                                   repeat_divergence=params.repeat_divergence, n_runs=params.n_runs)
     reads = simulate_reads(reference, params.reads, params.read_length, params.substitution_rate,
                            params.indel_rate, params.seed + 1)
     out = Path(params.output).resolve()

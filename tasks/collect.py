@@ -12,7 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import rank_output
 from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
+from tasks.encoding import EncodedShard, decode_sequences
 from tasks.paf import Hit, evaluate, mapq_from_scores
+from tasks.sam import sam_header, sam_record
 from tasks.plots import mapq_accuracy_png, write_png
 from tasks.task_options import IO_TASK
 
@@ -33,9 +35,9 @@ def hit_from_row(row: dict[str, str], qname: str, qlen: int, tname: str, tlen: i
     )
 
 
-@task(name="collect", **IO_TASK)
-def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int) -> dict:
-    """Write ``alignments.paf`` and ``summary.json`` under ``output_dir``; return the summary."""
+def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
+    """Write ``alignments.paf`` (and ``alignments.sam`` when ``sam``) and ``summary.json`` under
+    ``output_dir``; return the summary. Every input read is counted mapped or unmapped."""
     manifest = load_manifest(Path(manifest_path))
     root = Path(manifest_path).parent
     ref = load_npz_verified(root, manifest["reference"])
@@ -57,18 +59,35 @@ def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks
     out = Path(output_dir).resolve()
     paf = out / "alignments.paf"
     atomic_write_text(paf, "".join(h.paf_line() + "\n" for h in hits))
+    if sam:
+        by_name = {h.qname: h for h in hits}
+        body = [sam_header(tnames, [int(x) for x in ref["lengths"]])]
+        for shard in shards:
+            codes = EncodedShard.from_arrays(shard)
+            for name, seq in zip(codes.names, decode_sequences(codes)):
+                body.append(sam_record(name, seq, by_name.get(name)))
+        atomic_write_text(out / "alignments.sam", "".join(body))
     accuracy = evaluate(hits, names)
     summary = {
         "reads": len(names),
         "mapped": len(hits),
         "unmapped": len(names) - len(hits),
         "paf": str(paf),
+        "sam": str(out / "alignments.sam") if sam else None,
         "summary": str(out / "summary.json"),
         "staging": str(root),
         "accuracy": accuracy,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    get_run_logger().info("wrote %d alignments to %s", len(hits), paf)
+    return summary
+
+
+@task(name="collect", **IO_TASK)
+def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
+    """:func:`write_results`, with the summary, accuracy and a plot as artifacts."""
+    summary = write_results(manifest_path, align_dir, output_dir, ranks, sam)
+    out, paf, accuracy = Path(summary["summary"]).parent, Path(summary["paf"]), summary["accuracy"]
+    get_run_logger().info("wrote %d alignments to %s", summary["mapped"], paf)
 
     headline = {"reads": summary["reads"], "mapped": summary["mapped"], "unmapped": summary["unmapped"]}
     plot = ""

@@ -98,8 +98,13 @@ def _hits(index: ReferenceIndex, codes, offsets, lengths, max_occ):
     qpos = np.arange(values.shape[0], dtype=np.int64) - offsets[read_of]
     valid &= qpos + index.k <= lengths[read_of]
     sel = np.nonzero(valid)[0]
-    lo = np.searchsorted(index.kmers, values[sel], side="left")
-    hi = np.searchsorted(index.kmers, values[sel], side="right")
+    # Looking up sorted keys is several times faster: searchsorted walks the index in order.
+    order = np.argsort(values[sel], kind="stable")
+    keys = values[sel][order]
+    lo = np.empty(sel.shape[0], dtype=np.int64)
+    hi = np.empty(sel.shape[0], dtype=np.int64)
+    lo[order] = np.searchsorted(index.kmers, keys, side="left")
+    hi[order] = np.searchsorted(index.kmers, keys, side="right")
     count = hi - lo
     ok = (count > 0) & (count <= max_occ)
     sel, lo, count = sel[ok], lo[ok], count[ok]

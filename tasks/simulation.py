@@ -19,15 +19,34 @@ class SimulatedRead:
     seq: bytes
 
 
-def simulate_reference(n_contigs: int, contig_length: int, seed: int) -> list[tuple[str, bytes]]:
-    """Random contigs ``chr1..chrN`` of uniform base composition."""
+def simulate_reference(n_contigs: int, contig_length: int, seed: int, *, repeat_fraction: float = 0.0,
+                       repeat_length: int = 2000, repeat_divergence: float = 0.02, n_runs: int = 0,
+                       n_run_length: int = 200) -> list[tuple[str, bytes]]:
+    """Random contigs ``chr1..chrN``; optionally with diverged repeats and runs of N.
+
+    Repeats copy random segments of ``repeat_length`` over other places, with
+    ``repeat_divergence`` substitutions, until about ``repeat_fraction`` of the genome is a
+    copy; ``n_runs`` runs of N are then written at random places.
+    """
     if n_contigs < 1 or contig_length < 1:
         raise ValueError(f"need n_contigs >= 1 and contig_length >= 1, got {n_contigs}, {contig_length}")
+    if not 0 <= repeat_fraction < 1 or not 0 <= repeat_divergence < 1:
+        raise ValueError(f"need 0 <= repeat_fraction, repeat_divergence < 1, got {repeat_fraction}, {repeat_divergence}")
     rng = np.random.default_rng(seed)
-    return [
-        (f"chr{i + 1}", to_bytes(rng.integers(0, 4, contig_length, dtype=np.uint8)))
-        for i in range(n_contigs)
-    ]
+    contigs = [rng.integers(0, 4, contig_length, dtype=np.uint8) for _ in range(n_contigs)]
+    span = min(repeat_length, contig_length)
+    for _ in range(int(repeat_fraction * n_contigs * contig_length / span)):
+        src, dst = rng.integers(0, n_contigs, 2)
+        a, b = rng.integers(0, contig_length - span + 1, 2)
+        copy = contigs[src][a : a + span].copy()
+        subs = rng.random(span) < repeat_divergence
+        copy[subs] = (copy[subs] + rng.integers(1, 4, int(subs.sum()), dtype=np.uint8)) % 4
+        contigs[dst][b : b + span] = copy
+    for _ in range(n_runs):
+        c = int(rng.integers(0, n_contigs))
+        start = int(rng.integers(0, max(1, contig_length - n_run_length)))
+        contigs[c][start : start + n_run_length] = 4
+    return [(f"chr{i + 1}", to_bytes(codes)) for i, codes in enumerate(contigs)]
 
 
 def _mutate(segment: np.ndarray, length: int, sub_rate: float, indel_rate: float, rng) -> tuple[np.ndarray, int]:
