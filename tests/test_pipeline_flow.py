@@ -76,6 +76,18 @@ def test_slurm_backend_gives_the_same_paf_as_local(good_run, slurm, tmp_path):
     assert "align-submit" in artifact_keys(slurm_state.state_details.flow_run_id)
 
 
+def test_srun_launcher_gives_the_same_paf(good_run, slurm, tmp_path):
+    params, state, _ = good_run
+    srun = params.model_copy(update={"backend": "slurm", "launcher": "srun", "staging_dir": str(tmp_path / "fsx"),
+                                     "output": str(tmp_path / "out")})
+    srun_state = align_reads(srun, return_state=True)
+    assert srun_state.is_completed(), srun_state.message
+    summary = srun_state.result()
+    assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    script = next((Path(summary["staging"]) / "align").glob("*.sbatch")).read_text()
+    assert "srun --ntasks=2 --mpi=pmi2" in script
+
+
 def test_slurm_job_array_mode_gives_the_same_paf(good_run, slurm, tmp_path):
     params, state, _ = good_run
     array = params.model_copy(update={"backend": "slurm", "mode": "array", "staging_dir": str(tmp_path / "fsx"),
