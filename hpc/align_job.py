@@ -23,8 +23,9 @@ import numpy as np
 from hpc.codec import reverse_complement, unpack_codes
 from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
 from hpc.kernels import KERNELS, score_batch
-from hpc.sw_kernel import alignment_stats, cigar_string, sw_traceback
+from hpc.sw_kernel import alignment_stats, cigar_string, sw_traceback, sw_traceback_band
 
+TRACE_BAND = 16  # diagonals either side of the best end that the traceback searches first
 COLUMNS = (
     "shard", "read", "strand", "contig", "wstart", "score", "second", "q_start", "q_end",
     "r_start", "r_end", "nmatch", "block", "nm", "cigar", "n_candidates",
@@ -98,7 +99,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
         r_len = np.array([w.shape[0] for w in windows], dtype=np.int64)
         q_off = np.concatenate(([0], np.cumsum(q_len)[:-1]))
         r_off = np.concatenate(([0], np.cumsum(r_len)[:-1]))
-        scores, _, _ = score_pairs(np.concatenate(queries), q_off, q_len,
+        scores, q_ends, r_ends = score_pairs(np.concatenate(queries), q_off, q_len,
                                       np.concatenate(windows), r_off, r_len, *scoring)
         pairs += len(queries)
         cells_done += int((q_len * r_len).sum())
@@ -111,9 +112,15 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
             second = int(scores[order[a + 1]]) if b - a > 1 else 0
             p = int(mine[best])
             q, w = queries[best], windows[best]
-            score, qs, qe, rs, re_, ops, lens_ = sw_traceback(q, w, *scoring)
-            if score <= 0:
+            if scores[best] <= 0:
                 continue
+            # Trace back in a band around the diagonal where the best alignment ends; a
+            # band that misses the best score (a long indel) falls back to the full matrix.
+            diag = int(r_ends[best]) - int(q_ends[best])
+            score, qs, qe, rs, re_, ops, lens_ = sw_traceback_band(q, w, *scoring, diag - TRACE_BAND,
+                                                                   diag + TRACE_BAND)
+            if score != scores[best]:
+                score, qs, qe, rs, re_, ops, lens_ = sw_traceback(q, w, *scoring)
             nmatch, block, nm = alignment_stats(q, w, qs, rs, ops, lens_)
             rows.append((shard_no, int(c["read"][p]), int(c["strand"][p]), int(c["contig"][p]),
                          int(c["start"][p]), int(score), second, int(qs), int(qe), int(rs), int(re_),

@@ -109,6 +109,16 @@ def sw_traceback(q, r, match, mismatch, gap_open, gap_extend):
     ``lens`` their lengths. Coordinates are 0-based, ends exclusive. Memory is one byte per
     cell, so this is meant for the reported pairs only.
     """
+    return sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, -q.shape[0], r.shape[0])
+
+
+@numba.njit(**NJIT)
+def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band_hi):
+    """:func:`sw_traceback` restricted to cells whose diagonal j - i lies in [band_lo, band_hi].
+
+    The best banded score can only be lower than the full one; a caller that knows the full
+    score (from a score pass) accepts the banded result when the two are equal.
+    """
     m = q.shape[0]
     n = r.shape[0]
     trace = np.zeros((m + 1, n + 1), dtype=np.uint8)
@@ -121,8 +131,11 @@ def sw_traceback(q, r, match, mismatch, gap_open, gap_extend):
     for i in range(1, m + 1):
         qi = q[i - 1]
         e = NEG_INF
+        j_lo = max(1, i + band_lo)
+        j_hi = min(n, i + band_hi)
         h_cur[0] = 0
-        for j in range(1, n + 1):
+        h_cur[j_lo - 1] = 0  # left of the band: no alignment comes from there
+        for j in range(j_lo, j_hi + 1):
             rj = r[j - 1]
             s = match if (qi == rj and qi != BASE_N) else mismatch
             bits = 0

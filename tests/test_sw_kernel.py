@@ -143,3 +143,29 @@ def test_cigar_and_stats():
 def test_invalid_scoring_is_refused(kwargs, field):
     with pytest.raises(ValueError, match=field):
         Scoring(**kwargs)
+
+
+def test_banded_traceback_equals_full_when_the_band_holds_the_alignment():
+    from hpc.sw_kernel import sw_traceback_band
+
+    rng = np.random.default_rng(21)
+    hits = 0
+    for _ in range(200):
+        window = rng.integers(0, 4, int(rng.integers(20, 260))).astype(np.uint8)
+        lo = int(rng.integers(0, max(1, window.shape[0] - 10)))
+        query = mutate(rng, window[lo : lo + int(rng.integers(5, 160))], 0.05)
+        if query.shape[0] == 0:
+            continue
+        full = sw_traceback(query, window, *ARGS)
+        score, qe, re = sw_score(query, window, *ARGS)
+        band = sw_traceback_band(query, window, *ARGS, re - qe - 8, re - qe + 8)
+        assert band[0] <= full[0] == score
+        if band[0] == full[0]:
+            hits += 1
+            _, qs, _, rs, _, ops, lens = band
+            assert rescore(query, window, qs, rs, ops, lens) == score
+    assert hits > 150
+    # A full-width band is the full traceback.
+    q, r = rng.integers(0, 4, 50).astype(np.uint8), rng.integers(0, 4, 80).astype(np.uint8)
+    a, b = sw_traceback_band(q, r, *ARGS, -50, 80), sw_traceback(q, r, *ARGS)
+    assert a[:5] == b[:5] and np.array_equal(a[5], b[5]) and np.array_equal(a[6], b[6])
