@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-mapping"))
     args = parser.parse_args(argv)
+    args.work = args.work.resolve()  # the MPI job runs in another folder
     ref, reads = simulate(args.work, args.genome, args.contigs, args.reads, args.seed)
     print(f"data: {args.genome / 1e6:.1f} Mbp in {args.contigs} contigs (5% diverged repeats, N runs), "
           f"{args.reads} reads of 150 bp, 0.6% substitutions, 0.05% indels; files under {args.work}")
