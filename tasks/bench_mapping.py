@@ -92,12 +92,7 @@ def run_minimap2(ref: Path, reads: Path, work: Path, names: list[str]) -> tuple[
                          text=True, check=True).stdout
     seconds = time.perf_counter() - t
     (work / "minimap2.paf").write_text(out)
-    hits = []
-    for line in out.splitlines():
-        c = line.split("\t")
-        if "tp:A:P" in c[12:]:
-            hits.append(Hit(c[0], int(c[1]), int(c[2]), int(c[3]), c[4], c[5], int(c[6]), int(c[7]), int(c[8]),
-                            int(c[9]), int(c[10]), int(c[11]), 0, 0, ""))
+    hits = [Hit.from_paf_line(line) for line in out.splitlines() if "\ttp:A:P" in line]
     return evaluate(hits, names), seconds
 
 

@@ -32,6 +32,15 @@ class Hit:
     nm: int
     cigar: str
 
+    @classmethod
+    def from_paf_line(cls, line: str) -> "Hit":
+        """A PAF line back into a Hit (tags it lacks read as 0 / empty)."""
+        c = line.rstrip("\n").split("\t")
+        tags = dict(t.split(":", 2)[0::2] for t in c[12:] if t.count(":") >= 2)
+        return cls(c[0], int(c[1]), int(c[2]), int(c[3]), c[4], c[5], int(c[6]), int(c[7]), int(c[8]),
+                   int(c[9]), int(c[10]), int(c[11]), int(tags.get("AS", 0)), int(tags.get("NM", 0)),
+                   tags.get("cg", ""))
+
     def paf_line(self) -> str:
         cols = (
             self.qname, self.qlen, self.qstart, self.qend, self.strand, self.tname, self.tlen,

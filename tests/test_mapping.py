@@ -9,7 +9,7 @@ import pytest
 
 from flows.params import PipelineParams
 from flows.pipeline import align_reads
-from tasks.paf import is_correct, truth_from_name
+from tasks.paf import Hit, is_correct, truth_from_name
 from tasks.simulation import SimulatedRead, fasta_text, fastq_text, simulate_reads, simulate_reference
 
 pytestmark = pytest.mark.integration
@@ -41,11 +41,7 @@ def test_reads_land_where_they_came_from(repeat_run):
         assert int(cols[2]) < int(cols[3]) <= int(cols[1]) and int(cols[7]) < int(cols[8]) <= int(cols[6])
         truth = truth_from_name(cols[0])
         if truth:
-            from tasks.paf import Hit
-
-            hit = Hit(cols[0], int(cols[1]), int(cols[2]), int(cols[3]), cols[4], cols[5], int(cols[6]),
-                      int(cols[7]), int(cols[8]), 0, 0, int(cols[11]), 0, 0, "")
-            correct += is_correct(hit, truth)
+            correct += is_correct(Hit.from_paf_line(line), truth)
     assert correct / len(reads) >= 0.99
 
 

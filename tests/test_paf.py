@@ -53,3 +53,8 @@ def test_evaluate_counts_unmapped_as_wrong():
     acc = evaluate([hit()], names)
     assert acc["correct"] == 1 and acc["fraction_correct"] == 0.5
     assert evaluate([hit()], ["plain_name"]) is None
+
+
+def test_paf_line_round_trip():
+    h = hit(strand="-", nm=3, score=280, cigar="100M2I48M")
+    assert Hit.from_paf_line(h.paf_line()) == h
