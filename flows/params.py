@@ -47,6 +47,7 @@ class PipelineParams(BaseModel):
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")
     shard_size: int = Field(5000, ge=1, description="reads per shard")
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
+    minimizer_window: int = Field(5, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every k-mer")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
     sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)

@@ -36,9 +36,9 @@ def align_reads(params: PipelineParams) -> dict:
     reads = ingest_reads(params.reads, params.shard_size)
     with ray_connection(params.ray_address):
         shards = encode_reads(reads)
-        index = build_reference_index(reference, params.kmer)
+        index = build_reference_index(reference, params.kmer, params.minimizer_window)
         candidates = candidate_windows(index, shards, params.max_candidates)
-    settings = {"shard_size": params.shard_size, "kmer": params.kmer,
+    settings = {"shard_size": params.shard_size, "kmer": params.kmer, "minimizer_window": params.minimizer_window,
                 "max_candidates": params.max_candidates, "scoring": params.scoring.model_dump()}
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,

@@ -59,7 +59,7 @@ def run_ours(ref: Path, reads: Path, work: Path, ranks: int, shard_size: int) ->
               for i in range(0, len(records), shard_size)]
     times["parse + encode"] += time.perf_counter()
     t = time.perf_counter()
-    index = ReferenceIndex.build([c.name for c in contigs], [to_codes(c.seq) for c in contigs], 15)
+    index = ReferenceIndex.build([c.name for c in contigs], [to_codes(c.seq) for c in contigs], 15, 5)
     times["index"] = time.perf_counter() - t
     t = time.perf_counter()
     cands = [find_candidates(index, s) for s in shards]

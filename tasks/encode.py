@@ -25,8 +25,8 @@ def encode_and_check(shard_no: int, names: list[str], seqs: list[bytes]) -> Enco
     return shard
 
 
-def index_reference(names: list[str], seqs: list[bytes], k: int) -> ReferenceIndex:
-    return ReferenceIndex.build(names, [to_codes(s) for s in seqs], k)
+def index_reference(names: list[str], seqs: list[bytes], k: int, w: int) -> ReferenceIndex:
+    return ReferenceIndex.build(names, [to_codes(s) for s in seqs], k, w)
 
 
 def _gather(refs: list, label: str, key: str) -> list:
@@ -68,15 +68,15 @@ def encode_reads(reads: IngestedReads) -> list[EncodedShard]:
 
 
 @task(name="index-reference", **IO_TASK)
-def build_reference_index(reference: IngestedReference, k: int) -> ReferenceIndex:
+def build_reference_index(reference: IngestedReference, k: int, w: int = 1) -> ReferenceIndex:
     import ray
 
-    index = ray.get(ray.remote(index_reference).remote(reference.names, reference.seqs, k))
+    index = ray.get(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
     create_table_artifact(
         key="reference-index",
-        table=[{"contigs": len(index.names), "bases": int(index.lengths.sum()), "k": k,
-                "kmers": int(index.kmers.shape[0])}],
-        description="Reference k-mer index",
+        table=[{"contigs": len(index.names), "bases": int(index.lengths.sum()), "k": k, "w": w,
+                "minimizers": int(index.kmers.shape[0])}],
+        description="Reference (w,k)-minimizer index",
     )
     return index
 

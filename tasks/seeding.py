@@ -34,6 +34,25 @@ def kmer_values(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return values, valid
 
 
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+_NO_HASH = np.iinfo(np.uint64).max
+
+
+def minimizer_mask(values: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
+    """Positions whose k-mer has the smallest hash in some window of ``w`` consecutive
+    k-mers (w=1 keeps every valid k-mer). The hash scrambles the 2-bit value so that
+    poly-A and other low-complexity k-mers do not always win."""
+    if w <= 1 or values.shape[0] <= w:
+        return valid.copy()
+    h = values * _HASH_MUL
+    h ^= h >> np.uint64(29)
+    h[~valid] = _NO_HASH
+    windows = np.lib.stride_tricks.sliding_window_view(h, w)
+    mask = np.zeros(values.shape[0], dtype=bool)
+    mask[windows.argmin(axis=1) + np.arange(windows.shape[0])] = True
+    return mask & valid
+
+
 @dataclass
 class ReferenceIndex:
     names: list[str]
@@ -43,9 +62,10 @@ class ReferenceIndex:
     k: int
     kmers: np.ndarray  # uint64, sorted
     positions: np.ndarray  # int64, global start of each k-mer in `kmers` order
+    w: int = 1  # minimizer window; 1 indexes every k-mer
 
     @classmethod
-    def build(cls, names: list[str], contig_codes: list[np.ndarray], k: int) -> "ReferenceIndex":
+    def build(cls, names: list[str], contig_codes: list[np.ndarray], k: int, w: int = 1) -> "ReferenceIndex":
         lengths = np.array([c.shape[0] for c in contig_codes], dtype=np.int64)
         starts = np.zeros(len(lengths), dtype=np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
@@ -55,9 +75,9 @@ class ReferenceIndex:
         pos = np.arange(values.shape[0], dtype=np.int64)
         contig_of = np.searchsorted(starts, pos, side="right") - 1
         valid &= pos + k <= starts[contig_of] + lengths[contig_of]
-        keep = np.nonzero(valid)[0]
+        keep = np.nonzero(minimizer_mask(values, valid, w))[0]
         order = np.argsort(values[keep], kind="stable")
-        return cls(list(names), lengths, starts, codes, k, values[keep][order], keep[order])
+        return cls(list(names), lengths, starts, codes, k, values[keep][order], keep[order], w)
 
     def window_codes(self, contig: int, start: int, end: int) -> np.ndarray:
         base = int(self.starts[contig])
@@ -97,6 +117,7 @@ def _hits(index: ReferenceIndex, codes, offsets, lengths, max_occ):
     read_of = np.repeat(np.arange(lengths.shape[0]), lengths)[: values.shape[0]]
     qpos = np.arange(values.shape[0], dtype=np.int64) - offsets[read_of]
     valid &= qpos + index.k <= lengths[read_of]
+    valid = minimizer_mask(values, valid, index.w)
     sel = np.nonzero(valid)[0]
     # Looking up sorted keys is several times faster: searchsorted walks the index in order.
     order = np.argsort(values[sel], kind="stable")

@@ -51,3 +51,24 @@ def test_windows_are_clipped_to_the_contig():
     start_read = reference[1][1][:150]  # at the very start of chr2
     cands = find_candidates(index, encode_sequences(["r"], [start_read]), margin=50)
     assert len(cands) == 1 and cands.contig[0] == 1 and cands.start[0] == 0 and cands.end[0] <= 2_000
+
+
+def test_minimizers_are_a_subset_that_still_finds_the_origin():
+    from tasks.seeding import minimizer_mask
+
+    values, valid = kmer_values(to_codes(b"ACGTTGCAAGGCTTACGGATCCA" * 4), 5)
+    every = minimizer_mask(values, valid, 1)
+    some = minimizer_mask(values, valid, 4)
+    assert np.array_equal(every, valid) and not (some & ~valid).any() and 0 < some.sum() < every.sum()
+    # every window of 4 consecutive k-mers holds at least one minimizer
+    assert all(some[i : i + 4].any() for i in range(len(some) - 3))
+    reference = simulate_reference(2, 20_000, seed=11)
+    reads = simulate_reads(reference, 300, 150, 0.01, 0.001, seed=12)
+    index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15, 5)
+    assert index.kmers.shape[0] < 0.5 * 2 * 20_000
+    cands = find_candidates(index, encode_sequences([r.name for r in reads], [r.seq for r in reads]))
+    found = sum(
+        any(index.names[cands.contig[p]] == truth_from_name(r.name).contig and cands.start[p] <= truth_from_name(r.name).start
+            for p in np.nonzero(cands.read == i)[0])
+        for i, r in enumerate(reads))
+    assert found / len(reads) >= 0.99
