@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpc.codec import CODE_N, pack_codes, reverse_complement, unpack_codes
+from hpc.codec import CODE_N, pack_codes, unpack_codes
 
 BASES = b"ACGTN"
 _TO_CODE = np.full(256, 255, dtype=np.uint8)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.encoding import reverse_complement, to_bytes, to_codes
+from hpc.codec import reverse_complement
+from tasks.encoding import to_bytes, to_codes
 
 
 @dataclass(frozen=True)
