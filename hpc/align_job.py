@@ -2,7 +2,7 @@
 
 Every rank verifies the staged files it reads against the manifest, takes a contiguous
 range of reads holding an equal share of DP cells, scores each read against its candidate
-windows, traces back the best, and writes its rows atomically plus a completion marker
+windows, traces back the best (and secondary loci), and writes its columns atomically plus a completion marker
 with its exit status. Rank 0 checks every marker. A rank that fails writes its error to
 its marker and aborts the whole job, so no rank waits forever.
 """
@@ -20,20 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.codec import reverse_complement, unpack_codes
-from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
+from hpc.align_batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.codec import unpack_codes
 from hpc.kernels import KERNELS, score_batch
-from hpc.sw_kernel import alignment_stats, cigar_string, sw_traceback, sw_traceback_band
+from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified, save_npz_atomic
 
-TRACE_BAND = 16  # diagonals either side of the best end that the traceback searches first
-COLUMNS = (
-    "shard", "read", "strand", "contig", "wstart", "score", "second", "q_start", "q_end",
-    "r_start", "r_end", "nmatch", "block", "nm", "cigar", "n_candidates",
-)
+SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
+COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
+COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates")
 
 
 def rank_output(out_dir: Path, rank: int) -> Path:
-    return Path(out_dir) / f"rank_{rank:04d}.tsv"
+    return Path(out_dir) / f"rank_{rank:04d}.npz"
 
 
 def rank_marker(out_dir: Path, rank: int) -> Path:
@@ -52,13 +50,14 @@ def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
     return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
 
 
-def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -> tuple[list[tuple], dict]:
-    """Rows for this rank's share of reads, and its counters."""
+def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -> tuple[dict[str, np.ndarray], dict]:
+    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, and its counters."""
     manifest = load_manifest(manifest_path)
     root = manifest_path.parent
     sc = manifest["scoring"]
     scoring = (sc["match"], sc["mismatch"], sc["gap_open"], sc["gap_extend"])
     score_pairs = score_batch(kernel)
+    max_secondary = int(manifest.get("settings", {}).get("max_secondary", 5))
     ref = load_npz_verified(root, manifest["reference"])
     ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
     ref_starts = ref["starts"]
@@ -74,7 +73,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
     lo, hi = split_by_cells(all_cells, size)[rank]
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
-    rows: list[tuple] = []
+    parts: list[dict] = []
     pairs = cells_done = 0
     t0 = time.perf_counter()
     for shard_no, shard_entry in enumerate(manifest["shards"]):
@@ -82,59 +81,46 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
         s_hi = min(hi - shard_base[shard_no], shard_entry["reads"])
         if s_lo >= s_hi:
             continue
-        reads = load_npz_verified(root, shard_entry)
-        codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
         c = cands[shard_no]
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
-        queries, windows = [], []
-        for p in mine.tolist():
-            read = int(c["read"][p])
-            q = codes[reads["offsets"][read] : reads["offsets"][read] + reads["lengths"][read]]
-            queries.append(reverse_complement(q) if c["strand"][p] else q)
-            base = ref_starts[c["contig"][p]]
-            windows.append(ref_codes[base + c["start"][p] : base + c["end"][p]])
-        if not queries:
+        if mine.shape[0] == 0:
             continue
-        q_len = np.array([q.shape[0] for q in queries], dtype=np.int64)
-        r_len = np.array([w.shape[0] for w in windows], dtype=np.int64)
-        q_off = np.concatenate(([0], np.cumsum(q_len)[:-1]))
-        r_off = np.concatenate(([0], np.cumsum(r_len)[:-1]))
-        scores, q_ends, r_ends = score_pairs(np.concatenate(queries), q_off, q_len,
-                                      np.concatenate(windows), r_off, r_len, *scoring)
-        pairs += len(queries)
-        cells_done += int((q_len * r_len).sum())
-        read_of = c["read"][mine]
-        order = np.lexsort((-scores, read_of))
-        starts = np.nonzero(np.r_[True, read_of[order][1:] != read_of[order][:-1]])[0]
-        ends = np.r_[starts[1:], order.shape[0]]
-        for a, b in zip(starts.tolist(), ends.tolist()):
-            best = int(order[a])
-            second = int(scores[order[a + 1]]) if b - a > 1 else 0
-            p = int(mine[best])
-            q, w = queries[best], windows[best]
-            if scores[best] <= 0:
-                continue
-            # Trace back in a band around the diagonal where the best alignment ends; a
-            # band that misses the best score (a long indel) falls back to the full matrix.
-            diag = int(r_ends[best]) - int(q_ends[best])
-            score, qs, qe, rs, re_, ops, lens_ = sw_traceback_band(q, w, *scoring, diag - TRACE_BAND,
-                                                                   diag + TRACE_BAND)
-            if score != scores[best]:
-                score, qs, qe, rs, re_, ops, lens_ = sw_traceback(q, w, *scoring)
-            nmatch, block, nm = alignment_stats(q, w, qs, rs, ops, lens_)
-            rows.append((shard_no, int(c["read"][p]), int(c["strand"][p]), int(c["contig"][p]),
-                         int(c["start"][p]), int(score), second, int(qs), int(qe), int(rs), int(re_),
-                         nmatch, block, nm, cigar_string(ops, lens_), b - a))
+        reads = load_npz_verified(root, shard_entry)
+        codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
+        read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
+        wstart, wend = c["start"][mine], c["end"][mine]
+        base = ref_starts[contig]
+        batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, ref_codes,
+                             base + wstart, base + wend)
+        scores, q_ends, r_ends = score_pairs(*batch, *scoring)
+        pairs += mine.shape[0]
+        cells_done += int((batch[2] * batch[5]).sum())
+        pick, primary, second = select_hits(read, scores, contig, strand, wstart, wend, SECONDARY_RATIO,
+                                            max_secondary)
+        coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
+        n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
+        parts.append({
+            "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
+            "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
+            "primary": primary, "second": second, **dict(zip(COORDS, coords.T)),
+            "cigar": np.array(cigar_strings(ops, lens, off), dtype=np.str_), "n_candidates": n_cands,
+        })
     seconds = time.perf_counter() - t0
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
     counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done,
                 "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
-    return rows, counters
+    return columns, counters
 
 
-def write_rank_output(out_dir: Path, rank: int, rows: list[tuple]) -> Path:
-    lines = ["\t".join(COLUMNS)] + ["\t".join(str(v) for v in row) for row in rows]
+def empty_columns() -> dict[str, np.ndarray]:
+    cols = {k: np.zeros(0, dtype=np.int64) for k in COLUMNS}
+    cols["cigar"] = np.zeros(0, dtype=np.str_)
+    return cols
+
+
+def write_rank_output(out_dir: Path, rank: int, columns: dict[str, np.ndarray]) -> Path:
     path = rank_output(out_dir, rank)
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    save_npz_atomic(path, **columns)
     return path
 
 
@@ -149,9 +135,10 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str) 
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
-        rows, counters = align_rank(manifest, rank, size, kernel)
-        path = write_rank_output(out_dir, rank, rows)
-        write_marker(out_dir, rank, 0, output=path.name, rows=len(rows), kernel=kernel, **counters)
+        columns, counters = align_rank(manifest, rank, size, kernel)
+        path = write_rank_output(out_dir, rank, columns)
+        write_marker(out_dir, rank, 0, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
+                     **counters)
     except Exception as exc:
         write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
         raise

@@ -121,7 +121,14 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
     """
     m = q.shape[0]
     n = r.shape[0]
-    trace = np.zeros((m + 1, n + 1), dtype=np.uint8)
+    # Trace bits are stored for the band only: row i keeps columns j - shift * (i + band_lo),
+    # so a narrow band costs (m + 1) * width bytes, not (m + 1) * (n + 1).
+    width = band_hi - band_lo + 1
+    shift = 1
+    if width >= n + 1:
+        width = n + 1
+        shift = 0
+    trace = np.empty((m + 1, width), dtype=np.uint8)
     h_prev = np.zeros(n + 1, dtype=np.int32)
     h_cur = np.zeros(n + 1, dtype=np.int32)
     f_col = np.full(n + 1, NEG_INF, dtype=np.int32)
@@ -133,6 +140,7 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
         e = NEG_INF
         j_lo = max(1, i + band_lo)
         j_hi = min(n, i + band_hi)
+        col = shift * (i + band_lo)
         h_cur[0] = 0
         h_cur[j_lo - 1] = 0  # left of the band: no alignment comes from there
         for j in range(j_lo, j_hi + 1):
@@ -166,7 +174,7 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
                 h = f
                 bits = (bits & ~_H_FROM_MASK) | 3
             h_cur[j] = h
-            trace[i, j] = bits
+            trace[i, j - col] = bits
             if h > best:
                 best = h
                 best_i = i
@@ -179,7 +187,7 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
     j = best_j
     state = 0  # 0 = in H, 1 = in E (deletion), 2 = in F (insertion)
     while i > 0 and j > 0:
-        bits = trace[i, j]
+        bits = trace[i, j - shift * (i + band_lo)]
         if state == 0:
             src = bits & _H_FROM_MASK
             if src == 0:

@@ -44,7 +44,7 @@ def read_markers(out_dir: Path, ranks: int) -> list[dict | None]:
 
 
 def _clear_previous(out_dir: Path) -> None:
-    for pattern in ("rank_*.tsv", "rank_*.done.json", "job.done.json", "job*.out", "job*.err"):
+    for pattern in ("rank_*.npz", "rank_*.tsv", "rank_*.done.json", "job.done.json", "job*.out", "job*.err"):
         for old in out_dir.glob(pattern):
             old.unlink()
 

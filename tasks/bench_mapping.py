@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  mapping stage (index + candidates + stage + kernel + collect): {mapping:.1f} s")
     rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(f"  peak RSS (this process or any rank): {rss / 1024:.0f} MiB")
-    print(f"  mapped {summary['mapped']}, unmapped {summary['unmapped']}")
+    print(f"  mapped {summary['mapped']}, unmapped {summary['unmapped']}, secondary alignments {summary['secondary']}")
     print(accuracy_line("helixflow", summary["accuracy"], mapping))
     names = [r.name for r in read_fastx(reads)]
     other = run_minimap2(ref, reads, args.work, names)

@@ -2,36 +2,59 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
+
+import numpy as np
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from hpc.align_job import rank_output
+from hpc.align_job import COLUMNS, rank_output
 from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
 from tasks.encoding import EncodedShard, decode_sequences
 from tasks.paf import Hit, evaluate, mapq_from_scores
-from tasks.sam import sam_header, sam_record
+from tasks.sam import sam_header, sam_records
 from tasks.plots import mapq_accuracy_png, write_png
 from tasks.task_options import IO_TASK
 
 
-def hit_from_row(row: dict[str, str], qname: str, qlen: int, tname: str, tlen: int) -> Hit:
-    """PAF record of one rank row; a reverse-strand row has its query span flipped to the read."""
-    q_start, q_end = int(row["q_start"]), int(row["q_end"])
-    reverse = row["strand"] == "1"
-    if reverse:
-        q_start, q_end = qlen - q_end, qlen - q_start
-    wstart = int(row["wstart"])
-    return Hit(
-        qname=qname, qlen=qlen, qstart=q_start, qend=q_end, strand="-" if reverse else "+",
-        tname=tname, tlen=tlen, tstart=wstart + int(row["r_start"]), tend=wstart + int(row["r_end"]),
-        nmatch=int(row["nmatch"]), block=int(row["block"]),
-        mapq=mapq_from_scores(int(row["score"]), int(row["second"])),
-        score=int(row["score"]), nm=int(row["nm"]), cigar=row["cigar"],
-    )
+def load_rank_columns(align_dir: Path, ranks: int) -> dict[str, np.ndarray]:
+    """Every rank's columns, concatenated and ordered by (shard, read), primary first."""
+    parts = []
+    for r in range(ranks):
+        path = rank_output(align_dir, r)
+        with np.load(path, allow_pickle=False) as data:
+            parts.append({k: data[k] for k in COLUMNS})
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
+    order = np.lexsort((-cols["primary"].astype(np.int64), cols["read"], cols["shard"]))
+    return {k: v[order] for k, v in cols.items()}
+
+
+def hits_from_columns(cols: dict[str, np.ndarray], shards: list, tnames: list[str], tlens: list[int],
+                      mismatch_cost: int) -> list[Hit]:
+    """PAF records of the rank columns; a reverse-strand row has its query span flipped to
+    the read. Secondary alignments get MAPQ 0."""
+    reverse = cols["strand"].astype(bool)
+    qlen = np.concatenate([s["lengths"] for s in shards])[
+        np.cumsum([0] + [len(s["lengths"]) for s in shards])[:-1][cols["shard"]] + cols["read"]].astype(np.int64)
+    q_start = np.where(reverse, qlen - cols["q_end"], cols["q_start"])
+    q_end = np.where(reverse, qlen - cols["q_start"], cols["q_end"])
+    primary = cols["primary"].astype(bool)
+    mapq = [mapq_from_scores(b, s, mismatch_cost) if p else 0
+            for b, s, p in zip(cols["score"].tolist(), cols["second"].tolist(), primary.tolist())]
+    names = [s["names"] for s in shards]
+    qnames = [str(names[sh][rd]) for sh, rd in zip(cols["shard"].tolist(), cols["read"].tolist())]
+    tstart = (cols["wstart"] + cols["r_start"]).tolist()
+    tend = (cols["wstart"] + cols["r_end"]).tolist()
+    contig = cols["contig"].tolist()
+    return [
+        Hit(qn, ql, qs, qe, "-" if rv else "+", tnames[ct], tlens[ct], ts, te, nmatch, block, mq, sc, nm, cg, pr)
+        for qn, ql, qs, qe, rv, ct, ts, te, nmatch, block, mq, sc, nm, cg, pr in zip(
+            qnames, qlen.tolist(), q_start.tolist(), q_end.tolist(), reverse.tolist(), contig, tstart, tend,
+            cols["nmatch"].tolist(), cols["block"].tolist(), mapq, cols["score"].tolist(), cols["nm"].tolist(),
+            cols["cigar"].tolist(), primary.tolist())
+    ]
 
 
 def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
@@ -42,35 +65,31 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
     ref = load_npz_verified(root, manifest["reference"])
     tnames = [str(n) for n in ref["names"]]
     shards = [load_npz_verified(root, s) for s in manifest["shards"]]
-    rows = []
-    for r in range(ranks):
-        with open(rank_output(align_dir, r), newline="") as fh:
-            rows.extend(csv.DictReader(fh, delimiter="\t"))
-    rows.sort(key=lambda row: (int(row["shard"]), int(row["read"])))
-    hits = []
-    for row in rows:
-        shard = shards[int(row["shard"])]
-        read, contig = int(row["read"]), int(row["contig"])
-        hits.append(hit_from_row(row, str(shard["names"][read]), int(shard["lengths"][read]),
-                                 tnames[contig], int(ref["lengths"][contig])))
+    mismatch_cost = manifest["scoring"]["match"] - manifest["scoring"]["mismatch"]
+    hits = hits_from_columns(load_rank_columns(align_dir, ranks), shards, tnames,
+                             [int(x) for x in ref["lengths"]], mismatch_cost)
     names = [str(n) for s in shards for n in s["names"]]
+    primaries = sum(h.primary for h in hits)
 
     out = Path(output_dir).resolve()
     paf = out / "alignments.paf"
     atomic_write_text(paf, "".join(h.paf_line() + "\n" for h in hits))
     if sam:
-        by_name = {h.qname: h for h in hits}
+        by_name: dict[str, list[Hit]] = {}
+        for h in hits:
+            by_name.setdefault(h.qname, []).append(h)
         body = [sam_header(tnames, [int(x) for x in ref["lengths"]])]
         for shard in shards:
             codes = EncodedShard.from_arrays(shard)
             for name, seq in zip(codes.names, decode_sequences(codes)):
-                body.append(sam_record(name, seq, by_name.get(name)))
+                body.extend(sam_records(name, seq, by_name.get(name, [])))
         atomic_write_text(out / "alignments.sam", "".join(body))
     accuracy = evaluate(hits, names)
     summary = {
         "reads": len(names),
-        "mapped": len(hits),
-        "unmapped": len(names) - len(hits),
+        "mapped": primaries,
+        "unmapped": len(names) - primaries,
+        "secondary": len(hits) - primaries,
         "paf": str(paf),
         "sam": str(out / "alignments.sam") if sam else None,
         "summary": str(out / "summary.json"),
@@ -88,7 +107,8 @@ def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks
     out, paf, accuracy = Path(summary["summary"]).parent, Path(summary["paf"]), summary["accuracy"]
     get_run_logger().info("wrote %d alignments to %s", summary["mapped"], paf)
 
-    headline = {"reads": summary["reads"], "mapped": summary["mapped"], "unmapped": summary["unmapped"]}
+    headline = {"reads": summary["reads"], "mapped": summary["mapped"], "unmapped": summary["unmapped"],
+                "secondary": summary["secondary"]}
     plot = ""
     if accuracy:
         headline["fraction_correct"] = round(accuracy["fraction_correct"], 4)

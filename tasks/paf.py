@@ -12,9 +12,10 @@ _OURS = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_(?P<strand>[+-]
 _WGSIM = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_\d+:\d+:\d+_\d+:\d+:\d+_[0-9a-f]+(?:/[12])?$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hit:
-    """The primary alignment of one read, in PAF's terms (0-based, ends exclusive)."""
+    """One alignment of a read, in PAF's terms (0-based, ends exclusive); ``primary`` is
+    False for a secondary alignment at another locus (``tp:A:S``)."""
 
     qname: str
     qlen: int
@@ -31,6 +32,7 @@ class Hit:
     score: int
     nm: int
     cigar: str
+    primary: bool = True
 
     @classmethod
     def from_paf_line(cls, line: str) -> "Hit":
@@ -39,13 +41,13 @@ class Hit:
         tags = dict(t.split(":", 2)[0::2] for t in c[12:] if t.count(":") >= 2)
         return cls(c[0], int(c[1]), int(c[2]), int(c[3]), c[4], c[5], int(c[6]), int(c[7]), int(c[8]),
                    int(c[9]), int(c[10]), int(c[11]), int(tags.get("AS", 0)), int(tags.get("NM", 0)),
-                   tags.get("cg", ""))
+                   tags.get("cg", ""), tags.get("tp", "P") == "P")
 
     def paf_line(self) -> str:
         cols = (
             self.qname, self.qlen, self.qstart, self.qend, self.strand, self.tname, self.tlen,
             self.tstart, self.tend, self.nmatch, self.block, self.mapq,
-            "tp:A:P", f"AS:i:{self.score}", f"NM:i:{self.nm}", f"cg:Z:{self.cigar}",
+            "tp:A:P" if self.primary else "tp:A:S", f"AS:i:{self.score}", f"NM:i:{self.nm}", f"cg:Z:{self.cigar}",
         )
         return "\t".join(str(c) for c in cols)
 
@@ -58,12 +60,21 @@ class Truth:
     strand: str | None
 
 
-def mapq_from_scores(best: int, second: int) -> int:
-    """0 when the runner-up scores as well as the best; up to 60 as the gap widens."""
+MAPQ_PER_MISMATCH = 20  # phred points per mismatch's worth of score between best and runner-up
+
+
+def mapq_from_scores(best: int, second: int, mismatch_cost: int = 6) -> int:
+    """Phred-like confidence from the score gap to the best alignment at another locus.
+
+    0 when the runner-up scores as well as the best (a read in an exact repeat is not
+    guessed). Each mismatch's worth of score in the gap (``mismatch_cost`` = match -
+    mismatch) adds 20, up to 60: with 0.1-1% sequencing error, the runner-up winning by
+    chance needs errors that happen to match it, about 1 in 100 per mismatch of gap.
+    """
     if best <= 0:
         return 0
     gap = max(best - max(second, 0), 0)
-    return int(min(MAPQ_MAX, round(MAPQ_MAX * gap / best * 2)))
+    return int(min(MAPQ_MAX, round(MAPQ_PER_MISMATCH * gap / mismatch_cost)))
 
 
 def truth_from_name(name: str) -> Truth | None:
@@ -93,13 +104,16 @@ def mapq_bin(mapq: int) -> str:
 
 
 def evaluate(hits: list[Hit], names: list[str]) -> dict | None:
-    """Accuracy over all reads (unmapped count as wrong) and by MAPQ bin; None without truth."""
+    """Accuracy of the primary alignments over all reads (unmapped count as wrong) and by
+    MAPQ bin; None without truth."""
     truths = {n: truth_from_name(n) for n in names}
     if not names or any(t is None for t in truths.values()):
         return None
     by_bin: dict[str, list[int]] = {}
     correct = 0
     for hit in hits:
+        if not hit.primary:
+            continue
         ok = is_correct(hit, truths[hit.qname])
         correct += ok
         counts = by_bin.setdefault(mapq_bin(hit.mapq), [0, 0])

@@ -34,21 +34,29 @@ def repeat_run(prefect_harness, ray_cluster, tmp_path_factory):
 def test_reads_land_where_they_came_from(repeat_run):
     summary, reads = repeat_run
     assert summary["reads"] == len(reads) + 2 == summary["mapped"] + summary["unmapped"]
-    correct = 0
+    correct = primaries = secondaries = 0
     for line in Path(summary["paf"]).read_text().splitlines():
         cols = line.split("\t")
         assert len(cols) == 16 and cols[4] in "+-" and 0 <= int(cols[11]) <= 60
         assert int(cols[2]) < int(cols[3]) <= int(cols[1]) and int(cols[7]) < int(cols[8]) <= int(cols[6])
+        assert cols[12] in ("tp:A:P", "tp:A:S")
+        if cols[12] == "tp:A:S":  # another locus of a repeat: MAPQ 0, not counted as the read's place
+            assert cols[11] == "0"
+            secondaries += 1
+            continue
+        primaries += 1
         truth = truth_from_name(cols[0])
         if truth:
             correct += is_correct(Hit.from_paf_line(line), truth)
+    assert primaries == summary["mapped"] and secondaries == summary["secondary"] > 0
     assert correct / len(reads) >= 0.99
 
 
 def test_unmappable_reads_are_reported_unmapped(repeat_run):
     summary, _ = repeat_run
     sam = Path(summary["sam"]).read_text().splitlines()
-    records = {line.split("\t")[0]: line.split("\t") for line in sam if not line.startswith("@")}
+    records = {line.split("\t")[0]: line.split("\t") for line in sam
+               if not line.startswith("@") and not int(line.split("\t")[1]) & 256}
     assert records["short_read"][1] == "4" and records["all_n"][1] == "4"
     assert len(records) == summary["reads"]
 
@@ -56,8 +64,13 @@ def test_unmappable_reads_are_reported_unmapped(repeat_run):
 @pytest.mark.skipif(shutil.which("samtools") is None, reason="make test installs samtools")
 def test_samtools_reads_the_sam(repeat_run):
     summary, _ = repeat_run
-    view = subprocess.run(["samtools", "view", "-c", summary["sam"]], capture_output=True, text=True)
-    assert view.returncode == 0 and view.stderr == "", view.stderr
-    assert int(view.stdout) == summary["reads"]
+    def count(*filters):
+        view = subprocess.run(["samtools", "view", "-c", *filters, summary["sam"]], capture_output=True, text=True)
+        assert view.returncode == 0 and view.stderr == "", view.stderr
+        return int(view.stdout)
+
+    assert count("-F", "256") == summary["reads"]  # one primary or unmapped line per read
+    assert count("-f", "256") == summary["secondary"]
+    assert count("-F", "260") == summary["mapped"]
     flags = subprocess.run(["samtools", "flagstat", summary["sam"]], capture_output=True, text=True)
-    assert flags.returncode == 0 and f"{summary['mapped']} + 0 mapped" in flags.stdout
+    assert flags.returncode == 0 and f"{summary['secondary']} + 0 secondary" in flags.stdout

@@ -1,4 +1,6 @@
-from tasks.collect import hit_from_row
+import numpy as np
+
+from tasks.collect import hits_from_columns
 from tasks.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
 
 
@@ -35,22 +37,31 @@ def test_paf_line_has_minimap2_columns_and_tags():
 
 
 def test_mapq():
-    assert mapq_from_scores(300, 300) == 0
+    assert mapq_from_scores(300, 300) == 0  # a tie is not guessed
     assert mapq_from_scores(300, 0) == 60
-    assert 0 < mapq_from_scores(300, 250) < 60
+    assert mapq_from_scores(300, 294) == 20  # one mismatch (2 - -4) of gap
+    assert mapq_from_scores(300, 288) == 40
+    assert mapq_from_scores(300, 297, mismatch_cost=3) == 20
+    assert mapq_from_scores(0, 0) == 0
     assert mapq_bin(0) == "0-0" and mapq_bin(60) == "60" and mapq_bin(15) == "10-19"
 
 
-def test_reverse_strand_row_flips_query_span():
-    row = dict(strand="1", q_start="5", q_end="140", wstart="1000", r_start="16", r_end="151",
-               nmatch="130", block="135", score="250", second="0", nm="5", cigar="135M")
-    h = hit_from_row(row, "r", 150, "chr1", 5000)
-    assert (h.qstart, h.qend, h.strand, h.tstart, h.tend) == (10, 145, "-", 1016, 1151)
+def test_rank_columns_become_hits_reverse_strand_flipped_secondary_mapq_0():
+    cols = {k: np.array(v) for k, v in dict(
+        shard=[0, 0], read=[1, 1], strand=[1, 0], contig=[0, 1], wstart=[1000, 50], primary=[1, 0],
+        second=[270, 270], score=[280, 250], q_start=[5, 0], q_end=[140, 150], r_start=[16, 3],
+        r_end=[151, 153], nmatch=[130, 140], block=[135, 150], nm=[5, 10], cigar=["135M", "150M"]).items()}
+    shards = [{"lengths": np.array([100, 150]), "names": np.array(["a", "r"])}]
+    first, other = hits_from_columns(cols, shards, ["chr1", "chr2"], [5000, 900], 6)
+    assert (first.qname, first.qstart, first.qend, first.strand, first.tstart, first.tend) == ("r", 10, 145, "-", 1016, 1151)
+    assert first.primary and first.mapq == 33 and first.tlen == 5000
+    assert not other.primary and other.mapq == 0 and other.tname == "chr2" and (other.tstart, other.tend) == (53, 203)
+    assert other.paf_line().split("\t")[12] == "tp:A:S"
 
 
 def test_evaluate_counts_unmapped_as_wrong():
     names = ["chr1_101_250_+_0", "chr1_501_650_+_1"]
-    acc = evaluate([hit()], names)
+    acc = evaluate([hit(), hit(qname="chr1_501_650_+_1", primary=False, tstart=500, tend=650)], names)
     assert acc["correct"] == 1 and acc["fraction_correct"] == 0.5
     assert evaluate([hit()], ["plain_name"]) is None
 
@@ -58,3 +69,5 @@ def test_evaluate_counts_unmapped_as_wrong():
 def test_paf_line_round_trip():
     h = hit(strand="-", nm=3, score=280, cigar="100M2I48M")
     assert Hit.from_paf_line(h.paf_line()) == h
+    s = hit(primary=False, mapq=0)
+    assert Hit.from_paf_line(s.paf_line()) == s

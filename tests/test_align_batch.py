@@ -1,0 +1,65 @@
+"""The batch steps around the score kernel: gather, hit selection, batched traceback."""
+
+import numpy as np
+
+from hpc.align_batch import cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.codec import reverse_complement
+from hpc.kernels import score_batch
+from hpc.sw_kernel import cigar_string, sw_traceback
+
+SCORING = (2, -4, -6, -1)
+
+
+def test_gather_reverse_complements_reverse_strand_queries():
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 5, 40).astype(np.uint8)
+    offsets, lengths = np.array([0, 10, 25]), np.array([10, 15, 15])
+    ref = rng.integers(0, 4, 100).astype(np.uint8)
+    read, strand = np.array([2, 0, 2], np.int32), np.array([1, 0, 0], np.uint8)
+    qs, q_off, q_len, rs, r_off, r_len = gather_pairs(codes, offsets, lengths, read, strand, ref,
+                                                      np.array([5, 0, 50]), np.array([30, 12, 100]))
+    assert q_len.tolist() == [15, 10, 15] and r_len.tolist() == [25, 12, 50]
+    assert np.array_equal(qs[0:15], reverse_complement(codes[25:40]))
+    assert np.array_equal(qs[15:25], codes[0:10]) and np.array_equal(qs[25:40], codes[25:40])
+    assert np.array_equal(rs[r_off[2]:], ref[50:100])
+
+
+def test_select_hits_primary_secondary_and_runner_up():
+    # read 0: best 300 on contig 0; an overlapping window of the same locus (290) is not a
+    # second locus; contig 1 scores 280 (secondary, and the runner-up for MAPQ); 100 is too low.
+    read = np.array([0, 0, 0, 0, 1, 2], np.int32)
+    scores = np.array([290, 300, 280, 100, 250, 0], np.int32)
+    contig = np.array([0, 0, 1, 1, 0, 0], np.int32)
+    strand = np.zeros(6, np.uint8)
+    start = np.array([1000, 1010, 50, 900, 0, 0], np.int64)
+    end = start + 180
+    pick, primary, second = select_hits(read, scores, contig, strand, start, end, 0.8, 5)
+    assert pick.tolist() == [1, 2, 4] and primary.tolist() == [1, 0, 1]
+    assert second.tolist() == [280, 280, 0]
+    pick, primary, _ = select_hits(read, scores, contig, strand, start, end, 0.8, 0)
+    assert pick.tolist() == [1, 4]  # no secondaries asked for
+
+
+def test_batched_traceback_matches_the_single_pair_traceback():
+    rng = np.random.default_rng(2)
+    queries, windows = [], []
+    for _ in range(50):
+        w = rng.integers(0, 4, 190).astype(np.uint8)
+        q = w[20:170].copy()
+        q[rng.integers(0, 150, 3)] = rng.integers(0, 4, 3)
+        if rng.random() < 0.3:  # a 12-base deletion: outside the first band, so the fallback runs
+            q = np.concatenate([q[:60], q[72:]])
+        queries.append(q)
+        windows.append(w)
+    q_len = np.array([len(q) for q in queries]); r_len = np.array([len(w) for w in windows])
+    q_off = np.cumsum(q_len) - q_len; r_off = np.cumsum(r_len) - r_len
+    batch = (np.concatenate(queries), q_off, q_len, np.concatenate(windows), r_off, r_len)
+    scores, q_ends, r_ends = score_batch("cpu")(*batch, *SCORING)
+    pick = np.arange(50)
+    coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *SCORING, 6)
+    cigars = cigar_strings(ops, lens, off)
+    for k in range(50):
+        s, qs, qe, rs, re_, o, n = sw_traceback(queries[k], windows[k], *SCORING)
+        assert coords[k, 0] == s == scores[k]
+        assert (coords[k, 2], coords[k, 4]) == (qe, re_)
+        assert cigars[k] == cigar_string(o, n)
