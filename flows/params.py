@@ -49,6 +49,8 @@ class PipelineParams(BaseModel):
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
     minimizer_window: int = Field(5, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every k-mer")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
+    max_secondary: int = Field(5, ge=0, le=50, description="secondary alignments (tp:A:S) reported per read, "
+                               "at other loci scoring >= 80% of the primary")
     sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)
 

@@ -36,10 +36,10 @@ def align_reads(params: PipelineParams) -> dict:
     reads = ingest_reads(params.reads, params.shard_size)
     with ray_connection(params.ray_address):
         shards = encode_reads(reads)
-        index = build_reference_index(reference, params.kmer, params.minimizer_window)
+        index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
         candidates = candidate_windows(index, shards, params.max_candidates)
     settings = {"shard_size": params.shard_size, "kmer": params.kmer, "minimizer_window": params.minimizer_window,
-                "max_candidates": params.max_candidates, "scoring": params.scoring.model_dump()}
+                "max_candidates": params.max_candidates, "max_secondary": params.max_secondary, "scoring": params.scoring.model_dump()}
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)

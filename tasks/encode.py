@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from tasks.encoding import EncodedShard, encode_sequences, first_mismatch, to_codes
+from tasks.index_cache import cache_paths, load_index, save_index
 from tasks.ingest import IngestedReads, IngestedReference
 from tasks.seeding import Candidates, ReferenceIndex, find_candidates
 from tasks.task_options import IO_TASK
@@ -68,14 +69,26 @@ def encode_reads(reads: IngestedReads) -> list[EncodedShard]:
 
 
 @task(name="index-reference", **IO_TASK)
-def build_reference_index(reference: IngestedReference, k: int, w: int = 1) -> ReferenceIndex:
+def build_reference_index(reference: IngestedReference, k: int, w: int = 1,
+                          staging_dir: str | None = None) -> ReferenceIndex:
+    """The (w,k)-minimizer index: from the staging folder's cache when this reference
+    (by checksum) was indexed with the same k and w before, else built on Ray and cached."""
     import ray
 
-    index = ray.get(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
+    t0 = time.perf_counter()
+    index = load_index(staging_dir, reference.sha256, k, w) if staging_dir else None
+    source = "cache"
+    if index is None:
+        index = ray.get(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
+        source = "built"
+        if staging_dir:
+            save_index(staging_dir, reference.sha256, index)
+    where = str(cache_paths(staging_dir, reference.sha256, k, w)[0]) if staging_dir else "not cached"
+    get_run_logger().info("reference index %s in %.2f s (%s)", source, time.perf_counter() - t0, where)
     create_table_artifact(
         key="reference-index",
         table=[{"contigs": len(index.names), "bases": int(index.lengths.sum()), "k": k, "w": w,
-                "minimizers": int(index.kmers.shape[0])}],
+                "minimizers": int(index.kmers.shape[0]), "source": source, "cache": where}],
         description="Reference (w,k)-minimizer index",
     )
     return index

@@ -125,6 +125,28 @@ def test_array_mode_needs_slurm(good_run, tmp_path):
     assert state.is_failed() and "mode 'array' needs the slurm backend" in str(state.result(raise_on_failure=False))
 
 
+def artifact_table(flow_run_id, key: str) -> list[dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=[key])))
+    data = arts[0].data
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def test_second_run_reuses_the_cached_reference_index(good_run, tmp_path):
+    params, state, work = good_run
+    first = artifact_table(state.state_details.flow_run_id, "reference-index")[0]
+    assert first["source"] == "built" and Path(first["cache"]).is_file()
+    again = align_reads(params.model_copy(update={"output": str(tmp_path / "out")}), return_state=True)
+    assert again.is_completed(), again.message
+    second = artifact_table(again.state_details.flow_run_id, "reference-index")[0]
+    assert second["source"] == "cache" and second["cache"] == first["cache"]
+    assert Path(again.result()["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+
+
 def test_flow_stages_a_verifiable_manifest(good_run):
     _, state, work = good_run
     manifest_path = Path(state.result()["staging"]) / "manifest.json"
