@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench-kernel bench-mapping clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-kernel bench-mapping clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ serve: $(STAMP)
 
 serve-down:
 	bash deployments/prefect/serve.sh down
+
+# The pipeline over a small settings grid (data size, shard size, Ray workers, ranks, kernel,
+# backend), per-stage figures and cost per EC2 instance type: .helixflow/bench/report/report.md.
+# Slurm rows are measured when a controller answers (make slurm-up), cuda rows on a GPU.
+bench: $(STAMP)
+	$(PY) -m flows.benchmark --work .helixflow/bench
 
 bench-kernel: $(STAMP)
 	$(PY) -m hpc.bench

@@ -34,6 +34,7 @@ class PipelineParams(BaseModel):
     output: str = Field(".helixflow/out", description="folder for alignments.paf and summary.json")
     staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
     ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
+    ray_workers: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the flow (default: all)")
     backend: Literal["auto", "local", "slurm"] = Field(
         "auto", description="where the MPI job runs: auto picks slurm when sinfo answers, else local")
     launcher: Literal["mpiexec", "srun"] = Field("mpiexec", description="how ranks start inside the job")
@@ -91,6 +92,9 @@ def parse_cli(model: type[BaseModel], argv: list[str] | None, prog: str) -> Base
     for dest, value in vars(parser.parse_args(argv)).items():
         if value is None:
             continue
+        field = model.model_fields.get(dest)
+        if field is not None and getattr(field.annotation, "__origin__", None) is list:
+            value = [v.strip() for v in value.split(",") if v.strip()]  # --scales 1,4,16
         if "." in dest:
             outer, inner = dest.split(".", 1)
             values.setdefault(outer, {})[inner] = value

@@ -34,7 +34,7 @@ def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
     reference = ingest_reference(params.reference)
     reads = ingest_reads(params.reads, params.shard_size)
-    with ray_connection(params.ray_address):
+    with ray_connection(params.ray_address, params.ray_workers):
         shards = encode_reads(reads)
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
         candidates = candidate_windows(index, shards, params.max_candidates)

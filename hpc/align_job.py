@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -137,8 +138,9 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str) 
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
         columns, counters = align_rank(manifest, rank, size, kernel)
         path = write_rank_output(out_dir, rank, columns)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         write_marker(out_dir, rank, 0, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
-                     **counters)
+                     cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024, **counters)
     except Exception as exc:
         write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
         raise

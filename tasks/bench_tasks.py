@@ -1,0 +1,148 @@
+"""Benchmark tasks: simulate the data, measure one configuration, project cost, write the report."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from hpc.manifest import atomic_write_bytes, atomic_write_text
+from tasks import bench_cost
+from tasks.bench_grid import Config
+from tasks.bench_plots import pareto_png, stage_bars_png, throughput_png
+from tasks.bench_report import COST, HEADLINE, STAGES, csv_text, headline_rows, render_report, scaling_fit, stage_rows
+from tasks.bench_run import measure_run
+from tasks.simulation import fasta_text, fastq_text, simulate_reads, simulate_reference
+
+REPO = Path(__file__).resolve().parent.parent
+INSTANCES = REPO / "bench" / "instances.json"
+MEASURED = REPO / "bench" / "measured"
+
+
+@task(name="bench-data")
+def simulate_data(work: str, genome: int, reads: int, scales: list[int], seed: int) -> dict:
+    """A genome with diverged repeats and N runs, and reads at each scale (both strands)."""
+    out = Path(work).resolve() / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    reference = simulate_reference(2, genome // 2, seed, repeat_fraction=0.05, repeat_divergence=0.02, n_runs=4)
+    ref_path = out / "reference.fa"
+    atomic_write_text(ref_path, fasta_text(reference))
+    paths = {}
+    for scale in sorted(set(scales)):
+        sampled = simulate_reads(reference, reads * scale, 150, 0.006, 0.0005, seed + scale)
+        path = out / f"reads_x{scale}.fq.gz"
+        atomic_write_bytes(path, gzip.compress(fastq_text(sampled).encode(), compresslevel=1))
+        paths[scale] = str(path)
+    return {"reference": str(ref_path), "reads": paths}
+
+
+@task(name="bench-measure")
+def measure_config(config: Config, varied: str, data: dict, work: str) -> dict:
+    record = measure_run(config, varied, Path(data["reads"][config.scale]), Path(data["reference"]), Path(work))
+    get_run_logger().info("%s: %s%s", config.label, record["status"],
+                          f", {record['wall_s']:.1f} s wall" if record["status"] == "measured" else "")
+    return record
+
+
+def recorded_gpu_runs() -> list[dict]:
+    """Rows of the recorded GPU kernel measurements (largest run of each file)."""
+    rows = []
+    for path in sorted(MEASURED.glob("kernel-cuda-*.json")):
+        data = json.loads(path.read_text())
+        big = max(data["rows"], key=lambda r: r["pairs"])
+        rows.append({**big, "device": data["device"], "measured_at": data["measured_at"],
+                     "pairs_checked": data["pairs_checked"], "mismatching_outputs": data["mismatching_outputs"]})
+    return rows
+
+
+def cpu_one_thread_gcups() -> float:
+    """The vectorized kernel on one thread, on 2,000 pairs (for the GPU projection)."""
+    from hpc.bench import numba_gcups, workload
+
+    return numba_gcups("cpu", 1, workload(2000, 150, 250, 3))
+
+
+def _pair(records: list[dict], factor: str, key: str, stages: tuple[str, ...] | None):
+    by = {}
+    for r in records:
+        if r["status"] == "measured" and r["varied"] in ("base", factor):
+            value = r["config"][key]
+            t = (sum(s["wall_s"] for s in r["stages"] if s["stage"] in stages) if stages
+                 else r["kernel"]["seconds"])
+            by.setdefault(value, t)
+    return by.get(1), by.get(2)
+
+
+@task(name="bench-report")
+def write_report(records: list[dict], work: str, meta: dict) -> dict:
+    """report.md, PNG plots, CSV tables and measurements.json under ``<work>/report``."""
+    out = Path(work).resolve() / "report"
+    measured = [r for r in records if r["status"] == "measured"]
+    instances = bench_cost.load_instances(INSTANCES)
+    s_ray = bench_cost.serial_fraction(*_pair(measured, "ray_workers", "ray_workers", bench_cost.RAY_STAGES))
+    s_align = bench_cost.serial_fraction(*_pair(measured, "ranks", "ranks", None))
+    gpu = recorded_gpu_runs()
+    gpu_gcups = {inst["gpu_model"]: g["cuda_gcups"] for inst in instances["instances"] for g in gpu
+                 if inst["gpu_model"] and inst["gpu_model"] in g["device"]}
+    cpu1 = cpu_one_thread_gcups()
+    costs = []
+    for r in measured:
+        if r["config"]["kernel"] != "cpu":
+            continue
+        for inst in instances["instances"]:
+            costs.append(bench_cost.project(r, inst, s_ray or 0.0, s_align or 0.0, cpu1, gpu_gcups))
+            if inst["gpus"] and r["varied"] == "base":
+                costs.append(bench_cost.project(r, inst, s_ray or 0.0, s_align or 0.0, cpu1, gpu_gcups, gpu=True))
+    front = bench_cost.pareto(costs)
+    for c in costs:
+        c["pareto"] = "yes" if c in front else ""
+        for k in ("seconds_per_m_reads", "usd_per_m_reads"):
+            c[k] = None if c[k] is None else round(c[k], 4 if k.startswith("usd") else 1)
+    assumptions = (f"Prices: `bench/instances.json`, {instances['price_kind']}, {instances['region']}, as of "
+                   f"{instances['prices_as_of']} ({instances['source']}).\n\n"
+                   f"Model: {bench_cost.__doc__.split('Assumptions (the report prints them next to the numbers):')[1].strip()}\n\n"
+                   f"Fitted here: Ray serial fraction {s_ray if s_ray is not None else 'n/a (assumed 0)'}, "
+                   f"align serial fraction {s_align if s_align is not None else 'n/a (assumed 0)'}; "
+                   f"vectorized kernel on one thread {cpu1:.2f} GCUPS.")
+    plots = {}
+    if measured:
+        atomic_write_bytes(out / "stage_times.png", stage_bars_png(measured))
+        plots["stages"] = "stage_times.png"
+    ranks = sorted((r["config"]["ranks"], r) for r in measured if r["varied"] in ("base", "ranks"))
+    if len(ranks) > 1:
+        atomic_write_bytes(out / "throughput_vs_ranks.png", throughput_png(
+            [n for n, _ in ranks], [r["kernel"]["gcups"] for _, r in ranks], [r["reads_per_s"] for _, r in ranks]))
+        plots["throughput"] = "throughput_vs_ranks.png"
+    if front:
+        atomic_write_bytes(out / "cost_vs_time.png", pareto_png(costs, front))
+        plots["pareto"] = "cost_vs_time.png"
+    fit = scaling_fit(records)
+    report = render_report(meta, records, costs, fit, gpu, assumptions, plots)
+    atomic_write_text(out / "measurements.json", json.dumps({"meta": meta, "records": records}, indent=2))
+    atomic_write_text(out / "configs.csv", csv_text(headline_rows(records), HEADLINE))
+    atomic_write_text(out / "stages.csv", csv_text(stage_rows(measured), STAGES))
+    atomic_write_text(out / "cost.csv", csv_text(costs, COST))
+    atomic_write_text(out / "report.md", report)
+    embedded = report
+    for name in plots.values():  # the UI shows images inline as data URIs
+        embedded = embedded.replace(f"]({name})", f"](data:image/png;base64,{base64.b64encode((out / name).read_bytes()).decode()})")
+    create_markdown_artifact(key="benchmark-report", markdown=embedded,
+                             description=f"Pipeline benchmark: settings, stages, scaling, cost ({out / 'report.md'})")
+    create_table_artifact(key="benchmark-headline", table=headline_rows(records), description="Benchmark headline")
+    return {"report": str(out / "report.md"), "plots": [str(out / p) for p in plots.values()],
+            "headline": headline_rows(records), "folder": str(out)}
+
+
+def machine_meta(data_text: str) -> dict:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.node()}: {os.cpu_count()} CPUs, {mem:.0f} GiB memory, "
+                       f"Python {platform.python_version()}, no GPU unless named",
+            "data": data_text}
