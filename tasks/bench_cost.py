@@ -1,11 +1,13 @@
-"""Cost model: project measured configurations onto EC2 instance types. Pure functions.
+"""Cost model: project the measured pipeline onto EC2 instance types. Pure functions.
 
 Assumptions (the report prints them next to the numbers):
+- per-read cost is the marginal cost between the two largest data sizes measured with the
+  base settings, so fixed per-run costs (worker start-up, JIT caches) do not inflate it;
 - one vCPU there does the work of one core of the machine that measured;
-- stages that run on one core (ingest, index, stage, collect) take the measured time;
-- Ray stages (encode, candidates) and the align stage scale by Amdahl's law over the
-  instance's vCPUs, with the serial fraction fitted from the measured 1- and 2-worker
-  (Ray) and 1- and 2-rank (align) runs; their single-core time is their measured CPU time;
+- stages that run in one process (ingest, index, stage, collect) take their measured
+  marginal wall time whatever the instance;
+- Ray stages (encode, candidates) and the align stage spread their marginal CPU time over
+  the instance's vCPUs at the core utilization measured here (CPU time / (wall x cores));
 - on a GPU instance the DP scoring share of the align stage (cells / the measured 1-thread
   CPU GCUPS) runs at the GPU's measured GCUPS times its GPU count; the traceback stays on
   the CPU. A GPU model without a measurement gets no GPU projection;
@@ -33,42 +35,52 @@ def load_instances(path: Path) -> dict:
     return data
 
 
-def serial_fraction(t1: float | None, t2: float | None) -> float | None:
-    """Amdahl serial fraction s from times on 1 and 2 workers: t2 = t1 * (s + (1 - s) / 2)."""
-    if not t1 or not t2:
-        return None
-    return min(1.0, max(0.0, 2 * t2 / t1 - 1))
+def marginal_profile(small: dict, large: dict) -> dict:
+    """Per-read marginal costs between two runs of the same settings at different sizes."""
+    dn = large["reads"] - small["reads"]
+    if dn <= 0:
+        raise ValueError("marginal_profile needs a larger second run")
+    a = {s["stage"]: s for s in small["stages"]}
+    b = {s["stage"]: s for s in large["stages"]}
+    cfg = large["config"]
+
+    def per_read(key, names):
+        return max(sum(b[n][key] for n in names if n in b) - sum(a[n][key] for n in names if n in a), 0.0) / dn
+
+    def utilization(names, cores):
+        wall = sum(b[n]["wall_s"] for n in names if n in b)
+        return min(1.0, sum(b[n]["cpu_s"] for n in names if n in b) / (wall * cores)) if wall else 1.0
+
+    return {
+        "reads": [small["reads"], large["reads"]],
+        "serial_s": per_read("wall_s", SERIAL_STAGES),
+        "ray_cpu_s": per_read("cpu_s", RAY_STAGES), "ray_util": utilization(RAY_STAGES, cfg["ray_workers"]),
+        "align_cpu_s": max(large["kernel"]["rank_cpu_s"] - small["kernel"]["rank_cpu_s"], 0.0) / dn,
+        "align_util": utilization(("align",), cfg["ranks"]),
+        "cells": (large["kernel"]["cells"] - small["kernel"]["cells"]) / dn,
+    }
 
 
-def amdahl(t1: float, s: float, n: int) -> float:
-    return t1 * (s + (1 - s) / max(n, 1))
-
-
-def project(m: dict, inst: dict, s_ray: float, s_align: float, cpu1_gcups: float,
-            gpu_gcups: dict[str, float], gpu: bool = False) -> dict:
-    """Seconds and dollars per million reads of measurement ``m`` on instance ``inst``;
-    ``gpu`` moves the DP scoring onto the instance's GPUs (a ``cuda`` kernel run)."""
-    stages = {s["stage"]: s for s in m["stages"]}
-    per_m = 1e6 / m["reads"]
-    serial = sum(stages[s]["wall_s"] for s in SERIAL_STAGES if s in stages)
-    ray = sum(stages[s]["cpu_s"] for s in RAY_STAGES if s in stages)
-    align_cpu = m["kernel"]["rank_cpu_s"]
+def project(profile: dict, inst: dict, cpu1_gcups: float, gpu_gcups: dict[str, float], gpu: bool = False) -> dict:
+    """Seconds and dollars per million reads on instance ``inst``; ``gpu`` moves the DP
+    scoring onto the instance's GPUs (the ``cuda`` kernel)."""
     v = inst["vcpus"]
-    row = {"config": m["config"]["label"], "instance": inst["type"], "vcpus": v, "gpus": inst["gpus"],
-           "usd_per_hour": inst["usd_per_hour"], "kernel": "cuda" if gpu else m["config"]["kernel"],
-           "seconds_per_m_reads": None, "usd_per_m_reads": None, "note": ""}
+    row = {"instance": inst["type"], "vcpus": v, "gpus": inst["gpus"], "usd_per_hour": inst["usd_per_hour"],
+           "kernel": "cuda" if gpu else "cpu", "seconds_per_m_reads": None, "usd_per_m_reads": None, "note": ""}
+    ray = profile["ray_cpu_s"] / (v * profile["ray_util"])
     if gpu:
         g = gpu_gcups.get(inst.get("gpu_model") or "") if inst["gpus"] else None
         if g is None:
             row["note"] = (f"not projected: no measurement of a {inst.get('gpu_model')} GPU" if inst["gpus"]
                            else "not projected: no GPU on this instance")
             return row
-        score_cpu = m["kernel"]["cells"] / (cpu1_gcups * 1e9)
-        align = amdahl(max(align_cpu - score_cpu, 0.0), s_align, v) + m["kernel"]["cells"] / (g * 1e9 * inst["gpus"])
+        score_cpu = profile["cells"] / (cpu1_gcups * 1e9)
+        align = (max(profile["align_cpu_s"] - score_cpu, 0.0) / (v * profile["align_util"])
+                 + profile["cells"] / (g * 1e9 * inst["gpus"]))
         row["note"] = f"scoring on {inst['gpus']} x {inst['gpu_model']} at {g:.0f} GCUPS each (measured on one)"
     else:
-        align = amdahl(align_cpu, s_align, v)
-    seconds = (serial + amdahl(ray, s_ray, v) + align) * per_m
+        align = profile["align_cpu_s"] / (v * profile["align_util"])
+    seconds = (profile["serial_s"] + ray + align) * 1e6
     row.update(seconds_per_m_reads=seconds, usd_per_m_reads=seconds / 3600 * inst["usd_per_hour"])
     return row
 

@@ -56,7 +56,7 @@ def _launch(row: dict) -> float:
 def throughput_png(ranks: list[int], gcups: list[float], reads_per_s: list[float]) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=100)
-    ax.plot(ranks, gcups, "o-", color="#1f77b4", label="kernel GCUPS (all ranks)")
+    ax.plot(ranks, gcups, "o-", color="#1f77b4", label="align GCUPS (all ranks)")
     ax.set_xlabel("MPI ranks")
     ax.set_ylabel("GCUPS")
     ax.set_xticks(ranks)

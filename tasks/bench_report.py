@@ -8,9 +8,9 @@ import io
 import numpy as np
 
 HEADLINE = ("configuration", "varied", "status", "reads", "wall_s", "work_s", "orchestration_pct",
-            "reads_per_s", "kernel_gcups", "cpu_s", "peak_rss_mib", "correct_pct")
+            "reads_per_s", "align_gcups", "cpu_s", "peak_rss_mib", "correct_pct")
 STAGES = ("configuration", "stage", "wall_s", "cpu_s", "peak_rss_mib", "reads_per_s", "mb_per_s", "gcups")
-COST = ("config", "instance", "vcpus", "gpus", "usd_per_hour", "kernel", "seconds_per_m_reads",
+COST = ("instance", "vcpus", "gpus", "usd_per_hour", "kernel", "seconds_per_m_reads",
         "usd_per_m_reads", "pareto", "note")
 
 
@@ -26,7 +26,7 @@ def headline_rows(records: list[dict]) -> list[dict]:
         if r["status"] == "measured":
             row.update(reads=r["reads"], wall_s=_r(r["wall_s"]), work_s=_r(r["work_s"]),
                        orchestration_pct=_r(100 * r["orchestration_s"] / r["wall_s"], 1),
-                       reads_per_s=_r(r["reads_per_s"], 0), kernel_gcups=_r(r["kernel"]["gcups"], 3),
+                       reads_per_s=_r(r["reads_per_s"], 0), align_gcups=_r(r["kernel"]["gcups"], 3),
                        cpu_s=_r(r["cpu_s"]), peak_rss_mib=_r(r["peak_rss_mib"], 0),
                        correct_pct=_r(100 * r["accuracy"], 2) if r["accuracy"] is not None else None)
         rows.append(row)
@@ -98,6 +98,10 @@ def render_report(meta: dict, records: list[dict], costs: list[dict], fit: dict 
            "`bench/measured/` (device and date named) and the cost columns, which are projections "
            "(assumptions under *Cost*).\n"]
     out.append("\n## Headline\n\n" + table_md(headline_rows(records), HEADLINE))
+    out.append("\n`wall_s`: the whole align-reads run; `work_s`: its task runs less the align job's launch; "
+               "`orchestration_pct`: the rest (Prefect, Ray start and stop, job launch or Slurm queue). "
+               "`align_gcups`: DP cells over the ranks' compute time (scoring, traceback and reading the "
+               "staged files); the kernel alone is faster, see `make bench-kernel`.\n")
     if plots.get("stages"):
         out.append(f"\n![stage time per configuration]({plots['stages']})\n")
     out.append("\n## Stages\n\n" + table_md(stage_rows(measured), STAGES))
@@ -112,9 +116,9 @@ def render_report(meta: dict, records: list[dict], costs: list[dict], fit: dict 
     ranks = sorted((r["config"]["ranks"], r) for r in measured if r["varied"] in ("base", "ranks"))
     if len(ranks) > 1:
         out.append("\nWith ranks:\n\n" + table_md(
-            [{"ranks": n, "kernel_gcups": _r(r["kernel"]["gcups"], 3), "align_s": _r(next(
+            [{"ranks": n, "align_gcups": _r(r["kernel"]["gcups"], 3), "align_s": _r(next(
                 s["wall_s"] for s in r["stages"] if s["stage"] == "align")), "reads_per_s": _r(r["reads_per_s"], 0)}
-             for n, r in ranks], ("ranks", "kernel_gcups", "align_s", "reads_per_s")))
+             for n, r in ranks], ("ranks", "align_gcups", "align_s", "reads_per_s")))
     if plots.get("throughput"):
         out.append(f"\n![throughput vs ranks]({plots['throughput']})\n")
     out.append("\n## The cuda kernel\n\n")

@@ -69,48 +69,40 @@ def cpu_one_thread_gcups() -> float:
     return numba_gcups("cpu", 1, workload(2000, 150, 250, 3))
 
 
-def _pair(records: list[dict], factor: str, key: str, stages: tuple[str, ...] | None):
-    by = {}
-    for r in records:
-        if r["status"] == "measured" and r["varied"] in ("base", factor):
-            value = r["config"][key]
-            t = (sum(s["wall_s"] for s in r["stages"] if s["stage"] in stages) if stages
-                 else r["kernel"]["seconds"])
-            by.setdefault(value, t)
-    return by.get(1), by.get(2)
-
-
 @task(name="bench-report")
 def write_report(records: list[dict], work: str, meta: dict) -> dict:
     """report.md, PNG plots, CSV tables and measurements.json under ``<work>/report``."""
     out = Path(work).resolve() / "report"
     measured = [r for r in records if r["status"] == "measured"]
     instances = bench_cost.load_instances(INSTANCES)
-    s_ray = bench_cost.serial_fraction(*_pair(measured, "ray_workers", "ray_workers", bench_cost.RAY_STAGES))
-    s_align = bench_cost.serial_fraction(*_pair(measured, "ranks", "ranks", None))
     gpu = recorded_gpu_runs()
     gpu_gcups = {inst["gpu_model"]: g["cuda_gcups"] for inst in instances["instances"] for g in gpu
                  if inst["gpu_model"] and inst["gpu_model"] in g["device"]}
     cpu1 = cpu_one_thread_gcups()
-    costs = []
-    for r in measured:
-        if r["config"]["kernel"] != "cpu":
-            continue
+    series = sorted((r for r in measured if r["varied"] in ("base", "scale") and r["config"]["kernel"] == "cpu"),
+                    key=lambda r: r["reads"])
+    costs, profile = [], None
+    if len(series) >= 2:
+        profile = bench_cost.marginal_profile(series[-2], series[-1])
         for inst in instances["instances"]:
-            costs.append(bench_cost.project(r, inst, s_ray or 0.0, s_align or 0.0, cpu1, gpu_gcups))
-            if inst["gpus"] and r["varied"] == "base":
-                costs.append(bench_cost.project(r, inst, s_ray or 0.0, s_align or 0.0, cpu1, gpu_gcups, gpu=True))
+            costs.append(bench_cost.project(profile, inst, cpu1, gpu_gcups))
+            if inst["gpus"]:
+                costs.append(bench_cost.project(profile, inst, cpu1, gpu_gcups, gpu=True))
     front = bench_cost.pareto(costs)
     for c in costs:
         c["pareto"] = "yes" if c in front else ""
         for k in ("seconds_per_m_reads", "usd_per_m_reads"):
             c[k] = None if c[k] is None else round(c[k], 4 if k.startswith("usd") else 1)
+    model = bench_cost.__doc__.split("Assumptions (the report prints them next to the numbers):")[1].strip()
+    fitted = ("not projected: fewer than two data sizes measured with the base settings" if profile is None else
+              f"From the runs of {profile['reads'][0]:,} and {profile['reads'][1]:,} reads, per read: "
+              f"{profile['serial_s'] * 1e6:.1f} s per million reads in one process, "
+              f"{profile['ray_cpu_s'] * 1e6:.1f} CPU-s per million in Ray stages at {profile['ray_util']:.0%} "
+              f"core utilization, {profile['align_cpu_s'] * 1e6:.1f} CPU-s per million in the align ranks at "
+              f"{profile['align_util']:.0%}, {profile['cells']:.3g} DP cells per read; the vectorized kernel on "
+              f"one thread scored {cpu1:.2f} GCUPS in this run.")
     assumptions = (f"Prices: `bench/instances.json`, {instances['price_kind']}, {instances['region']}, as of "
-                   f"{instances['prices_as_of']} ({instances['source']}).\n\n"
-                   f"Model: {bench_cost.__doc__.split('Assumptions (the report prints them next to the numbers):')[1].strip()}\n\n"
-                   f"Fitted here: Ray serial fraction {s_ray if s_ray is not None else 'n/a (assumed 0)'}, "
-                   f"align serial fraction {s_align if s_align is not None else 'n/a (assumed 0)'}; "
-                   f"vectorized kernel on one thread {cpu1:.2f} GCUPS.")
+                   f"{instances['prices_as_of']} ({instances['source']}).\n\nModel:\n\n{model}\n\n{fitted}")
     plots = {}
     if measured:
         atomic_write_bytes(out / "stage_times.png", stage_bars_png(measured))

@@ -7,27 +7,12 @@ import time
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from tasks.encoding import EncodedShard, encode_sequences, first_mismatch, to_codes
+# The functions Ray runs live in modules without Prefect, so workers start without importing it.
+from tasks.encoding import DecodeCheckError, EncodedShard, encode_and_check  # noqa: F401 - re-exported
 from tasks.index_cache import cache_paths, load_index, save_index
 from tasks.ingest import IngestedReads, IngestedReference
-from tasks.seeding import Candidates, ReferenceIndex, find_candidates
+from tasks.seeding import Candidates, ReferenceIndex, find_candidates, index_reference
 from tasks.task_options import IO_TASK
-
-
-class DecodeCheckError(RuntimeError):
-    """A shard did not decode to exactly the bases it was encoded from."""
-
-
-def encode_and_check(shard_no: int, names: list[str], seqs: list[bytes]) -> EncodedShard:
-    shard = encode_sequences(names, seqs)
-    bad = first_mismatch(shard, seqs)
-    if bad is not None:
-        raise DecodeCheckError(f"shard {shard_no}: read {bad} ({names[bad]!r}) does not decode to its input")
-    return shard
-
-
-def index_reference(names: list[str], seqs: list[bytes], k: int, w: int) -> ReferenceIndex:
-    return ReferenceIndex.build(names, [to_codes(s) for s in seqs], k, w)
 
 
 def _gather(refs: list, label: str, key: str) -> list:

@@ -92,3 +92,16 @@ def first_mismatch(shard: EncodedShard, seqs: list[bytes]) -> int | None:
         if a != b:
             return i
     return None
+
+
+class DecodeCheckError(RuntimeError):
+    """A shard did not decode to exactly the bases it was encoded from."""
+
+
+def encode_and_check(shard_no: int, names: list[str], seqs: list[bytes]) -> EncodedShard:
+    """Encode one shard and decode it back; any read that differs fails the shard."""
+    shard = encode_sequences(names, seqs)
+    bad = first_mismatch(shard, seqs)
+    if bad is not None:
+        raise DecodeCheckError(f"shard {shard_no}: read {bad} ({names[bad]!r}) does not decode to its input")
+    return shard

@@ -94,6 +94,13 @@ class ReferenceIndex:
         return self.codes[base + start : base + end]
 
 
+def index_reference(names: list[str], seqs: list[bytes], k: int, w: int) -> ReferenceIndex:
+    """The index of reference sequences given as bytes (what the Ray task runs)."""
+    from tasks.encoding import to_codes
+
+    return ReferenceIndex.build(names, [to_codes(s) for s in seqs], k, w)
+
+
 @dataclass
 class Candidates:
     """Candidate windows of one shard; coordinates are contig-local, ends exclusive."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.bench_cost import amdahl, load_instances, pareto, project, serial_fraction
+from tasks.bench_cost import load_instances, marginal_profile, pareto, project
 from tasks.bench_grid import Config, one_factor_grid
 from tasks.bench_report import HEADLINE, headline_rows, parse_md_table
 
@@ -21,33 +21,43 @@ def test_one_factor_grid_varies_one_setting_at_a_time():
     assert grid[2][0].ranks == 1 and grid[3][0].kernel == "scalar"
 
 
-def test_amdahl_and_serial_fraction():
-    assert serial_fraction(10.0, 5.0) == 0.0  # perfect halving
-    assert serial_fraction(10.0, 10.0) == 1.0
-    assert serial_fraction(10.0, 6.0) == pytest.approx(0.2)
-    assert serial_fraction(None, 5.0) is None
-    assert amdahl(100.0, 0.2, 4) == pytest.approx(40.0)
+def run(reads, scale_cpu):
+    """A measured run whose costs grow with ``reads``: a fixed part plus a part per read."""
+    return {"config": BASE.as_dict(), "reads": reads,
+            "kernel": {"cells": 1e6 + 40_000 * reads, "rank_cpu_s": 1.0 + 2e-3 * reads},
+            "stages": [{"stage": "ingest-reads", "wall_s": 0.5 + 1e-4 * reads, "cpu_s": 0.5 + 1e-4 * reads},
+                       {"stage": "encode-reads", "wall_s": 2.0 + scale_cpu * reads / 2, "cpu_s": 3.0 + scale_cpu * reads},
+                       {"stage": "align", "wall_s": 1.0 + 1.25e-3 * reads, "cpu_s": 1.0 + 2e-3 * reads},
+                       {"stage": "collect", "wall_s": 0.2 + 1e-4 * reads, "cpu_s": 0.2 + 1e-4 * reads}]}
 
 
-def record(kernel="cpu"):
-    return {"config": {**BASE.as_dict(), "kernel": kernel}, "reads": 1000, "kernel": {"cells": 4e9, "rank_cpu_s": 4.0},
-            "stages": [{"stage": "ingest-reads", "wall_s": 1.0, "cpu_s": 1.0},
-                       {"stage": "encode-reads", "wall_s": 1.0, "cpu_s": 2.0},
-                       {"stage": "collect", "wall_s": 0.5, "cpu_s": 0.5}]}
+def test_marginal_profile_leaves_fixed_costs_out():
+    p = marginal_profile(run(1000, 1e-3), run(5000, 1e-3))
+    assert p["serial_s"] == pytest.approx(2e-4)  # ingest + collect per read
+    assert p["ray_cpu_s"] == pytest.approx(1e-3) and p["align_cpu_s"] == pytest.approx(2e-3)
+    assert p["cells"] == pytest.approx(40_000)
+    assert p["align_util"] == pytest.approx((1.0 + 10.0) / ((1.0 + 6.25) * 2))
+    with pytest.raises(ValueError):
+        marginal_profile(run(5000, 1e-3), run(1000, 1e-3))
 
 
 def test_projection_per_million_reads():
+    profile = {"serial_s": 1e-4, "ray_cpu_s": 8e-4, "ray_util": 0.5, "align_cpu_s": 4e-3, "align_util": 1.0,
+               "cells": 4e4}
     cpu_box = {"type": "c.big", "vcpus": 8, "gpus": 0, "gpu_model": None, "usd_per_hour": 3.6}
-    row = project(record(), cpu_box, 0.0, 0.5, 2.0, {})
-    # serial 1.5 s + Ray 2.0 / 8 + align 4.0 * (0.5 + 0.5 / 8), per 1000 reads, times 1000
-    assert row["seconds_per_m_reads"] == pytest.approx((1.5 + 0.25 + 2.25) * 1000)
-    assert row["usd_per_m_reads"] == pytest.approx(4000 / 3600 * 3.6)
+    row = project(profile, cpu_box, 2.0, {})
+    # per read: 1e-4 serial + 8e-4 / (8 * 0.5) + 4e-3 / 8, times a million
+    assert row["seconds_per_m_reads"] == pytest.approx((1e-4 + 2e-4 + 5e-4) * 1e6)
+    assert row["usd_per_m_reads"] == pytest.approx(800 / 3600 * 3.6)
     gpu_box = {"type": "g.big", "vcpus": 8, "gpus": 2, "gpu_model": "H100", "usd_per_hour": 36}
-    gpu = project(record(), gpu_box, 0.0, 0.0, 2.0, {"H100": 100.0}, gpu=True)
-    # scoring share 4e9 / 2e9 = 2 s of the 4 s moves to 2 GPUs at 100 GCUPS: 0.02 s
-    assert gpu["seconds_per_m_reads"] == pytest.approx((1.5 + 0.25 + 2.0 / 8 + 0.02) * 1000)
-    other = project(record(), {**gpu_box, "gpu_model": "A10G"}, 0.0, 0.0, 2.0, {"H100": 100.0}, gpu=True)
+    gpu = project(profile, gpu_box, 2.0, {"H100": 100.0}, gpu=True)
+    # the scoring share, 4e4 cells / 2 GCUPS = 2e-5 s, moves to 2 GPUs at 100 GCUPS each
+    expected = 1e-4 + 2e-4 + (4e-3 - 2e-5) / 8 + 4e4 / 200e9
+    assert gpu["seconds_per_m_reads"] == pytest.approx(expected * 1e6)
+    other = project(profile, {**gpu_box, "gpu_model": "A10G"}, 2.0, {"H100": 100.0}, gpu=True)
     assert other["seconds_per_m_reads"] is None and "no measurement of a A10G" in other["note"]
+    none = project(profile, cpu_box, 2.0, {"H100": 100.0}, gpu=True)
+    assert none["seconds_per_m_reads"] is None and "no GPU" in none["note"]
 
 
 def test_pareto_front():
@@ -71,7 +81,8 @@ def test_tiny_grid_report_shows_the_recorded_measurements(prefect_harness, tmp_p
     from flows.benchmark import PipelineBenchmarkParams, pipeline_benchmark
 
     params = PipelineBenchmarkParams(work=str(tmp_path), genome=60_000, reads=300, scales=[1, 2], shard_sizes=[150],
-                                     ray_workers=[2], ranks=[2, 1], kernels=["cpu", "cuda"], backends=["local"])
+                                     ray_workers=[2], ranks=[2, 1], kernels=["cpu", "cuda"], backends=["local"],
+                                     warmup=False)
     result = pipeline_benchmark(params)
     folder = Path(result["folder"])
     recorded = json.loads((folder / "measurements.json").read_text())["records"]
@@ -94,6 +105,11 @@ def test_tiny_grid_report_shows_the_recorded_measurements(prefect_harness, tmp_p
     with open(folder / "configs.csv") as fh:
         assert [row["wall_s"] for row in csv.DictReader(fh)] == [str(w["wall_s"] or "") for w in expected]
     assert "not measured: no GPU" in report
+    cost = parse_md_table(report, "## Cost")
+    assert {row["instance"] for row in cost} >= {"c6i.4xlarge", "p5.48xlarge"}
+    p5_gpu = next(row for row in cost if row["instance"] == "p5.48xlarge" and row["kernel"] == "cuda")
+    assert float(p5_gpu["seconds_per_m_reads"]) > 0 and "H100" in p5_gpu["note"]
+    assert any(row["pareto"] == "yes" for row in cost)
     assert "NVIDIA H100" in report  # the recorded device measurement, named
     for plot in result["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,168 @@
+"""Inputs and outputs as URIs: a local path, ``file://``, or ``s3://bucket/key``.
+
+S3 goes through boto3: credentials from a prefect-aws ``AwsCredentials`` block named in
+the settings, or boto3's default chain; an endpoint URL for S3-compatible stores;
+retries with backoff on throttling and 5xx (botocore's ``adaptive`` mode); multipart
+transfers above a threshold. A download lands under the staging folder (temp file +
+rename), never outside it, and fails when the object changes while it is read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIB = 2**20
+
+
+class StorageError(RuntimeError):
+    """An input or output location that cannot be used, with what was expected."""
+
+
+class S3Settings(BaseModel):
+    """How to reach S3 (or an S3-compatible store)."""
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
+    region: str | None = Field(None, description="AWS region (default: boto3's chain)")
+    credentials_block: str | None = Field(None, description="name of a prefect-aws AwsCredentials block")
+    max_attempts: int = Field(8, ge=1, le=20, description="attempts per request (throttling and 5xx retried)")
+    multipart_threshold_mb: int = Field(64, ge=5, description="objects above this move in parts")
+    multipart_chunk_mb: int = Field(16, ge=5, description="part size")
+    max_concurrency: int = Field(8, ge=1, le=64, description="parts in flight")
+
+
+@dataclass(frozen=True)
+class Location:
+    scheme: str  # "file" or "s3"
+    path: Path | None = None
+    bucket: str = ""
+    key: str = ""
+
+    @property
+    def is_s3(self) -> bool:
+        return self.scheme == "s3"
+
+
+def parse_uri(uri: str | Path) -> Location:
+    text = str(uri)
+    parsed = urlparse(text)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StorageError(f"{text}: no bucket; expected s3://bucket/key")
+        return Location("s3", bucket=parsed.netloc, key=parsed.path.lstrip("/"))
+    if parsed.scheme == "file":
+        return Location("file", path=Path(unquote(parsed.path)))
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and text[1:2] == ":"):
+        return Location("file", path=Path(text))
+    raise StorageError(f"{text}: unsupported URI scheme {parsed.scheme!r}; expected a local path, file:// or s3://")
+
+
+def safe_relative(key: str) -> PurePosixPath:
+    """An S3 key as a relative path that cannot leave the folder it is joined to."""
+    parts = PurePosixPath(key).parts
+    if not key or key.startswith("/") or any(p in ("..", "") for p in parts) or "\\" in key:
+        raise StorageError(f"S3 key {key!r}: refused; expected a relative key without '..' or absolute parts "
+                           "(nothing is written outside the staging folder)")
+    return PurePosixPath(*parts)
+
+
+def s3_client(settings: S3Settings):
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": settings.max_attempts, "mode": "adaptive"},
+                    max_pool_connections=max(10, settings.max_concurrency))
+    if settings.credentials_block:
+        from prefect_aws import AwsCredentials
+
+        session = AwsCredentials.load(settings.credentials_block).get_boto3_session()
+    else:
+        import boto3
+
+        session = boto3.session.Session()
+    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=config)
+
+
+def transfer_config(settings: S3Settings):
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=settings.multipart_threshold_mb * MIB,
+                          multipart_chunksize=settings.multipart_chunk_mb * MIB,
+                          max_concurrency=settings.max_concurrency)
+
+
+def _explain(exc: Exception, where: str) -> StorageError:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        meaning = {"NoSuchBucket": "bucket does not exist", "NoSuchKey": "no such key",
+                   "404": "not found (no such bucket or key)", "403": "access denied",
+                   "AccessDenied": "access denied", "PreconditionFailed": "object changed while it was read",
+                   "412": "object changed while it was read"}.get(code, code)
+        return StorageError(f"{where}: {meaning} ({exc})")
+    return StorageError(f"{where}: {exc}")
+
+
+def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None) -> Path:
+    """A local path for ``uri``: the file itself, or an S3 object downloaded under
+    ``<staging_dir>/inputs/<bucket>/<key>`` (skipped when a copy with the same ETag is there)."""
+    loc = parse_uri(uri)
+    if not loc.is_s3:
+        return loc.path
+    settings = settings or S3Settings()
+    root = (Path(staging_dir) / "inputs" / loc.bucket).resolve()
+    dest = (root / safe_relative(loc.key)).resolve()
+    if root not in dest.parents:
+        raise StorageError(f"{uri}: refused; its key would be written outside {root}")
+    client = s3_client(settings)
+    try:
+        head = client.head_object(Bucket=loc.bucket, Key=loc.key)
+    except Exception as exc:  # noqa: BLE001 - explained with the URI
+        raise _explain(exc, uri) from exc
+    etag = head["ETag"]
+    tag_file = dest.with_name(dest.name + ".etag")
+    if dest.is_file() and tag_file.is_file() and tag_file.read_text() == etag and dest.stat().st_size == head["ContentLength"]:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        client.download_file(loc.bucket, loc.key, tmp, Config=transfer_config(settings))
+        after = client.head_object(Bucket=loc.bucket, Key=loc.key)
+        if after["ETag"] != etag or Path(tmp).stat().st_size != head["ContentLength"]:
+            raise StorageError(f"{uri}: object changed while it was read (ETag {etag} before, {after['ETag']} after); "
+                               "nothing was kept, run again")
+        os.replace(tmp, dest)
+        tag_file.write_text(etag)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _explain(exc, uri) from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def publish(files: list[Path], prefix_uri: str, settings: S3Settings | None = None) -> list[str]:
+    """Upload ``files`` under an ``s3://bucket/prefix``; returns their URIs."""
+    loc = parse_uri(prefix_uri)
+    if not loc.is_s3:
+        raise StorageError(f"{prefix_uri}: not an s3:// URI")
+    settings = settings or S3Settings()
+    client = s3_client(settings)
+    prefix = loc.key.rstrip("/")
+    uris = []
+    for path in files:
+        key = f"{prefix}/{path.name}" if prefix else path.name
+        try:
+            client.upload_file(str(path), loc.bucket, key, Config=transfer_config(settings))
+        except Exception as exc:  # noqa: BLE001
+            raise _explain(exc, f"s3://{loc.bucket}/{key}") from exc
+        uris.append(f"s3://{loc.bucket}/{key}")
+    return uris
