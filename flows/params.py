@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hpc.sw_kernel import Scoring
+from tasks.storage import S3Settings
 
 
 class ScoringParams(BaseModel):
@@ -29,9 +30,9 @@ class PipelineParams(BaseModel):
     """Parameters of the align-reads flow."""
 
     model_config = ConfigDict(extra="forbid")
-    reads: str = Field(description="FASTQ/FASTA (plain or .gz): local path or file:// URI")
-    reference: str = Field(description="reference FASTA (plain or .gz): local path or file:// URI")
-    output: str = Field(".helixflow/out", description="folder for alignments.paf and summary.json")
+    reads: str = Field(description="FASTQ/FASTA (plain or .gz): local path, file:// or s3://bucket/key")
+    reference: str = Field(description="reference FASTA (plain or .gz): local path, file:// or s3://bucket/key")
+    output: str = Field(".helixflow/out", description="folder (or s3://bucket/prefix) for alignments.paf and summary.json")
     staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
     ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
     ray_workers: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the flow (default: all)")
@@ -54,6 +55,7 @@ class PipelineParams(BaseModel):
                                "at other loci scoring >= 80% of the primary")
     sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)
+    s3: S3Settings = Field(default_factory=S3Settings)
 
 
 class SimulateParams(BaseModel):

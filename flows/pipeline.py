@@ -14,10 +14,12 @@ from prefect.runtime import flow_run
 from flows.params import PipelineParams, parse_cli
 from tasks.align import run_alignment
 from tasks.collect import collect_results
+from tasks.export import export_results
 from tasks.encode import build_reference_index, candidate_windows, encode_reads
 from tasks.ingest import ingest_reads, ingest_reference
 from tasks.ray_runtime import ray_connection
 from tasks.stage import stage_run
+from tasks.storage import parse_uri
 
 
 def _run_name() -> str:
@@ -32,8 +34,8 @@ def _run_name() -> str:
 @flow(name="align-reads", flow_run_name=_run_name, log_prints=True)
 def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
-    reference = ingest_reference(params.reference)
-    reads = ingest_reads(params.reads, params.shard_size)
+    reference = ingest_reference(params.reference, params.staging_dir, params.s3)
+    reads = ingest_reads(params.reads, params.shard_size, params.staging_dir, params.s3)
     with ray_connection(params.ray_address, params.ray_workers):
         shards = encode_reads(reads)
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
@@ -43,7 +45,10 @@ def align_reads(params: PipelineParams) -> dict:
     manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)
-    return collect_results(manifest, align_dir, params.output, params.ranks, params.sam)
+    to_s3 = parse_uri(params.output).is_s3
+    output = str(Path(manifest).parent / "results") if to_s3 else params.output
+    summary = collect_results(manifest, align_dir, output, params.ranks, params.sam)
+    return export_results(summary, params.output, params.s3) if to_s3 else summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ def stage_bars_png(rows: list[dict]) -> bytes:
         for s in r["stages"]:
             if s["stage"] not in stages:
                 stages.append(s["stage"])
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 2.2), dpi=100)
     labels = [r["config"]["label"] for r in rows]
     left = [0.0] * len(rows)
     colors = plt.get_cmap("tab10")
@@ -42,7 +42,7 @@ def stage_bars_png(rows: list[dict]) -> bytes:
         left = [a + b for a, b in zip(left, widths)]
     ax.set_xlabel("seconds (wall)")
     ax.invert_yaxis()
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.45, -0.14))
     ax.set_title("Where the time goes, per configuration")
     return _png(fig)
 

@@ -9,7 +9,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.manifest import sha256_file
-from tasks.fastx import FastxFormatError, local_path, read_fastx
+from tasks.fastx import FastxFormatError, read_fastx
+from tasks.storage import S3Settings, fetch
 from tasks.task_options import IO_TASK
 
 
@@ -43,9 +44,11 @@ def length_histogram(lengths: np.ndarray, bins: int = 10) -> list[dict]:
 
 
 @task(name="ingest-reads", **IO_TASK)
-def ingest_reads(uri: str, shard_size: int) -> IngestedReads:
-    """Parse and validate a FASTQ/FASTA reads file into batches of ``shard_size`` reads."""
-    path = local_path(uri)
+def ingest_reads(uri: str, shard_size: int, staging_dir: str = ".helixflow/fsx",
+                 s3: S3Settings | None = None) -> IngestedReads:
+    """Parse and validate a FASTQ/FASTA reads file into batches of ``shard_size`` reads
+    (an ``s3://`` object is first copied under ``<staging_dir>/inputs/``)."""
+    path = fetch(uri, staging_dir, s3)
     batches = [ReadBatch()]
     lengths: list[int] = []
     for record in read_fastx(path):
@@ -75,9 +78,9 @@ def ingest_reads(uri: str, shard_size: int) -> IngestedReads:
 
 
 @task(name="ingest-reference", **IO_TASK)
-def ingest_reference(uri: str) -> IngestedReference:
+def ingest_reference(uri: str, staging_dir: str = ".helixflow/fsx", s3: S3Settings | None = None) -> IngestedReference:
     """Parse and validate a reference FASTA; contig names must be unique."""
-    path = local_path(uri)
+    path = fetch(uri, staging_dir, s3)
     names: list[str] = []
     seqs: list[bytes] = []
     first_line: dict[str, int] = {}

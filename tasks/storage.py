@@ -21,7 +21,11 @@ MIB = 2**20
 
 
 class StorageError(RuntimeError):
-    """An input or output location that cannot be used, with what was expected."""
+    """An input or output location that could not be used (now), with what was expected."""
+
+
+class BadLocation(StorageError):
+    """A location that retrying cannot fix: malformed, refused, missing, or access denied."""
 
 
 class S3Settings(BaseModel):
@@ -54,20 +58,20 @@ def parse_uri(uri: str | Path) -> Location:
     parsed = urlparse(text)
     if parsed.scheme == "s3":
         if not parsed.netloc:
-            raise StorageError(f"{text}: no bucket; expected s3://bucket/key")
+            raise BadLocation(f"{text}: no bucket; expected s3://bucket/key")
         return Location("s3", bucket=parsed.netloc, key=parsed.path.lstrip("/"))
     if parsed.scheme == "file":
         return Location("file", path=Path(unquote(parsed.path)))
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and text[1:2] == ":"):
         return Location("file", path=Path(text))
-    raise StorageError(f"{text}: unsupported URI scheme {parsed.scheme!r}; expected a local path, file:// or s3://")
+    raise BadLocation(f"{text}: unsupported URI scheme {parsed.scheme!r}; expected a local path, file:// or s3://")
 
 
 def safe_relative(key: str) -> PurePosixPath:
     """An S3 key as a relative path that cannot leave the folder it is joined to."""
-    parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or any(p in ("..", "") for p in parts) or "\\" in key:
-        raise StorageError(f"S3 key {key!r}: refused; expected a relative key without '..' or absolute parts "
+    parts = key.split("/")
+    if not key or any(p in ("..", ".", "") for p in parts) or "\\" in key:
+        raise BadLocation(f"S3 key {key!r}: refused; expected a relative key without '..' or absolute parts "
                            "(nothing is written outside the staging folder)")
     return PurePosixPath(*parts)
 
@@ -105,7 +109,8 @@ def _explain(exc: Exception, where: str) -> StorageError:
                    "404": "not found (no such bucket or key)", "403": "access denied",
                    "AccessDenied": "access denied", "PreconditionFailed": "object changed while it was read",
                    "412": "object changed while it was read"}.get(code, code)
-        return StorageError(f"{where}: {meaning} ({exc})")
+        permanent = code in ("NoSuchBucket", "NoSuchKey", "404", "403", "AccessDenied", "InvalidAccessKeyId")
+        return (BadLocation if permanent else StorageError)(f"{where}: {meaning} ({exc})")
     return StorageError(f"{where}: {exc}")
 
 
@@ -119,7 +124,7 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
     root = (Path(staging_dir) / "inputs" / loc.bucket).resolve()
     dest = (root / safe_relative(loc.key)).resolve()
     if root not in dest.parents:
-        raise StorageError(f"{uri}: refused; its key would be written outside {root}")
+        raise BadLocation(f"{uri}: refused; its key would be written outside {root}")
     client = s3_client(settings)
     try:
         head = client.head_object(Bucket=loc.bucket, Key=loc.key)
@@ -153,7 +158,7 @@ def publish(files: list[Path], prefix_uri: str, settings: S3Settings | None = No
     """Upload ``files`` under an ``s3://bucket/prefix``; returns their URIs."""
     loc = parse_uri(prefix_uri)
     if not loc.is_s3:
-        raise StorageError(f"{prefix_uri}: not an s3:// URI")
+        raise BadLocation(f"{prefix_uri}: not an s3:// URI")
     settings = settings or S3Settings()
     client = s3_client(settings)
     prefix = loc.key.rstrip("/")

@@ -7,9 +7,10 @@ from prefect.cache_policies import NO_CACHE
 from hpc.backend import SubmissionRejected
 from hpc.manifest import ManifestError
 from tasks.fastx import FastxFormatError
+from tasks.storage import BadLocation
 
 # Errors that retrying cannot fix: the input is wrong, or the scheduler said no.
-PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected)
+PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected, BadLocation)
 
 
 def retry_unless(*permanent: type[BaseException]):

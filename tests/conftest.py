@@ -61,3 +61,30 @@ def sim_data(tmp_path_factory) -> dict[str, Path]:
     (root / "reads.fq.gz").write_bytes(gzip.compress(fastq_text(reads).encode()))
     return {"reference": root / "reference.fa", "reads": root / "reads.fq.gz", "root": root,
             "names": [r.name for r in reads]}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on loopback, for boto3 over HTTP; yields its endpoint URL."""
+    from s3_proxy import start_moto
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(key, value)
+    proc, url = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_proxy(s3_server):
+    from s3_proxy import FaultProxy
+
+    proxy = FaultProxy(s3_server)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
