@@ -47,7 +47,8 @@ class PipelineParams(BaseModel):
     ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
     kernel: Literal["cpu", "scalar", "cuda"] = Field(
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")
-    shard_size: int = Field(5000, ge=1, description="reads per shard")
+    shard_size: int = Field(5000, ge=1, description="reads per shard (at most)")
+    shard_mb: float = Field(64.0, gt=0, description="MiB of bases per shard (at most)")
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
     minimizer_window: int = Field(5, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every k-mer")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")

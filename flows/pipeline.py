@@ -18,7 +18,7 @@ from tasks.export import export_results
 from tasks.encode import build_reference_index, candidate_windows, encode_reads
 from tasks.ingest import ingest_reads, ingest_reference
 from tasks.ray_runtime import ray_connection
-from tasks.stage import stage_run
+from tasks.stage import run_root, stage_run
 from tasks.storage import parse_uri
 
 
@@ -35,14 +35,16 @@ def _run_name() -> str:
 def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
     reference = ingest_reference(params.reference, params.staging_dir, params.s3)
-    reads = ingest_reads(params.reads, params.shard_size, params.staging_dir, params.s3)
+    reads = ingest_reads(params.reads, params.staging_dir, params.s3)
+    settings = {"shard_size": params.shard_size, "shard_mb": params.shard_mb, "kmer": params.kmer,
+                "minimizer_window": params.minimizer_window, "max_candidates": params.max_candidates,
+                "max_secondary": params.max_secondary, "scoring": params.scoring.model_dump()}
+    root = str(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
     with ray_connection(params.ray_address, params.ray_workers):
-        shards = encode_reads(reads)
+        shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
-        candidates = candidate_windows(index, shards, params.max_candidates)
-    settings = {"shard_size": params.shard_size, "kmer": params.kmer, "minimizer_window": params.minimizer_window,
-                "max_candidates": params.max_candidates, "max_secondary": params.max_secondary, "scoring": params.scoring.model_dump()}
-    manifest = stage_run(params.staging_dir, reads, reference, index, shards, candidates, settings)
+        candidates = candidate_windows(index, root, shards, params.max_candidates)
+    manifest = stage_run(root, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)
     to_s3 = parse_uri(params.output).is_s3

@@ -1,54 +1,119 @@
-"""Ray stage: encode read shards (with an exact decode check), index the reference, seed."""
+"""Ray stage: stream reads into encoded shards on the staging folder (exact decode check),
+index the reference, seed every shard. Shards completed by an earlier run are reused."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
+
+import numpy as np
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 # The functions Ray runs live in modules without Prefect, so workers start without importing it.
-from tasks.encoding import DecodeCheckError, EncodedShard, encode_and_check  # noqa: F401 - re-exported
+from tasks.encoding import DecodeCheckError  # noqa: F401 - re-exported
+from hpc.manifest import MANIFEST_NAME
+from tasks.fastx import FastxFormatError
 from tasks.index_cache import cache_paths, load_index, save_index
-from tasks.ingest import IngestedReads, IngestedReference
-from tasks.seeding import Candidates, ReferenceIndex, find_candidates, index_reference
+from tasks.ingest import IngestedReference, ReadsInput
+from tasks.seeding import ReferenceIndex, index_reference
+from tasks.shard_store import clean_temp_files, completed, encode_shard_file, read_batches, seed_shard_file
 from tasks.task_options import IO_TASK
 
 
-def _gather(refs: list, label: str, key: str) -> list:
-    """Wait for Ray object refs in order, updating a progress artifact as they finish."""
+def _stream(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
+    """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry) from ``work``,
+    keeping at most twice the cluster's CPUs in flight; reused entries skip Ray. Updates a
+    progress artifact and logs reads/s as shards finish. Returns entries by shard number."""
     import ray
 
+    logger = get_run_logger()
     progress_id = create_progress_artifact(progress=0.0, key=key, description=f"{label}: shards done")
-    pending = list(refs)
-    done = 0
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    pending: dict = {}
+    entries: dict[int, dict] = {}
+    t0 = time.perf_counter()
+    reads = 0
+
+    def finished(refs) -> None:
+        nonlocal reads
+        for ref in refs:
+            entry = ray.get(ref)
+            entries[pending.pop(ref)] = entry
+            reads += entry.get("reads", 0)
+        seconds = time.perf_counter() - t0
+        if total:
+            update_progress_artifact(progress_id, progress=100.0 * len(entries) / total)
+        if reads and len(entries) % 10 == 0:
+            logger.info("%s: %d shards, %d reads, %.0f reads/s", label, len(entries), reads, reads / seconds)
+
+    try:
+        for shard_no, item, reused in work:
+            if reused is not None:
+                entries[shard_no] = {**reused, "reused": True}
+                reads += reused.get("reads", 0)
+                continue
+            while len(pending) >= window:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                finished(ready)
+            pending[submit(item)] = shard_no
+    except BaseException:
+        ray.wait(list(pending), num_returns=len(pending))  # let shards in flight land before the caller cleans up
+        raise
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        done += len(ready)
-        update_progress_artifact(progress_id, progress=100.0 * done / len(refs))
-    return ray.get(refs)
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        finished(ready)
+    update_progress_artifact(progress_id, progress=100.0)
+    return entries
 
 
 @task(name="encode-reads", **IO_TASK)
-def encode_reads(reads: IngestedReads) -> list[EncodedShard]:
-    """One Ray task per shard: 2-bit pack + N mask, then decode and compare every read."""
+def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float = 64.0) -> list[dict]:
+    """Stream the reads file into shards of ``shard_size`` reads (or ``shard_mb`` MiB of bases);
+    each shard is encoded, decode-checked and written to ``<root>/reads/`` by a Ray worker.
+    The driver holds one batch being parsed plus the shards in flight. Shards that a
+    previous run of the same inputs completed are reused."""
     import ray
 
+    root_path = Path(root)
+    (root_path / MANIFEST_NAME).unlink(missing_ok=True)  # not complete until the stage task writes it again
+    removed = clean_temp_files(root_path)
+    remote = ray.remote(encode_shard_file)
+    reused = 0
+
+    def work():
+        nonlocal reused
+        for shard_no, (names, seqs) in enumerate(read_batches(reads.path, shard_size, shard_mb)):
+            done = completed(root_path, "reads", shard_no, reads=len(names), first=names[0], last=names[-1])
+            reused += done is not None
+            yield shard_no, (shard_no, names, seqs), done
+
     t0 = time.perf_counter()
-    remote = ray.remote(encode_and_check)
-    refs = [remote.remote(i, b.names, b.seqs) for i, b in enumerate(reads.batches)]
-    shards = _gather(refs, "encode", "encode-progress")
+    fresh = not (root_path / "reads").exists()
+    try:
+        entries = _stream(lambda item: remote.remote(*item, root), work(), "encode", "encode-progress")
+    except FastxFormatError:
+        if fresh:  # bad input: leave no half-made run folder behind
+            shutil.rmtree(root_path, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
-    packed = sum(s.packed.nbytes + s.nmask.nbytes for s in shards)
-    mb_s = reads.n_bases / seconds / 1e6 if seconds > 0 else 0.0
-    get_run_logger().info("encoded %d shards, %d reads at %.1f reads/s, %.1f MB/s of bases",
-                          len(shards), reads.n_reads, reads.n_reads / seconds, mb_s)
+    shards = [entries[i] for i in range(len(entries))]
+    n_reads = sum(e["reads"] for e in shards)
+    n_bases = sum(e["bases"] for e in shards)
+    mb_s = reads.bytes / seconds / 2**20 if seconds > 0 else 0.0
+    get_run_logger().info("encoded %d shards (%d reused), %d reads at %.0f reads/s, %.1f MB/s of input",
+                          len(shards), reused, n_reads, n_reads / seconds, mb_s)
+    lengths = np.array([lc for e in shards for lc in e["length_counts"]], dtype=np.int64).reshape(-1, 2)
     create_table_artifact(
         key="encode-summary",
-        table=[{"shards": len(shards), "reads": reads.n_reads, "bases": reads.n_bases,
-                "packed_bytes": packed, "seconds": round(seconds, 3), "mb_per_s": round(mb_s, 2),
-                "decode_check": "exact"}],
-        description="Encode/decode on Ray",
+        table=[{"shards": len(shards), "reused": reused, "reads": n_reads, "bases": n_bases,
+                "min_len": int(lengths[:, 0].min()) if len(lengths) else 0,
+                "max_len": int(lengths[:, 0].max()) if len(lengths) else 0,
+                "packed_bytes": sum(e["bytes"] for e in shards), "seconds": round(seconds, 3),
+                "mb_per_s": round(mb_s, 2), "decode_check": "exact, every read", "temp_files_removed": removed}],
+        description="Encode/decode on Ray, streamed to the staging folder",
     )
     return shards
 
@@ -80,20 +145,23 @@ def build_reference_index(reference: IngestedReference, k: int, w: int = 1,
 
 
 @task(name="candidate-windows", **IO_TASK)
-def candidate_windows(index: ReferenceIndex, shards: list[EncodedShard], max_candidates: int) -> list[Candidates]:
-    """Seed every shard against the index on Ray; the index is put in the object store once."""
+def candidate_windows(index: ReferenceIndex, root: str, shards: list[dict], max_candidates: int) -> list[dict]:
+    """Seed every staged shard on Ray (the index goes to the object store once); each worker
+    reads its shard from the staging folder and writes the candidates beside it."""
     import ray
 
     index_ref = ray.put(index)
-    remote = ray.remote(find_candidates)
-    refs = [remote.remote(index_ref, s, max_candidates=max_candidates) for s in shards]
-    cands = _gather(refs, "candidates", "candidates-progress")
-    n_reads = sum(s.n_reads for s in shards)
-    seeded = sum(len(set(c.read.tolist())) for c in cands)
+    remote = ray.remote(seed_shard_file)
+    work = ((e["shard"], e, completed(Path(root), "candidates", e["shard"], reads_sha256=e["sha256"])) for e in shards)
+    entries = _stream(lambda e: remote.remote(e, index_ref, root, max_candidates), work, "candidates",
+                      "candidates-progress", total=len(shards))
+    cands = [entries[e["shard"]] for e in shards]
+    n_reads = sum(e["reads"] for e in shards)
+    seeded = sum(c["seeded"] for c in cands)
     create_table_artifact(
         key="candidate-windows",
         table=[{"reads": n_reads, "reads_with_candidates": seeded, "unseeded": n_reads - seeded,
-                "windows": sum(len(c) for c in cands)}],
+                "windows": sum(c["windows"] for c in cands), "reused": sum(bool(c.get("reused")) for c in cands)}],
         description="Candidate reference windows per read (both strands)",
     )
     return cands

@@ -1,12 +1,12 @@
-"""Ingest tasks: read and validate reads and reference, count, checksum, report."""
+"""Ingest tasks: locate and checksum the reads; read and validate the reference."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 
 from hpc.manifest import sha256_file
 from tasks.fastx import FastxFormatError, read_fastx
@@ -15,19 +15,11 @@ from tasks.task_options import IO_TASK
 
 
 @dataclass
-class ReadBatch:
-    names: list[str] = field(default_factory=list)
-    seqs: list[bytes] = field(default_factory=list)
-
-
-@dataclass
-class IngestedReads:
+class ReadsInput:
     uri: str
+    path: Path  # local (an S3 object's copy on the staging folder)
     sha256: str
-    batches: list[ReadBatch]
-    n_reads: int
-    n_bases: int
-    lengths: np.ndarray
+    bytes: int
 
 
 @dataclass
@@ -38,41 +30,21 @@ class IngestedReference:
     seqs: list[bytes]
 
 
-def length_histogram(lengths: np.ndarray, bins: int = 10) -> list[dict]:
-    counts, edges = np.histogram(lengths, bins=min(bins, max(1, int(np.ptp(lengths)) + 1)))
-    return [{"from": int(edges[i]), "to": int(edges[i + 1]), "reads": int(c)} for i, c in enumerate(counts)]
-
-
 @task(name="ingest-reads", **IO_TASK)
-def ingest_reads(uri: str, shard_size: int, staging_dir: str = ".helixflow/fsx",
-                 s3: S3Settings | None = None) -> IngestedReads:
-    """Parse and validate a FASTQ/FASTA reads file into batches of ``shard_size`` reads
-    (an ``s3://`` object is first copied under ``<staging_dir>/inputs/``)."""
+def ingest_reads(uri: str, staging_dir: str = ".helixflow/fsx", s3: S3Settings | None = None) -> ReadsInput:
+    """Locate the reads (an ``s3://`` object is first copied under ``<staging_dir>/inputs/``)
+    and checksum them; parsing and validation stream through the encode stage."""
     path = fetch(uri, staging_dir, s3)
-    batches = [ReadBatch()]
-    lengths: list[int] = []
-    for record in read_fastx(path):
-        if len(batches[-1].names) == shard_size:
-            batches.append(ReadBatch())
-        batches[-1].names.append(record.name)
-        batches[-1].seqs.append(record.seq)
-        lengths.append(len(record.seq))
-    lens = np.array(lengths, dtype=np.int64)
-    reads = IngestedReads(str(uri), sha256_file(path), batches, len(lens), int(lens.sum()), lens)
-    get_run_logger().info("ingested %d reads (%d bases) from %s in %d batches",
-                          reads.n_reads, reads.n_bases, uri, len(batches))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    if path.is_dir():
+        raise FastxFormatError(path, None, "is a directory, expected a FASTA/FASTQ file")
+    reads = ReadsInput(str(uri), path, sha256_file(path), path.stat().st_size)
+    get_run_logger().info("reads: %s (%d bytes, sha256 %s)", uri, reads.bytes, reads.sha256[:16])
     create_table_artifact(
         key="ingest-reads",
-        table=[{"file": str(uri), "reads": reads.n_reads, "bases": reads.n_bases,
-                "min_len": int(lens.min()), "mean_len": round(float(lens.mean()), 1),
-                "max_len": int(lens.max()), "sha256": reads.sha256[:16]}],
-        description="Reads ingested and validated",
-    )
-    hist = "\n".join(f"| {h['from']}-{h['to']} | {h['reads']} |" for h in length_histogram(lens))
-    create_markdown_artifact(
-        key="ingest-read-lengths",
-        markdown=f"### Read lengths: {uri}\n\n| length | reads |\n|---|---|\n{hist}\n",
-        description="Read length histogram",
+        table=[{"file": str(uri), "local": str(path), "bytes": reads.bytes, "sha256": reads.sha256[:16]}],
+        description="Reads located and checksummed",
     )
     return reads
 

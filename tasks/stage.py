@@ -1,4 +1,5 @@
-"""Stage task: shards, reference, candidates and a checksummed manifest onto the FSx folder."""
+"""Stage task: reference and a checksummed manifest complete the run folder on FSx (the
+shards and candidates were written there by the Ray stage)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.codec import pack_codes
-from hpc.manifest import file_entry, save_npz_atomic, write_manifest
+from hpc.manifest import file_entry, load_manifest, save_npz_atomic, write_manifest
 from tasks.encoding import EncodedShard
-from tasks.ingest import IngestedReads, IngestedReference
+from tasks.ingest import IngestedReference, ReadsInput
 from tasks.seeding import Candidates, ReferenceIndex
 from tasks.task_options import IO_TASK
 
@@ -24,6 +25,30 @@ def run_key(reads_sha256: str, reference_sha256: str, settings: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def run_root(staging_dir: str, reads_sha256: str, reference_sha256: str, settings: dict) -> Path:
+    return Path(staging_dir).resolve() / f"run-{run_key(reads_sha256, reference_sha256, settings)}"
+
+
+def finish_staging(root: Path, inputs: dict, index: ReferenceIndex, shards: list[dict], candidates: list[dict],
+                   settings: dict) -> Path:
+    """Write the reference, then the manifest (last: its presence marks the staging complete)."""
+    packed, nmask = pack_codes(index.codes)
+    ref_path = root / "reference.npz"
+    save_npz_atomic(ref_path, names=np.array(index.names, dtype=np.str_),
+                    lengths=index.lengths, starts=index.starts, packed=packed, nmask=nmask)
+    keep = ("path", "bytes", "sha256", "reads", "bases", "windows")
+    entries = [{**{k: e[k] for k in keep if k in e}, "candidates": {k: c[k] for k in keep if k in c}}
+               for e, c in zip(shards, candidates)]
+    return write_manifest(root, {
+        "run_key": root.name,
+        "inputs": inputs,
+        "settings": settings,
+        "scoring": settings["scoring"],
+        "reference": file_entry(root, ref_path, contigs=len(index.names)),
+        "shards": entries,
+    })
+
+
 def write_staging(
     root: Path,
     inputs: dict,
@@ -32,57 +57,51 @@ def write_staging(
     candidates: list[Candidates],
     settings: dict,
 ) -> tuple[Path, list[dict]]:
-    """Write every file to a temp name and rename it; the manifest goes last."""
-    packed, nmask = pack_codes(index.codes)
-    ref_path = root / "reference.npz"
-    save_npz_atomic(ref_path, names=np.array(index.names, dtype=np.str_),
-                    lengths=index.lengths, starts=index.starts, packed=packed, nmask=nmask)
-    entries = []
+    """Stage in-memory shards (benchmarks, tests): every file to a temp name and renamed;
+    the manifest goes last."""
+    shard_entries, cand_entries = [], []
     for i, (shard, cands) in enumerate(zip(shards, candidates)):
         shard_path = root / "reads" / f"shard_{i:05d}.npz"
         cand_path = root / "candidates" / f"shard_{i:05d}.npz"
         save_npz_atomic(shard_path, **shard.to_arrays())
         save_npz_atomic(cand_path, **cands.to_arrays())
-        entries.append(file_entry(root, shard_path, reads=shard.n_reads, bases=shard.n_bases,
-                                  candidates=file_entry(root, cand_path, windows=len(cands))))
-    manifest = write_manifest(root, {
-        "run_key": root.name,
-        "inputs": inputs,
-        "settings": settings,
-        "scoring": settings["scoring"],
-        "reference": file_entry(root, ref_path, contigs=len(index.names)),
-        "shards": entries,
-    })
-    return manifest, entries
+        shard_entries.append(file_entry(root, shard_path, reads=shard.n_reads, bases=shard.n_bases))
+        cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
+    manifest = finish_staging(root, inputs, index, shard_entries, cand_entries, settings)
+    return manifest, load_manifest(manifest)["shards"]
 
 
 @task(name="stage", **IO_TASK)
 def stage_run(
-    staging_dir: str,
-    reads: IngestedReads,
+    root: str,
+    reads: ReadsInput,
     reference: IngestedReference,
     index: ReferenceIndex,
-    shards: list[EncodedShard],
-    candidates: list[Candidates],
+    shards: list[dict],
+    candidates: list[dict],
     settings: dict,
 ) -> Path:
-    """Stage under ``<staging_dir>/run-<key>``, the key made from input checksums and settings."""
-    root = Path(staging_dir).resolve() / f"run-{run_key(reads.sha256, reference.sha256, settings)}"
+    """Complete the staging folder ``root`` (shards and candidates are already there):
+    reference, then the manifest with every file's size and sha256."""
+    root_path = Path(root)
     inputs = {"reads": {"uri": reads.uri, "sha256": reads.sha256},
               "reference": {"uri": reference.uri, "sha256": reference.sha256}}
-    manifest, entries = write_staging(root, inputs, index, shards, candidates, settings)
+    manifest = finish_staging(root_path, inputs, index, shards, candidates, settings)
+    entries = load_manifest(manifest)["shards"]
     total = sum(e["bytes"] + e["candidates"]["bytes"] for e in entries)
-    get_run_logger().info("staged %d shards (%d bytes) under %s", len(entries), total, root)
+    reused = sum(bool(e.get("reused")) for e in shards)
+    get_run_logger().info("staged %d shards (%d bytes, %d reused from an earlier run) under %s",
+                          len(entries), total, reused, root_path)
     create_table_artifact(
         key="stage-files",
-        table=[{"file": e["path"], "bytes": e["bytes"], "reads": e["reads"], "sha256": e["sha256"][:16]}
-               for e in entries],
-        description=f"Staged shards under {root}",
+        table=[{"file": e["path"], "bytes": e["bytes"], "reads": e["reads"], "sha256": e["sha256"][:16],
+                "reused": bool(s.get("reused"))} for e, s in zip(entries, shards)],
+        description=f"Staged shards under {root_path}",
     )
     create_markdown_artifact(
         key="stage-manifest",
-        markdown=f"### Staging\n\n- folder: `{root}`\n- manifest: [{manifest.name}]({manifest.as_uri()})\n"
-                 f"- shards: {len(entries)}, {total} bytes with candidates\n",
+        markdown=f"### Staging\n\n- folder: `{root_path}`\n- manifest: [{manifest.name}]({manifest.as_uri()})\n"
+                 f"- shards: {len(entries)} ({reused} reused), {total} bytes with candidates\n",
         description="Staging manifest",
     )
     return manifest

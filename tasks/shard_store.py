@@ -1,0 +1,107 @@
+"""Shards on the staging folder, written by Ray workers, each with a completion record.
+
+``reads/shard_NNNNN.npz`` and ``candidates/shard_NNNNN.npz`` are written to a temp name and
+renamed; then ``<file>.done.json`` records its size, sha256, read count and the names of
+its first and last read. A rerun over the same run folder reuses a shard whose record
+matches the file on disk and the reads the driver is parsing now; a file without a record
+(the run died between the two renames) or one that fails its checksum is rewritten.
+No Prefect here: Ray workers import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from hpc.manifest import ManifestError, atomic_write_text, file_entry, load_npz_verified, save_npz_atomic, verify_entry
+from tasks.encoding import EncodedShard, encode_and_check
+from tasks.fastx import read_fastx
+from tasks.seeding import find_candidates
+
+MIB = 2**20
+
+
+def shard_path(root: Path, kind: str, shard_no: int) -> Path:
+    return Path(root) / kind / f"shard_{shard_no:05d}.npz"
+
+
+def record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".done.json")
+
+
+def read_batches(path: Path, shard_reads: int, shard_mb: float) -> Iterator[tuple[list[str], list[bytes]]]:
+    """Stream (names, seqs) batches of at most ``shard_reads`` reads or ``shard_mb`` MiB of bases;
+    only the batch being filled is held."""
+    names: list[str] = []
+    seqs: list[bytes] = []
+    size = 0
+    limit = shard_mb * MIB
+    for record in read_fastx(path):
+        names.append(record.name)
+        seqs.append(record.seq)
+        size += len(record.seq)
+        if len(names) >= shard_reads or size >= limit:
+            yield names, seqs
+            names, seqs, size = [], [], 0
+    if names:
+        yield names, seqs
+
+
+def completed(root: Path, kind: str, shard_no: int, **expect) -> dict | None:
+    """The completion record of a shard file when it verifies and matches ``expect``."""
+    path = shard_path(root, kind, shard_no)
+    rec = record_path(path)
+    if not rec.is_file():
+        return None
+    try:
+        entry = json.loads(rec.read_text())
+        verify_entry(Path(root), entry)
+    except (ValueError, OSError, KeyError, ManifestError):
+        return None
+    if any(entry.get(k) != v for k, v in expect.items()):
+        return None
+    return entry
+
+
+def _finish(root: Path, path: Path, **fields) -> dict:
+    entry = file_entry(Path(root), path, **fields)
+    atomic_write_text(record_path(path), json.dumps(entry))
+    return entry
+
+
+def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: str) -> dict:
+    """Encode one shard (exact decode check), write it and its record; return the record."""
+    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
+    if delay:
+        time.sleep(delay)
+    shard = encode_and_check(shard_no, names, seqs)
+    path = shard_path(Path(root), "reads", shard_no)
+    save_npz_atomic(path, **shard.to_arrays())
+    lengths, counts = np.unique(shard.lengths, return_counts=True)
+    return _finish(Path(root), path, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+                   first=names[0], last=names[-1],
+                   length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)])
+
+
+def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
+    """Candidate windows of one staged shard (verified before use), written with a record."""
+    arrays = load_npz_verified(Path(root), shard)
+    cands = find_candidates(index, EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
+    path = shard_path(Path(root), "candidates", shard["shard"])
+    save_npz_atomic(path, **cands.to_arrays())
+    return _finish(Path(root), path, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
+                   seeded=int(np.unique(cands.read).shape[0]))
+
+
+def clean_temp_files(root: Path) -> int:
+    """Remove temp files a killed run left behind; returns how many."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
