@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -20,6 +21,10 @@ class ManifestError(RuntimeError):
     """The staging manifest is missing, malformed, or disagrees with the files on disk."""
 
 
+class StagingFullError(OSError):
+    """The file system under the staging folder has no space left."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
     path = Path(path)
@@ -31,6 +36,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StagingFullError(errno.ENOSPC, f"{path.parent}: no space left on the device while writing "
+                                   f"{path.name} ({len(data)} bytes); free space there or choose another "
+                                   "--staging-dir (the temp file was removed)") from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

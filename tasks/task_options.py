@@ -5,12 +5,13 @@ from __future__ import annotations
 from prefect.cache_policies import NO_CACHE
 
 from hpc.backend import SubmissionRejected
-from hpc.manifest import ManifestError
+from hpc.manifest import ManifestError, StagingFullError
 from tasks.fastx import FastxFormatError
 from tasks.storage import BadLocation
 
 # Errors that retrying cannot fix: the input is wrong, or the scheduler said no.
-PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected, BadLocation)
+PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected, BadLocation,
+                    StagingFullError)
 
 
 def retry_unless(*permanent: type[BaseException]):

@@ -81,3 +81,28 @@ def test_damaged_shard_is_rewritten_not_reused(prefect_harness, ray_cluster, sim
     summary = encode_summary(state.state_details.flow_run_id)
     assert summary["reused"] == 2 and summary["temp_files_removed"] == 1
     assert Path(state.result()["paf"]).read_text() == Path(first["paf"]).read_text()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 256-KiB tmpfs: a staging file system that fills up (needs root, as make test runs)."""
+    mount = tmp_path / "small-fsx"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_staging_that_fills_up_fails_clearly_and_leaves_no_temp_files(prefect_harness, ray_cluster, sim_data, tiny_fs,
+                                                                      tmp_path):
+    params = PipelineParams(reads=str(sim_data["reads"]), reference=str(sim_data["reference"]), backend="local",
+                            shard_size=100, staging_dir=str(tiny_fs), output=str(tmp_path / "out"))
+    state = align_reads(params, return_state=True)
+    assert state.is_failed()
+    error = str(state.result(raise_on_failure=False))
+    assert "no space left on the device" in error and str(tiny_fs) in error
+    assert not list(tiny_fs.rglob("*.tmp")) and not list(tiny_fs.rglob("manifest.json"))
