@@ -15,11 +15,13 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 # The functions Ray runs live in modules without Prefect, so workers start without importing it.
 from tasks.encoding import DecodeCheckError  # noqa: F401 - re-exported
 from hpc.manifest import MANIFEST_NAME
+from tasks.fastq_chunks import chunk_identity, chunks, is_fastq
 from tasks.fastx import FastxFormatError
 from tasks.index_cache import cache_paths, load_index, save_index
 from tasks.ingest import IngestedReference, ReadsInput
 from tasks.seeding import ReferenceIndex, index_reference
-from tasks.shard_store import clean_temp_files, completed, encode_shard_file, read_batches, seed_shard_file
+from tasks.shard_store import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, read_batches,
+                               seed_shard_file)
 from tasks.task_options import IO_TASK
 
 
@@ -80,11 +82,21 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     root_path = Path(root)
     (root_path / MANIFEST_NAME).unlink(missing_ok=True)  # not complete until the stage task writes it again
     removed = clean_temp_files(root_path)
-    remote = ray.remote(encode_shard_file)
     reused = 0
+    fastq = is_fastq(reads.path)
+    # FASTQ: the driver only cuts the stream at record boundaries; workers parse. FASTA
+    # (multi-line records): the driver parses records into batches.
+    remote = ray.remote(encode_chunk_file if fastq else encode_shard_file)
+    source = str(reads.path)
 
     def work():
         nonlocal reused
+        if fastq:
+            for shard_no, (line, data) in enumerate(chunks(reads.path, shard_size, shard_mb)):
+                done = completed(root_path, "reads", shard_no, **chunk_identity(line, data))
+                reused += done is not None
+                yield shard_no, (shard_no, line, data, source), done
+            return
         for shard_no, (names, seqs) in enumerate(read_batches(reads.path, shard_size, shard_mb)):
             done = completed(root_path, "reads", shard_no, reads=len(names), first=names[0], last=names[-1])
             reused += done is not None

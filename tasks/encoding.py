@@ -23,6 +23,16 @@ def to_codes(seq: bytes) -> np.ndarray:
     return codes
 
 
+def codes_of(bases: np.ndarray) -> np.ndarray:
+    """Base codes of normalized bases given as a uint8 array (A, C, G, T, N only)."""
+    return _TO_CODE[bases]
+
+
+def bases_of(codes: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`codes_of`."""
+    return _TO_BYTE[codes]
+
+
 def to_bytes(codes: np.ndarray) -> bytes:
     return _TO_BYTE[codes].tobytes()
 

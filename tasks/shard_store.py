@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from hpc.manifest import ManifestError, atomic_write_text, file_entry, load_npz_verified, save_npz_atomic, verify_entry
-from tasks.encoding import EncodedShard, encode_and_check
+from hpc.codec import pack_codes, unpack_codes
+from tasks.encoding import DecodeCheckError, EncodedShard, bases_of, codes_of, encode_and_check
+from tasks.fastq_chunks import chunk_identity, parse_chunk
 from tasks.fastx import read_fastx
 from tasks.seeding import find_candidates
 
@@ -86,6 +88,30 @@ def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: 
     return _finish(Path(root), path, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
                    first=names[0], last=names[-1],
                    length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)])
+
+
+def encode_chunk_file(shard_no: int, first_line: int, data: bytes, source: str, root: str) -> dict:
+    """Parse a FASTQ chunk (numpy fast path), encode it, check that every base decodes back
+    exactly, write the shard and its record (with the chunk's identity, for resume)."""
+    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
+    if delay:
+        time.sleep(delay)
+    names, bases, lengths = parse_chunk(data, source, first_line)
+    packed, nmask = pack_codes(codes_of(bases))
+    back = bases_of(unpack_codes(packed, nmask, bases.shape[0]))
+    if not np.array_equal(back, bases):
+        pos = int(np.flatnonzero(back != bases)[0])
+        read = int(np.searchsorted(np.cumsum(lengths), pos, side="right"))
+        raise DecodeCheckError(f"shard {shard_no}: read {read} ({names[read]!r}) does not decode to its input")
+    offsets = np.zeros(lengths.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    shard = EncodedShard(names, lengths, offsets, packed, nmask)
+    path = shard_path(Path(root), "reads", shard_no)
+    save_npz_atomic(path, **shard.to_arrays())
+    uniq, counts = np.unique(lengths, return_counts=True)
+    return _finish(Path(root), path, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+                   first=names[0] if names else "", last=names[-1] if names else "",
+                   length_counts=[[int(a), int(b)] for a, b in zip(uniq, counts)], **chunk_identity(first_line, data))
 
 
 def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
