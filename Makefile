@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-kernel bench-mapping clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ serve-down:
 # Slurm rows are measured when a controller answers (make slurm-up), cuda rows on a GPU.
 bench: $(STAMP)
 	$(PY) -m flows.benchmark --work .helixflow/bench
+
+# Data plane: 10M simulated reads (plain and gzip FASTQ) through ingest + Ray encode + stage,
+# against a single-process numpy parse; a 1-GiB round trip through S3 (moto on loopback).
+bench-data: $(STAMP)
+	$(PY) -m tasks.bench_data --reads 10000000
 
 bench-kernel: $(STAMP)
 	$(PY) -m hpc.bench

@@ -32,6 +32,7 @@ class TreeSampler:
     _thread: threading.Thread | None = None
     _base: dict[int, float] = field(default_factory=dict)
     _last: dict[int, float] = field(default_factory=dict)
+    peak_by_pid: dict[int, tuple[str, int]] = field(default_factory=dict)  # pid -> (name, peak RSS bytes)
 
     def _take(self) -> Sample:
         root = psutil.Process()
@@ -50,6 +51,12 @@ class TreeSampler:
                 continue
             self._base.setdefault(p.pid, cpu if not self.samples else 0.0)
             self._last[p.pid] = cpu
+            if rss > self.peak_by_pid.get(p.pid, ("", 0))[1]:
+                try:
+                    name = " ".join(p.cmdline()[:3])[:80] or p.name()
+                except psutil.Error:
+                    name = "?"
+                self.peak_by_pid[p.pid] = (name, rss)
             peak, tree = max(peak, rss), tree + rss
         used = sum(self._last[pid] - self._base[pid] for pid in self._last)
         return Sample(time.time(), used, peak, tree)

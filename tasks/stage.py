@@ -105,3 +105,12 @@ def stage_run(
         description="Staging manifest",
     )
     return manifest
+
+
+@task(name="stage-reads", **IO_TASK)
+def stage_reads(root: str, reads: ReadsInput, shards: list[dict]) -> Path:
+    """A manifest of the read shards alone (the data-plane benchmark stops here)."""
+    keep = ("path", "bytes", "sha256", "reads", "bases")
+    return write_manifest(Path(root), {"run_key": Path(root).name,
+                                       "inputs": {"reads": {"uri": reads.uri, "sha256": reads.sha256}},
+                                       "shards": [{k: e[k] for k in keep} for e in shards]})

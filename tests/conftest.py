@@ -66,7 +66,7 @@ def sim_data(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 server on loopback, for boto3 over HTTP; yields its endpoint URL."""
-    from s3_proxy import start_moto
+    from tasks.s3_local import start_moto
 
     for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                        ("AWS_DEFAULT_REGION", "us-east-1")):

@@ -1,48 +1,19 @@
-"""A real S3-compatible server on loopback (moto's standalone server), and a small proxy in
-front of it that injects faults: HTTP 503 SlowDown, 403 AccessDenied, or a change to an
-object between a client's HEAD and its GET."""
+"""A small proxy in front of the loopback S3 server (tasks.s3_local) that injects faults:
+HTTP 503 SlowDown, 403 AccessDenied, or a change to an object between a client's HEAD and
+its GET."""
 
 from __future__ import annotations
 
 import http.client
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
             b"<Message>Please reduce your request rate.</Message></Error>")
 DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
           b"<Message>Access Denied</Message></Error>")
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer", "upgrade"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto(log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT, env={**os.environ})
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("moto_server did not open its port in 60 s")
 
 
 class FaultProxy:

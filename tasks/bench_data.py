@@ -1,0 +1,175 @@
+"""Data-plane benchmark: ``python -m tasks.bench_data`` (``make bench-data``).
+
+Generates N reads of 150 bp as FASTQ (plain and gzip), then measures, in the same run:
+a plain single-process numpy parse of the file (the reference), and ingest + Ray encode +
+stage through the Prefect tasks (MB/s of FASTQ per Ray worker, driver and worker peak RSS
+from a process-tree sampler); then a round trip of one object through the S3-compatible
+server on loopback (moto), multipart both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MIB = 2**20
+READ_LEN = 150
+RECORD = 1 + 10 + 1 + READ_LEN + 3 + READ_LEN + 1  # "@r%09d\n" seq "\n+\n" qual "\n"
+
+
+def fastq_block(rng, ref: np.ndarray, first: int, n: int) -> bytes:
+    """n fixed-width FASTQ records cut from ``ref`` with 0.6% substitutions, built in numpy."""
+    rec = np.empty((n, RECORD), dtype=np.uint8)
+    rec[:, 0] = ord("@")
+    rec[:, 1] = ord("r")
+    ids = np.arange(first, first + n)
+    for d in range(9):
+        rec[:, 10 - d] = ord("0") + (ids // 10**d) % 10
+    rec[:, 11] = 10
+    pos = rng.integers(0, ref.shape[0] - READ_LEN, n)
+    seq = ref[pos[:, None] + np.arange(READ_LEN)]
+    subs = rng.random(seq.shape) < 0.006
+    seq[subs] = np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, int(subs.sum()))]
+    rec[:, 12:12 + READ_LEN] = seq
+    rec[:, 12 + READ_LEN:15 + READ_LEN] = np.frombuffer(b"\n+\n", np.uint8)
+    rec[:, 15 + READ_LEN:15 + 2 * READ_LEN] = ord("I")
+    rec[:, -1] = 10
+    return rec.tobytes()
+
+
+def generate(out: Path, reads: int, seed: int) -> tuple[Path, Path]:
+    plain, gz = out / f"reads_{reads}.fq", out / f"reads_{reads}.fq.gz"
+    if plain.is_file() and plain.stat().st_size == reads * RECORD and gz.is_file():
+        return plain, gz
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ref = np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, 4_000_000)]
+    with open(plain, "wb") as fp, gzip.open(gz, "wb", compresslevel=1) as fz:
+        for first in range(0, reads, 200_000):
+            block = fastq_block(rng, ref, first, min(200_000, reads - first))
+            fp.write(block)
+            fz.write(block)
+    return plain, gz
+
+
+def numpy_parse_mb_s(path: Path) -> float:
+    """The reference: one process reads the file and parses it with the same numpy parser."""
+    from tasks.fastq_chunks import chunks, parse_chunk
+
+    t0 = time.perf_counter()
+    size = 0
+    for line, chunk in chunks(path, 50_000, 64):
+        parse_chunk(chunk, str(path), line)
+        size += len(chunk)
+    return size / MIB / (time.perf_counter() - t0)
+
+
+def data_plane(path: Path, staging: Path, shard_size: int, workers: int) -> dict:
+    from prefect import flow
+
+    from tasks.bench_meter import TreeSampler
+    from tasks.bench_run import task_intervals
+    from tasks.encode import encode_reads
+    from tasks.ingest import ingest_reads
+    from tasks.ray_runtime import ray_connection
+    from tasks.stage import run_root, stage_reads
+
+    @flow(name="data-plane-benchmark")
+    def run() -> dict:
+        reads = ingest_reads(str(path), str(staging))
+        root = str(run_root(str(staging), reads.sha256, "", {"shard_size": shard_size, "bench": "data-plane"}))
+        with ray_connection(None, workers):
+            shards = encode_reads(reads, root, shard_size)
+        stage_reads(root, reads, shards)
+        return {"reads": sum(s["reads"] for s in shards), "shards": len(shards), "root": root}
+
+    t0 = time.time()
+    with TreeSampler(interval=0.2) as sampler:
+        state = run(return_state=True)
+    wall = time.time() - t0
+    result = state.result()
+    stages = {name: end - start for name, start, end in task_intervals(state.state_details.flow_run_id)}
+    me = os.getpid()
+    others = [(rss, name) for pid, (name, rss) in sampler.peak_by_pid.items() if pid != me]
+    biggest = max(others, default=(0, "none"))
+    shutil.rmtree(result["root"], ignore_errors=True)
+    return {**result, "wall_s": wall, "stages": stages, "driver_peak_mib": sampler.peak_by_pid[me][1] / MIB,
+            "worker_peak_mib": biggest[0] / MIB, "worker_peak_name": biggest[1]}
+
+
+def s3_round_trip(size_mb: int, work: Path) -> dict:
+    from tasks.s3_local import start_moto
+    from tasks.storage import S3Settings, fetch, publish, s3_client
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(key, value)
+    src = work / "object.bin"
+    with open(src, "wb") as fh:
+        block = np.random.default_rng(3).integers(0, 256, 64 * MIB, dtype=np.uint8).tobytes()
+        for _ in range(size_mb // 64):
+            fh.write(block)
+    proc, url = start_moto(work / "moto.log")
+    try:
+        settings = S3Settings(endpoint_url=url, multipart_chunk_mb=64, max_concurrency=4)
+        s3_client(settings).create_bucket(Bucket="bench")
+        t0 = time.perf_counter()
+        [uri] = publish([src], "s3://bench/data", settings)
+        up = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        local = fetch(uri, work / "fsx", settings)
+        down = time.perf_counter() - t0
+        same = local.stat().st_size == src.stat().st_size
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    size = src.stat().st_size / MIB
+    src.unlink()
+    shutil.rmtree(work / "fsx", ignore_errors=True)
+    return {"mib": size, "up_mb_s": size / up, "down_mb_s": size / down, "round_trip_mb_s": size / (up + down),
+            "same_size": same}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.bench_data", description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=10_000_000)
+    parser.add_argument("--shard-size", type=int, default=50_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--s3-mb", type=int, default=1024, help="object size for the S3 round trip (0 skips)")
+    parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-data"))
+    parser.add_argument("--seed", type=int, default=9)
+    args = parser.parse_args(argv)
+    work = args.work.resolve()
+    t0 = time.perf_counter()
+    plain, gz = generate(work, args.reads, args.seed)
+    print(f"data: {args.reads:,} reads of {READ_LEN} bp, {plain.stat().st_size / MIB:,.0f} MiB FASTQ "
+          f"({gz.stat().st_size / MIB:,.0f} MiB gzip); generated in {time.perf_counter() - t0:.0f} s; "
+          f"{os.cpu_count()} CPUs, {args.workers} Ray workers", flush=True)
+    base = numpy_parse_mb_s(plain)
+    print(f"reference: single-process numpy parse of the plain file: {base:7.1f} MB/s", flush=True)
+    fastq_mib = plain.stat().st_size / MIB
+    for label, path in (("plain", plain), ("gzip", gz)):
+        r = data_plane(path, work / "fsx", args.shard_size, args.workers)
+        enc = r["stages"].get("encode-reads", float("nan"))
+        print(f"{label:5s} ingest+encode+stage: {r['reads']:,} reads, {r['shards']} shards, wall {r['wall_s']:.1f} s "
+              f"(ingest {r['stages'].get('ingest-reads', 0):.1f}, encode {enc:.1f}, stage "
+              f"{r['stages'].get('stage-reads', 0):.1f}); encode {fastq_mib / enc:.1f} MB/s of FASTQ = "
+              f"{fastq_mib / enc / args.workers:.1f} MB/s per worker ({fastq_mib / enc / args.workers / base:.2f}x "
+              f"the reference); driver peak RSS {r['driver_peak_mib']:.0f} MiB, largest other process "
+              f"{r['worker_peak_mib']:.0f} MiB ({r['worker_peak_name']})", flush=True)
+    if args.s3_mb:
+        s3 = s3_round_trip(args.s3_mb, work)
+        print(f"S3 (moto on loopback): {s3['mib']:.0f} MiB up {s3['up_mb_s']:.0f} MB/s, down {s3['down_mb_s']:.0f} "
+              f"MB/s, round trip {s3['round_trip_mb_s']:.0f} MB/s; sizes match: {s3['same_size']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
