@@ -52,3 +52,11 @@ def test_errors_in_a_later_chunk_name_the_global_line(tmp_path):
     with pytest.raises(FastxFormatError, match=r"bad.fq:1004: record 'r250': sequence has \d+ bases but quality has 2"):
         parse_chunk(chunk, str(path), line)
     assert not is_fastq(tmp_path / "x.fa") if (tmp_path / "x.fa").write_text(">c\nACGT\n") else False
+
+
+def test_truncated_gzip_is_reported_by_the_chunk_reader(tmp_path):
+    data = gzip.compress(fastq(20_000).encode())
+    path = tmp_path / "cut.fq.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FastxFormatError, match=r"cut.fq.gz: gzip stream is corrupt or truncated"):
+        list(chunks(path, 1000, 64))
