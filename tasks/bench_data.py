@@ -59,14 +59,34 @@ def generate(out: Path, reads: int, seed: int) -> tuple[Path, Path]:
     return plain, gz
 
 
+def numpy_parse(data: bytes) -> int:
+    """A plain numpy parse of strict four-line FASTQ: line ends, structure checks, the bases
+    gathered and normalized through a lookup table, the names cut out. Returns the reads."""
+    from tasks.fastx import NORMALIZE
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], nl[:-1] + 1))
+    h, s, p, q = (starts[i::4] for i in range(4))
+    s_len = nl[1::4] - s
+    if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.all(s_len == nl[3::4] - q)):
+        raise ValueError("not strict four-line FASTQ")
+    first = np.repeat(np.cumsum(s_len) - s_len, s_len)
+    bases = np.frombuffer(NORMALIZE, dtype=np.uint8)[buf[np.repeat(s, s_len) + (np.arange(int(s_len.sum())) - first)]]
+    if np.any(bases == 0):
+        raise ValueError("invalid base")
+    names = [data[a:b].split(None, 1)[0] for a, b in zip((h + 1).tolist(), nl[0::4].tolist())]
+    return len(names)
+
+
 def numpy_parse_mb_s(path: Path) -> float:
-    """The reference: one process reads the file and parses it with the same numpy parser."""
-    from tasks.fastq_chunks import chunks, parse_chunk
+    """The reference: one process reads the file (same chunk reader) and parses it with numpy."""
+    from tasks.fastq_chunks import chunks
 
     t0 = time.perf_counter()
     size = 0
-    for line, chunk in chunks(path, 50_000, 64):
-        parse_chunk(chunk, str(path), line)
+    for _, chunk in chunks(path, 50_000, 64):
+        numpy_parse(chunk)
         size += len(chunk)
     return size / MIB / (time.perf_counter() - t0)
 
