@@ -17,6 +17,16 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 
+def _file_mode() -> int:
+    """What a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # mkstemp makes 0o600 files; staged files must be readable by the job's user
+
+
 class ManifestError(RuntimeError):
     """The staging manifest is missing, malformed, or disagrees with the files on disk."""
 
@@ -34,6 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:

@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hpc.manifest import FILE_MODE
+
 MIB = 2**20
 
 
@@ -143,6 +145,7 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
         if after["ETag"] != etag or Path(tmp).stat().st_size != head["ContentLength"]:
             raise StorageError(f"{uri}: object changed while it was read (ETag {etag} before, {after['ETag']} after); "
                                "nothing was kept, run again")
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
         tag_file.write_text(etag)
     except StorageError:

@@ -41,3 +41,14 @@ def test_arrays_round_trip():
     back = EncodedShard.from_arrays(shard.to_arrays())
     assert back.names == ["x", "y"] and decode_sequences(back) == [b"ACG", b"TTTTN"]
     assert np.array_equal(back.offsets, [0, 3])
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from hpc.manifest import FILE_MODE, atomic_write_text
+
+    atomic_write_text(tmp_path / "out.txt", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode)
+    assert mode == FILE_MODE and mode & 0o044  # readable by the group and others under the usual umask
