@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from hpc.codec import COMPLEMENT
-from hpc.sw_kernel import BASE_N, NJIT, sw_traceback_band
+from hpc.sw_kernel import NJIT, alignment_stats, sw_traceback_band
 
 # Diagonals either side of the best end that the traceback searches first. On 200k
 # simulated reads (0.05% indels) a band of 3 never missed the best score; 6 leaves room
@@ -109,33 +109,6 @@ def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ra
 
 
 @numba.njit(**NJIT)
-def _stats(q, r, q_start, r_start, ops, lens):
-    matches = 0
-    block = 0
-    nm = 0
-    qi = q_start
-    rj = r_start
-    for k in range(ops.shape[0]):
-        n = lens[k]
-        block += n
-        if ops[k] == 0:
-            for t in range(n):
-                if q[qi + t] == r[rj + t] and q[qi + t] != BASE_N:
-                    matches += 1
-                else:
-                    nm += 1
-            qi += n
-            rj += n
-        elif ops[k] == 1:
-            nm += n
-            qi += n
-        else:
-            nm += n
-            rj += n
-    return matches, block, nm
-
-
-@numba.njit(**NJIT)
 def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends,
                 match, mismatch, gap_open, gap_extend, band):
     """Trace back the picked pairs: a band of ``band`` diagonals around the best end first,
@@ -160,7 +133,7 @@ def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends
         if s != scores[p]:
             s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open,
                                                                  gap_extend, -q.shape[0], r.shape[0])
-        mt, bl, nm = _stats(q, r, qst, rst, ops, lens)
+        mt, bl, nm = alignment_stats(q, r, qst, rst, ops, lens)
         coords[k, 0] = s
         coords[k, 1] = qst
         coords[k, 2] = qen

@@ -232,23 +232,26 @@ def cigar_string(ops: np.ndarray, lens: np.ndarray) -> str:
     return "".join(f"{int(n)}{'MID'[int(o)]}" for o, n in zip(ops, lens))
 
 
-def alignment_stats(q, r, q_start, r_start, ops, lens) -> tuple[int, int, int]:
+@numba.njit(**NJIT)
+def alignment_stats(q, r, q_start, r_start, ops, lens):
     """(matching bases, alignment block length, edit distance NM) of a traced alignment."""
     matches = 0
     block = 0
     nm = 0
-    qi, rj = q_start, r_start
-    for op, n in zip(ops.tolist(), lens.tolist()):
+    qi = q_start
+    rj = r_start
+    for k in range(ops.shape[0]):
+        n = lens[k]
         block += n
-        if op == 0:
-            a = q[qi : qi + n]
-            b = r[rj : rj + n]
-            same = int(np.count_nonzero((a == b) & (a != BASE_N)))
-            matches += same
-            nm += n - same
+        if ops[k] == 0:
+            for t in range(n):
+                if q[qi + t] == r[rj + t] and q[qi + t] != BASE_N:
+                    matches += 1
+                else:
+                    nm += 1
             qi += n
             rj += n
-        elif op == 1:
+        elif ops[k] == 1:
             nm += n
             qi += n
         else:

@@ -63,39 +63,35 @@ def test_flow_aligns_reads_to_their_true_origin(good_run, sim_data):
     assert (paf.parent / "accuracy_by_mapq.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_slurm_backend_gives_the_same_paf_as_local(good_run, slurm, tmp_path):
-    params, state, _ = good_run
-    folder = tmp_path / "fsx it's \"quoted\""
-    on_slurm = params.model_copy(update={"backend": "slurm", "staging_dir": str(folder),
-                                         "output": str(folder / "out")})
-    slurm_state = align_reads(on_slurm, return_state=True)
+def run_on_slurm(params, state, folder: Path, **update) -> tuple:
+    """The good run's parameters on Slurm (plus ``update``), staged under ``folder``; the run
+    must complete with the same PAF as the local run. Returns (state, summary)."""
+    slurm_state = align_reads(params.model_copy(update={"backend": "slurm", "staging_dir": str(folder),
+                                                        "output": str(folder / "out"), **update}),
+                              return_state=True)
     assert slurm_state.is_completed(), slurm_state.message
     summary = slurm_state.result()
     assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    return slurm_state, summary
+
+
+def test_slurm_backend_gives_the_same_paf_as_local(good_run, slurm, tmp_path):
+    params, state, _ = good_run
+    slurm_state, summary = run_on_slurm(params, state, tmp_path / "fsx it's \"quoted\"")
     assert (Path(summary["staging"]) / "align" / "helixflow-align-{}.sbatch".format(Path(summary["staging"]).name)).is_file()
     assert "align-submit" in artifact_keys(slurm_state.state_details.flow_run_id)
 
 
 def test_srun_launcher_gives_the_same_paf(good_run, slurm, tmp_path):
     params, state, _ = good_run
-    srun = params.model_copy(update={"backend": "slurm", "launcher": "srun", "staging_dir": str(tmp_path / "fsx"),
-                                     "output": str(tmp_path / "out")})
-    srun_state = align_reads(srun, return_state=True)
-    assert srun_state.is_completed(), srun_state.message
-    summary = srun_state.result()
-    assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    _, summary = run_on_slurm(params, state, tmp_path / "fsx", launcher="srun")
     script = next((Path(summary["staging"]) / "align").glob("*.sbatch")).read_text()
     assert "srun --ntasks=2 --mpi=pmi2" in script
 
 
 def test_slurm_job_array_mode_gives_the_same_paf(good_run, slurm, tmp_path):
     params, state, _ = good_run
-    array = params.model_copy(update={"backend": "slurm", "mode": "array", "staging_dir": str(tmp_path / "fsx"),
-                                      "output": str(tmp_path / "out")})
-    array_state = align_reads(array, return_state=True)
-    assert array_state.is_completed(), array_state.message
-    summary = array_state.result()
-    assert Path(summary["paf"]).read_text() == Path(state.result()["paf"]).read_text()
+    _, summary = run_on_slurm(params, state, tmp_path / "fsx", mode="array")
     align = Path(summary["staging"]) / "align"
     assert sorted(p.name for p in align.glob("rank_*.done.json")) == ["rank_0000.done.json", "rank_0001.done.json"]
 
