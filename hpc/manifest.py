@@ -63,10 +63,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> str:
+    """Write the arrays as one ``.npz`` (temp file + rename); returns the file's sha256."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getbuffer()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -77,13 +80,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def file_entry(root: Path, path: Path, **extra: Any) -> dict[str, Any]:
-    """Manifest row for one staged file: name relative to the staging folder, size, sha256."""
+def file_entry(root: Path, path: Path, sha256: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Manifest row for one staged file: name relative to the staging folder, size, sha256
+    (``sha256``: already known from the bytes just written; else read back)."""
     path = Path(path)
     return {
         "path": str(path.relative_to(root)),
         "bytes": path.stat().st_size,
-        "sha256": sha256_file(path),
+        "sha256": sha256 or sha256_file(path),
         **extra,
     }
 

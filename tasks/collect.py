@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import COLUMNS, rank_output
 from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
-from tasks.encoding import EncodedShard, decode_sequences
+from tasks.encoding import EncodedShard, decode_sequences, name_list
 from tasks.paf import Hit, evaluate, mapq_from_scores
 from tasks.sam import sam_header, sam_records
 from tasks.plots import mapq_accuracy_png, write_png
@@ -43,8 +43,8 @@ def hits_from_columns(cols: dict[str, np.ndarray], shards: list, tnames: list[st
     primary = cols["primary"].astype(bool)
     mapq = [mapq_from_scores(b, s, mismatch_cost) if p else 0
             for b, s, p in zip(cols["score"].tolist(), cols["second"].tolist(), primary.tolist())]
-    names = [s["names"] for s in shards]
-    qnames = [str(names[sh][rd]) for sh, rd in zip(cols["shard"].tolist(), cols["read"].tolist())]
+    names = [name_list(s["names"]) for s in shards]
+    qnames = [names[sh][rd] for sh, rd in zip(cols["shard"].tolist(), cols["read"].tolist())]
     tstart = (cols["wstart"] + cols["r_start"]).tolist()
     tend = (cols["wstart"] + cols["r_end"]).tolist()
     contig = cols["contig"].tolist()
@@ -68,7 +68,7 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
     mismatch_cost = manifest["scoring"]["match"] - manifest["scoring"]["mismatch"]
     hits = hits_from_columns(load_rank_columns(align_dir, ranks), shards, tnames,
                              [int(x) for x in ref["lengths"]], mismatch_cost)
-    names = [str(n) for s in shards for n in s["names"]]
+    names = [n for s in shards for n in name_list(s["names"])]
     primaries = sum(h.primary for h in hits)
 
     out = Path(output_dir).resolve()

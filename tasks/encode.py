@@ -20,39 +20,48 @@ from tasks.fastx import FastxFormatError
 from tasks.index_cache import cache_paths, load_index, save_index
 from tasks.ingest import IngestedReference, ReadsInput
 from tasks.seeding import ReferenceIndex, index_reference
-from tasks.shard_store import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, read_batches,
-                               seed_shard_file)
+from tasks.shard_store import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, has_record,
+                               read_batches, seed_shard_file)
 from tasks.task_options import IO_TASK
 
 
 def _stream(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
-    """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry) from ``work``,
-    keeping at most twice the cluster's CPUs in flight; reused entries skip Ray. Updates a
-    progress artifact and logs reads/s as shards finish. Returns entries by shard number."""
+    """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry, fraction) from
+    ``work``, keeping at most twice the cluster's CPUs in flight; reused entries skip Ray.
+    Progress (a Prefect progress artifact, at most every 2 s) is shards done out of
+    ``total`` when that is known, else the fraction of the input read for the last shard
+    done. Logs reads/s and MB/s as shards finish. Returns entries by shard number."""
     import ray
 
     logger = get_run_logger()
-    progress_id = create_progress_artifact(progress=0.0, key=key, description=f"{label}: shards done")
+    progress_id = create_progress_artifact(progress=0.0, key=key, description=f"{label}: % of the input done")
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     pending: dict = {}
     entries: dict[int, dict] = {}
-    t0 = time.perf_counter()
-    reads = 0
+    t0 = last_update = time.perf_counter()
+    reads = size = 0
+    shown = 0.0
 
     def finished(refs) -> None:
-        nonlocal reads
+        nonlocal reads, size, last_update, shown
         for ref in refs:
+            shard_no, fraction = pending.pop(ref)
             entry = ray.get(ref)
-            entries[pending.pop(ref)] = entry
+            entries[shard_no] = entry
             reads += entry.get("reads", 0)
-        seconds = time.perf_counter() - t0
-        if total:
-            update_progress_artifact(progress_id, progress=100.0 * len(entries) / total)
+            size += entry.get("chunk_bytes", 0)
+            shown = max(shown, 100.0 * (len(entries) / total if total else fraction))
+        now = time.perf_counter()
+        if now - last_update >= 2.0:
+            update_progress_artifact(progress_id, progress=round(min(shown, 99.9), 1))
+            last_update = now
         if reads and len(entries) % 10 == 0:
-            logger.info("%s: %d shards, %d reads, %.0f reads/s", label, len(entries), reads, reads / seconds)
+            seconds = now - t0
+            logger.info("%s: %d shards, %d reads, %.0f reads/s%s (%.0f%%)", label, len(entries), reads,
+                        reads / seconds, f", {size / seconds / 2**20:.1f} MB/s" if size else "", shown)
 
     try:
-        for shard_no, item, reused in work:
+        for shard_no, item, reused, fraction in work:
             if reused is not None:
                 entries[shard_no] = {**reused, "reused": True}
                 reads += reused.get("reads", 0)
@@ -60,7 +69,7 @@ def _stream(submit, work, label: str, key: str, total: int | None = None) -> dic
             while len(pending) >= window:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 finished(ready)
-            pending[submit(item)] = shard_no
+            pending[submit(item)] = (shard_no, fraction)
     except BaseException:
         ray.wait(list(pending), num_returns=len(pending))  # let shards in flight land before the caller cleans up
         raise
@@ -92,15 +101,17 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     def work():
         nonlocal reused
         if fastq:
-            for shard_no, (line, data) in enumerate(chunks(reads.path, shard_size, shard_mb)):
-                done = completed(root_path, "reads", shard_no, **chunk_identity(line, data))
+            for shard_no, chunk in enumerate(chunks(reads.path, shard_size, shard_mb)):
+                done = None
+                if has_record(root_path, "reads", shard_no):
+                    done = completed(root_path, "reads", shard_no, **chunk_identity(chunk, chunk.read(source)))
                 reused += done is not None
-                yield shard_no, (shard_no, line, data, source), done
+                yield shard_no, (shard_no, chunk, source), done, chunk.done
             return
         for shard_no, (names, seqs) in enumerate(read_batches(reads.path, shard_size, shard_mb)):
             done = completed(root_path, "reads", shard_no, reads=len(names), first=names[0], last=names[-1])
             reused += done is not None
-            yield shard_no, (shard_no, names, seqs), done
+            yield shard_no, (shard_no, names, seqs), done, 0.0
 
     t0 = time.perf_counter()
     fresh = not (root_path / "reads").exists()
@@ -114,9 +125,10 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     shards = [entries[i] for i in range(len(entries))]
     n_reads = sum(e["reads"] for e in shards)
     n_bases = sum(e["bases"] for e in shards)
-    mb_s = reads.bytes / seconds / 2**20 if seconds > 0 else 0.0
-    get_run_logger().info("encoded %d shards (%d reused), %d reads at %.0f reads/s, %.1f MB/s of input",
-                          len(shards), reused, n_reads, n_reads / seconds, mb_s)
+    text_bytes = sum(e.get("chunk_bytes", 0) for e in shards) or reads.bytes  # FASTQ: decompressed bytes
+    mb_s = text_bytes / seconds / 2**20 if seconds > 0 else 0.0
+    get_run_logger().info("encoded %d shards (%d reused), %d reads at %.0f reads/s, %.1f MB/s of %s",
+                          len(shards), reused, n_reads, n_reads / seconds, mb_s, "FASTQ" if fastq else "input")
     lengths = np.array([lc for e in shards for lc in e["length_counts"]], dtype=np.int64).reshape(-1, 2)
     create_table_artifact(
         key="encode-summary",
@@ -164,7 +176,8 @@ def candidate_windows(index: ReferenceIndex, root: str, shards: list[dict], max_
 
     index_ref = ray.put(index)
     remote = ray.remote(seed_shard_file)
-    work = ((e["shard"], e, completed(Path(root), "candidates", e["shard"], reads_sha256=e["sha256"])) for e in shards)
+    work = ((e["shard"], e, completed(Path(root), "candidates", e["shard"], reads_sha256=e["sha256"]), 0.0)
+            for e in shards)
     entries = _stream(lambda e: remote.remote(e, index_ref, root, max_candidates), work, "candidates",
                       "candidates-progress", total=len(shards))
     cands = [entries[e["shard"]] for e in shards]

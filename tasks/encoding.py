@@ -37,11 +37,24 @@ def to_bytes(codes: np.ndarray) -> bytes:
     return _TO_BYTE[codes].tobytes()
 
 
+def name_array(names: list[str]) -> np.ndarray:
+    """Read names as a fixed-width bytes array (UTF-8), the form shards store them in."""
+    return np.array([n.encode("utf-8") for n in names], dtype=np.bytes_)
+
+
+def name_list(names: np.ndarray) -> list[str]:
+    """Read names as text, from a shard's names array (bytes; older shards: unicode)."""
+    if names.dtype.kind == "S":
+        return [n.decode("utf-8", errors="replace") for n in names.tolist()]
+    return [str(n) for n in names.tolist()]
+
+
 @dataclass
 class EncodedShard:
-    """A shard of reads: names, lengths, offsets into the concatenated packed bases."""
+    """A shard of reads: names, lengths, offsets into the concatenated packed bases.
+    ``names`` is a list of text or, straight from the FASTQ encoder, a bytes array."""
 
-    names: list[str]
+    names: list[str] | np.ndarray
     lengths: np.ndarray  # int32
     offsets: np.ndarray  # int64, start of each read in the concatenated sequence
     packed: np.ndarray  # uint8, 2-bit
@@ -60,7 +73,7 @@ class EncodedShard:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
-            "names": np.array(self.names, dtype=np.str_),
+            "names": self.names if isinstance(self.names, np.ndarray) else name_array(self.names),
             "lengths": self.lengths,
             "offsets": self.offsets,
             "packed": self.packed,
@@ -70,7 +83,7 @@ class EncodedShard:
     @classmethod
     def from_arrays(cls, arrays) -> "EncodedShard":
         return cls(
-            names=[str(x) for x in arrays["names"]],
+            names=name_list(arrays["names"]),
             lengths=np.asarray(arrays["lengths"], dtype=np.int32),
             offsets=np.asarray(arrays["offsets"], dtype=np.int64),
             packed=np.asarray(arrays["packed"], dtype=np.uint8),

@@ -1,5 +1,9 @@
 """FASTQ in chunks: the driver cuts the (decompressed) stream at record boundaries by
-counting lines, and Ray workers parse each chunk in one compiled pass. No Prefect here.
+counting lines, and Ray workers encode each chunk in one compiled pass. No Prefect here.
+
+A plain file is never copied through the driver: a chunk is a byte range that the worker
+reads itself. A gzip stream is decompressed once, by the driver (ISA-L when installed),
+and its chunks travel as numpy arrays (zero-copy for the worker).
 
 The fast path (Numba) needs strict four-line FASTQ records; anything it does not accept
 (blank lines, bad characters, a short quality line) goes through the validating line
@@ -10,19 +14,54 @@ before.
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 
-from hpc.sw_kernel import NJIT
-
-from tasks.fastx import NORMALIZE, FastxFormatError, _fastq, _lines, open_maybe_gzip
+from hpc.codec import pack_codes
+from tasks.encoding import BASES, DecodeCheckError, EncodedShard, codes_of, name_array, name_list
+from tasks.fastq_kernel import cut_block, encode_records, first_mismatch, gather_names
+from tasks.fastx import GZIP_ERRORS, GZIP_MAGIC, NORMALIZE, FastxFormatError, _fastq, _lines, open_maybe_gzip
 
 BLOCK = 4 << 20
-_LUT = np.frombuffer(NORMALIZE, dtype=np.uint8)
+_NORMALIZE = np.frombuffer(NORMALIZE, dtype=np.uint8)
+_QUADS = np.array([[BASES[(b >> shift) & 3] for shift in (6, 4, 2, 0)] for b in range(256)],
+                  dtype=np.uint8)  # a packed byte -> its four letters
+_CODE_LUT = np.zeros(256, dtype=np.uint8)  # byte -> base code + 1; 0: not a base
+for _b in range(256):
+    if NORMALIZE[_b]:
+        _CODE_LUT[_b] = BASES.index(NORMALIZE[_b]) + 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive FASTQ records: lines from ``first_line``, ``length`` bytes at ``offset`` of
+    the (decompressed) stream. ``data`` holds them for a gzip stream; for a plain file it is
+    None and the bytes are read from the file. ``done`` is the fraction of the input file
+    read when the chunk was cut (for progress)."""
+
+    first_line: int
+    offset: int
+    length: int
+    data: np.ndarray | None
+    done: float
+
+    def read(self, path: str | Path) -> np.ndarray:
+        if self.data is not None:
+            return self.data
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            raw = os.pread(fd, self.length, self.offset)
+        finally:
+            os.close(fd)
+        if len(raw) != self.length:
+            raise FastxFormatError(path, self.first_line, f"file changed while it was read: expected {self.length} "
+                                   f"bytes at offset {self.offset}, got {len(raw)}")
+        return np.frombuffer(raw, dtype=np.uint8)
 
 
 def is_fastq(path: Path) -> bool:
@@ -31,44 +70,58 @@ def is_fastq(path: Path) -> bool:
     return head.startswith(b"@")
 
 
-def chunks(path: Path, shard_reads: int, shard_mb: float) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) of consecutive chunks of ``shard_reads`` four-line records,
-    fewer when that would pass ``2 * shard_mb`` MiB, and at the end. Only the buffer being
-    cut (one read block plus a partial chunk) is held in memory."""
-    want = 4 * shard_reads
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def chunks(path: Path, shard_reads: int, shard_mb: float) -> Iterator[Chunk]:
+    """Consecutive chunks of ``shard_reads`` four-line records, fewer when that would pass
+    ``2 * shard_mb`` MiB, and at the end. Only the block being cut (plus, for gzip, the part
+    of a chunk it ends) is held in memory."""
+    path = Path(path)
+    gz = is_gzip(path)
     limit = max(1, int(2 * shard_mb * 2**20))
-    line, buf = 1, bytearray()
+    size = max(1, path.stat().st_size)
+    state = np.zeros(4, dtype=np.int64)
+    line, base = 1, 0
+    carry = np.zeros(0, dtype=np.uint8)  # gzip: bytes of the open chunk from earlier blocks
     with open_maybe_gzip(path) as fh:
+        raw = getattr(fh, "fileobj", None) or fh  # compressed position, for progress
         while True:
             try:
-                block = fh.read(BLOCK)
-            except (EOFError, OSError) as exc:
+                block = np.frombuffer(fh.read(BLOCK), dtype=np.uint8)
+            except GZIP_ERRORS as exc:
                 raise FastxFormatError(path, None, f"gzip stream is corrupt or truncated ({exc})") from exc
-            buf += block
-            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
-            used = 0  # newlines consumed; byte offset of the next chunk is nl[used - 1] + 1
-            start = 0
-            while block and nl.shape[0] - used >= 4:
-                avail = ((nl.shape[0] - used) // 4) * 4
-                take = min(want, avail)
-                end = int(nl[used + take - 1]) + 1
-                if end - start > limit:  # too big: the last record boundary within the limit
-                    within = int(np.searchsorted(nl[used:], start + limit, side="left"))
-                    take = max(4, (within // 4) * 4)
-                    end = int(nl[used + take - 1]) + 1
-                elif take < want:
-                    break  # a short chunk only at the end of the file
-                yield line, bytes(buf[start:end])
-                line, used, start = line + take, used + take, end
-            del buf[:start]
-            if not block:
-                if buf.strip():
-                    yield line, bytes(buf)
-                return
+            if not block.shape[0]:
+                break
+            ends = np.empty(block.shape[0] // 2 + 2, dtype=np.int64)
+            recs = np.empty_like(ends)
+            start = int(state[1])
+            count = cut_block(block, base, shard_reads, limit, state, ends, recs)
+            done = min(1.0, raw.tell() / size)
+            for end, n in zip(ends[:count].tolist(), recs[:count].tolist()):
+                data = None
+                if gz:
+                    part = block[max(0, start - base):end - base]
+                    data = np.concatenate((carry, part)) if carry.shape[0] else part
+                    carry = carry[:0]
+                yield Chunk(line, start, end - start, data, done)
+                line += 4 * n
+                start = end
+            base += block.shape[0]
+            if gz:
+                tail = block[max(0, int(state[1]) - (base - block.shape[0])):]
+                carry = np.concatenate((carry, tail)) if carry.shape[0] else tail
+    start = int(state[1])
+    if base > start:  # the records after the last full chunk (or a broken record, reported by the parser)
+        last = Chunk(line, start, base - start, carry if gz else None, 1.0)
+        if bytes(last.read(path)).strip():
+            yield last
 
 
-def chunk_identity(first_line: int, data: bytes) -> dict:
-    return {"first_line": first_line, "chunk_bytes": len(data), "chunk_crc32": zlib.crc32(data)}
+def chunk_identity(chunk: Chunk, data: np.ndarray) -> dict:
+    return {"first_line": chunk.first_line, "chunk_bytes": int(data.shape[0]), "chunk_crc32": zlib.crc32(data)}
 
 
 def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -82,64 +135,24 @@ def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndar
             np.array([len(r.seq) for r in records], dtype=np.int32))
 
 
-@numba.njit(**NJIT)
-def _scan(buf, lut):
-    """One pass over strict four-line FASTQ: (ok, name starts, name ends, sequence lengths,
-    normalized bases). ``ok`` is False at the first thing the fast path does not accept."""
-    n = buf.shape[0]
-    lines = 0
-    for i in range(n):
-        lines += buf[i] == 10
-    if n and buf[n - 1] != 10:
-        lines += 1
-    nrec = lines // 4
-    name_s = np.zeros(nrec, dtype=np.int64)
-    name_e = np.zeros(nrec, dtype=np.int64)
-    seq_len = np.zeros(nrec, dtype=np.int32)
-    bases = np.empty(n, dtype=np.uint8)
-    fail = (False, name_s, name_e, seq_len, bases[:0])
-    if lines % 4 != 0 or nrec == 0:
-        return fail
-    pos = 0
-    nb = 0
-    for r in range(nrec):
-        ends = np.empty(4, dtype=np.int64)  # end of each line's text (CR stripped)
-        starts = np.empty(4, dtype=np.int64)
-        for k in range(4):
-            starts[k] = pos
-            while pos < n and buf[pos] != 10:
-                pos += 1
-            e = pos
-            if e > starts[k] and buf[e - 1] == 13:
-                e -= 1
-            ends[k] = e
-            pos += 1
-        if ends[0] <= starts[0] or buf[starts[0]] != 64 or ends[2] <= starts[2] or buf[starts[2]] != 43:
-            return fail
-        length = ends[1] - starts[1]
-        if length == 0 or ends[3] - starts[3] != length:
-            return fail
-        j = starts[0] + 1
-        while j < ends[0] and buf[j] != 32 and buf[j] != 9:
-            j += 1
-        if j == starts[0] + 1:
-            return fail
-        name_s[r] = starts[0] + 1
-        name_e[r] = j
-        for i in range(starts[1], ends[1]):
-            c = lut[buf[i]]
-            if c == 0:
-                return fail
-            bases[nb] = c
-            nb += 1
-        seq_len[r] = length
-    return True, name_s, name_e, seq_len, bases[:nb]
-
-
-def parse_chunk(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(names, normalized bases of all reads concatenated as uint8, lengths) of one chunk."""
-    ok, name_s, name_e, lengths, bases = _scan(np.frombuffer(data, dtype=np.uint8), _LUT)
-    if not ok:
-        return _slow(data, source, first_line)
-    names = [data[a:b].decode("utf-8", errors="replace") for a, b in zip(name_s.tolist(), name_e.tolist())]
-    return names, bases, lengths
+def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int = 0) -> EncodedShard:
+    """Parse and encode one chunk; every base is decoded back and compared with its input
+    (:class:`DecodeCheckError` names the first read that differs)."""
+    ok, name_s, name_e, seq_s, lengths, packed, nmask = encode_records(data, _CODE_LUT)
+    if ok:
+        raw = gather_names(data, name_s, name_e)
+        names = raw.view(f"S{raw.shape[1]}").reshape(-1)
+        buf = data
+    else:
+        text, buf, lengths = _slow(data.tobytes(), source, first_line)
+        names = name_array(text)
+        seq_s = np.zeros(lengths.shape[0], dtype=np.int64)
+        np.cumsum(lengths[:-1], out=seq_s[1:])
+        packed, nmask = pack_codes(codes_of(buf))
+    bad = first_mismatch(buf, seq_s, lengths, packed, nmask, _NORMALIZE, _QUADS)
+    if bad >= 0:
+        raise DecodeCheckError(f"shard {shard_no}: read {bad} ({name_list(names[bad:bad + 1])[0]!r}) does not "
+                               "decode to its input")
+    offsets = np.zeros(lengths.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    return EncodedShard(names, lengths, offsets, packed, nmask)

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+try:  # ISA-L's gzip reader: the same stream, about 2.5x faster than zlib's
+    from isal import igzip as _gzip
+    from isal.isal_zlib import error as _IsalError
+except ImportError:  # pragma: no cover - isal is a dependency; plain zlib still works
+    _gzip, _IsalError = gzip, zlib.error
+
+GZIP_ERRORS = (EOFError, OSError, zlib.error, _IsalError)  # a truncated or corrupt gzip stream
 _INVALID = 0  # byte the translation table gives to characters that are not bases
 
 _TABLE = bytearray(256)  # all invalid by default
@@ -66,7 +75,7 @@ def open_maybe_gzip(path: Path) -> io.BufferedIOBase:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 
@@ -92,7 +101,7 @@ def _lines(fh: io.BufferedIOBase, path: Path) -> Iterator[tuple[int, bytes]]:
     try:
         for number, raw in enumerate(fh, start=1):
             yield number, raw.rstrip(b"\r\n")
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+    except GZIP_ERRORS as exc:
         raise FastxFormatError(path, None, f"gzip stream is corrupt or truncated ({exc})") from exc
 
 

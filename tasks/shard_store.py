@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from hpc.manifest import ManifestError, atomic_write_text, file_entry, load_npz_verified, save_npz_atomic, verify_entry
-from hpc.codec import pack_codes, unpack_codes
-from tasks.encoding import DecodeCheckError, EncodedShard, bases_of, codes_of, encode_and_check
-from tasks.fastq_chunks import chunk_identity, parse_chunk
+from tasks.encoding import EncodedShard, encode_and_check, name_list
+from tasks.fastq_chunks import Chunk, chunk_identity, encode_chunk
 from tasks.fastx import read_fastx
 from tasks.seeding import find_candidates
 
@@ -54,6 +53,10 @@ def read_batches(path: Path, shard_reads: int, shard_mb: float) -> Iterator[tupl
         yield names, seqs
 
 
+def has_record(root: Path, kind: str, shard_no: int) -> bool:
+    return record_path(shard_path(root, kind, shard_no)).is_file()
+
+
 def completed(root: Path, kind: str, shard_no: int, **expect) -> dict | None:
     """The completion record of a shard file when it verifies and matches ``expect``."""
     path = shard_path(root, kind, shard_no)
@@ -70,8 +73,8 @@ def completed(root: Path, kind: str, shard_no: int, **expect) -> dict | None:
     return entry
 
 
-def _finish(root: Path, path: Path, **fields) -> dict:
-    entry = file_entry(Path(root), path, **fields)
+def _finish(root: Path, path: Path, sha256: str | None = None, **fields) -> dict:
+    entry = file_entry(Path(root), path, sha256, **fields)
     atomic_write_text(record_path(path), json.dumps(entry))
     return entry
 
@@ -83,35 +86,29 @@ def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: 
         time.sleep(delay)
     shard = encode_and_check(shard_no, names, seqs)
     path = shard_path(Path(root), "reads", shard_no)
-    save_npz_atomic(path, **shard.to_arrays())
+    digest = save_npz_atomic(path, **shard.to_arrays())
     lengths, counts = np.unique(shard.lengths, return_counts=True)
-    return _finish(Path(root), path, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
                    first=names[0], last=names[-1],
                    length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)])
 
 
-def encode_chunk_file(shard_no: int, first_line: int, data: bytes, source: str, root: str) -> dict:
-    """Parse a FASTQ chunk (numpy fast path), encode it, check that every base decodes back
-    exactly, write the shard and its record (with the chunk's identity, for resume)."""
+def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> dict:
+    """Read a FASTQ chunk (from the file, or the bytes given for a gzip stream), encode it,
+    check that every base decodes back exactly, write the shard and its record (with the
+    chunk's identity, for resume)."""
     delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
     if delay:
         time.sleep(delay)
-    names, bases, lengths = parse_chunk(data, source, first_line)
-    packed, nmask = pack_codes(codes_of(bases))
-    back = bases_of(unpack_codes(packed, nmask, bases.shape[0]))
-    if not np.array_equal(back, bases):
-        pos = int(np.flatnonzero(back != bases)[0])
-        read = int(np.searchsorted(np.cumsum(lengths), pos, side="right"))
-        raise DecodeCheckError(f"shard {shard_no}: read {read} ({names[read]!r}) does not decode to its input")
-    offsets = np.zeros(lengths.shape[0], dtype=np.int64)
-    np.cumsum(lengths[:-1], out=offsets[1:])
-    shard = EncodedShard(names, lengths, offsets, packed, nmask)
+    data = chunk.read(source)
+    shard = encode_chunk(data, source, chunk.first_line, shard_no)
     path = shard_path(Path(root), "reads", shard_no)
-    save_npz_atomic(path, **shard.to_arrays())
-    uniq, counts = np.unique(lengths, return_counts=True)
-    return _finish(Path(root), path, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
-                   first=names[0] if names else "", last=names[-1] if names else "",
-                   length_counts=[[int(a), int(b)] for a, b in zip(uniq, counts)], **chunk_identity(first_line, data))
+    digest = save_npz_atomic(path, **shard.to_arrays())
+    uniq, counts = np.unique(shard.lengths, return_counts=True)
+    names = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
+    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+                   first=names[0], last=names[-1], length_counts=[[int(a), int(b)] for a, b in zip(uniq, counts)],
+                   **chunk_identity(chunk, data))
 
 
 def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
@@ -119,8 +116,8 @@ def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
     arrays = load_npz_verified(Path(root), shard)
     cands = find_candidates(index, EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
     path = shard_path(Path(root), "candidates", shard["shard"])
-    save_npz_atomic(path, **cands.to_arrays())
-    return _finish(Path(root), path, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
+    digest = save_npz_atomic(path, **cands.to_arrays())
+    return _finish(Path(root), path, digest, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
                    seeded=int(np.unique(cands.read).shape[0]))
 
 

@@ -1,45 +1,89 @@
-"""FASTQ cut into chunks by the driver and parsed with numpy by workers: the same records
-as the validating line parser, and the same errors with the same line numbers."""
+"""FASTQ cut into chunks by the driver and encoded by workers in one compiled pass: the
+same records as the validating line parser, the same packed bases as the reference
+encoder, and the same errors with the same line numbers."""
 
 import gzip
 
+import numpy as np
 import pytest
 
-from tasks.fastq_chunks import chunk_identity, chunks, is_fastq, parse_chunk
+from hpc.codec import pack_codes, unpack_codes
+from tasks.encoding import DecodeCheckError, codes_of, name_list, to_bytes
+from tasks.fastq_chunks import chunk_identity, chunks, encode_chunk, is_fastq
 from tasks.fastx import FastxFormatError, read_fastx
 
 
 def fastq(n, eol="\n", end=True):
-    text = eol.join(f"@r{i} extra\n{'ACGTN'[i % 5] * (5 + i % 7)}\n+\n{'I' * (5 + i % 7)}".replace("\n", eol)
+    text = eol.join(f"@r{i} extra\n{'ACGTNacgtRy'[i % 11] * (5 + i % 7)}\n+\n{'I' * (5 + i % 7)}".replace("\n", eol)
                     for i in range(n))
     return text + (eol if end else "")
 
 
-@pytest.mark.parametrize("eol,end,gz", [("\n", True, False), ("\r\n", True, True), ("\n", False, True)])
-def test_chunks_parse_to_the_same_records(tmp_path, eol, end, gz):
+def decoded(path, parts):
+    names, seqs = [], b""
+    for chunk in parts:
+        shard = encode_chunk(chunk.read(path), str(path), chunk.first_line)
+        names += name_list(shard.names)
+        seqs += to_bytes(shard.codes())
+        assert shard.lengths.sum() == shard.n_bases
+    return names, seqs
+
+
+@pytest.mark.parametrize("eol,end,gz", [("\n", True, False), ("\r\n", True, True), ("\n", False, True),
+                                        ("\r\n", False, False)])
+def test_chunks_encode_to_the_same_records(tmp_path, eol, end, gz):
     path = tmp_path / ("r.fq.gz" if gz else "r.fq")
     data = fastq(1003, eol, end).encode()
     path.write_bytes(gzip.compress(data) if gz else data)
     assert is_fastq(path)
     parts = list(chunks(path, 100, 64))
-    assert len(parts) == 11 and [line for line, _ in parts][:3] == [1, 401, 801]
-    names, seqs = [], b""
-    for line, chunk in parts:
-        n, bases, lengths = parse_chunk(chunk, str(path), line)
-        names += n
-        seqs += bases.tobytes()
-        assert lengths.sum() == bases.shape[0]
+    assert len(parts) == 11 and [c.first_line for c in parts][:3] == [1, 401, 801]
+    assert (parts[0].data is None) == (not gz) and parts[-1].done == 1.0
+    assert sum(c.length for c in parts) == len(data)
     want = list(read_fastx(path))
-    assert names == [r.name for r in want] and seqs == b"".join(r.seq for r in want)
+    assert decoded(path, parts) == ([r.name for r in want], b"".join(r.seq for r in want))
+
+
+def test_fast_path_packs_like_the_reference_encoder(tmp_path):
+    rng = np.random.default_rng(3)
+    lines = []
+    for i in range(400):
+        seq = bytes(rng.choice(np.frombuffer(b"ACGTNacgtnRYKMSWBDHVU", dtype=np.uint8), rng.integers(1, 300)))
+        lines += [f"@q{i}".encode(), seq, b"+", b"#" * len(seq)]
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / "r.fq"
+    path.write_bytes(data)
+    [chunk] = list(chunks(path, 1000, 64))
+    shard = encode_chunk(chunk.read(path), str(path), 1)
+    assert isinstance(shard.names, np.ndarray) and shard.names.dtype.kind == "S"  # the compiled path
+    want = list(read_fastx(path))
+    ref_packed, ref_nmask = pack_codes(codes_of(np.frombuffer(b"".join(r.seq for r in want), dtype=np.uint8)))
+    assert np.array_equal(shard.packed, ref_packed) and np.array_equal(shard.nmask, ref_nmask)
+    assert to_bytes(unpack_codes(shard.packed, shard.nmask, shard.n_bases)) == b"".join(r.seq for r in want)
+
+
+def test_decode_check_names_the_read(tmp_path, monkeypatch):
+    import tasks.fastq_chunks as fc
+
+    path = tmp_path / "r.fq"
+    path.write_text(fastq(50))
+    bad_quads = fc._QUADS.copy()
+    bad_quads[0x00, 1] = ord("C")  # decodes AAAA as ACAA: read r0 (AAAAA) no longer decodes back
+    monkeypatch.setattr(fc, "_QUADS", bad_quads)
+    [chunk] = list(chunks(path, 100, 64))
+    with pytest.raises(DecodeCheckError, match=r"shard 7: read 0 \('r0'\) does not decode to its input"):
+        encode_chunk(chunk.read(path), str(path), 1, shard_no=7)
 
 
 def test_size_limit_cuts_at_record_boundaries(tmp_path):
     path = tmp_path / "r.fq"
     path.write_text(fastq(5000))
-    parts = list(chunks(path, 10_000, 0.01))  # 2 * 0.01 MiB per chunk at most (plus one block)
-    assert len(parts) > 1 and all(chunk.startswith(b"@") for _, chunk in parts)
-    assert sum(len(parse_chunk(c, "r.fq", line)[0]) for line, c in parts) == 5000
-    assert chunk_identity(1, b"abc") == chunk_identity(1, b"abc") != chunk_identity(1, b"abd")
+    parts = list(chunks(path, 10_000, 0.01))  # 2 * 0.01 MiB per chunk at most
+    assert len(parts) > 1 and all(c.length <= 0.02 * 2**20 for c in parts)
+    assert all(bytes(c.read(path)[:1]) == b"@" for c in parts)
+    assert len(decoded(path, parts)[0]) == 5000
+    one, other = parts[0].read(path), parts[1].read(path)
+    assert chunk_identity(parts[0], one) == chunk_identity(parts[0], one.copy()) != chunk_identity(parts[0], other)
 
 
 def test_errors_in_a_later_chunk_name_the_global_line(tmp_path):
@@ -48,10 +92,18 @@ def test_errors_in_a_later_chunk_name_the_global_line(tmp_path):
     path = tmp_path / "bad.fq"
     path.write_text("\n".join(lines) + "\n")
     parts = list(chunks(path, 100, 64))
-    line, chunk = parts[2]
     with pytest.raises(FastxFormatError, match=r"bad.fq:1004: record 'r250': sequence has \d+ bases but quality has 2"):
-        parse_chunk(chunk, str(path), line)
-    assert not is_fastq(tmp_path / "x.fa") if (tmp_path / "x.fa").write_text(">c\nACGT\n") else False
+        encode_chunk(parts[2].read(path), str(path), parts[2].first_line)
+    (tmp_path / "x.fa").write_text(">c\nACGT\n")
+    assert not is_fastq(tmp_path / "x.fa")
+
+
+def test_blank_lines_and_odd_records_take_the_validating_path(tmp_path):
+    path = tmp_path / "r.fq"
+    path.write_text("@a\nACGT\n+\nIIII\n@b desc\nAC\n+b\nII\n\n\n")
+    [chunk] = list(chunks(path, 100, 64))
+    shard = encode_chunk(chunk.read(path), str(path), 1)
+    assert name_list(shard.names) == ["a", "b"] and to_bytes(shard.codes()) == b"ACGTAC"
 
 
 def test_truncated_gzip_is_reported_by_the_chunk_reader(tmp_path):

@@ -1,0 +1,183 @@
+"""Numba kernels behind :mod:`tasks.fastq_chunks`: cutting a FASTQ stream at record
+boundaries, and encoding a chunk of strict four-line records into 2-bit packed bases in one
+pass, with an exact decode check. No I/O.
+
+The packed layout is :func:`hpc.codec.pack_codes`'s: four bases a byte, the first in the
+high bits; N is packed as A and flagged in a 1-bit mask, eight bases a byte, first in the
+high bit (``np.packbits`` order).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from hpc.sw_kernel import NJIT
+
+NL = 10
+CR = 13
+
+
+@numba.njit(**NJIT)
+def cut_block(block, base, want, limit, state, ends, recs):
+    """Find chunk ends in ``block`` (stream offset ``base``). A chunk is ``want`` records,
+    fewer when its bytes would pass ``limit`` (at least one record).
+
+    ``state`` carries [newlines mod 4, chunk start, records in chunk, last record end]
+    between blocks. Writes the end offset and record count of each chunk closed here into
+    ``ends`` / ``recs`` (sized for the worst case) and returns how many."""
+    lines, start, nrec, last = state[0], state[1], state[2], state[3]
+    out = 0
+    for i in range(block.shape[0]):
+        if block[i] != NL:
+            continue
+        lines += 1
+        if lines < 4:
+            continue
+        lines = 0
+        end = base + i + 1
+        if end - start > limit and nrec > 0:  # this record would overflow: close before it
+            ends[out] = last
+            recs[out] = nrec
+            out += 1
+            start = last
+            nrec = 0
+        nrec += 1
+        last = end
+        if nrec == want or end - start > limit:
+            ends[out] = end
+            recs[out] = nrec
+            out += 1
+            start = end
+            nrec = 0
+    state[0], state[1], state[2], state[3] = lines, start, nrec, last
+    return out
+
+
+@numba.njit(**NJIT)
+def encode_records(buf, code_lut):
+    """One pass over strict four-line FASTQ. ``code_lut`` maps a byte to its base code + 1
+    (A=1, C=2, G=3, T=4, N=5; 0 for anything that is not a base).
+
+    Returns (ok, name starts, name ends, sequence starts, lengths, packed, nmask). ``ok``
+    is False at the first thing the fast path does not accept: a header without ``@`` or
+    name (or with a NUL in it), an empty sequence, a character that is not a base, a
+    separator without ``+``, a quality line of another length, a record cut short, blank
+    lines."""
+    n = buf.shape[0]
+    most = n // 8 + 1  # a record takes at least 8 bytes
+    name_s = np.zeros(most, dtype=np.int64)
+    name_e = np.zeros(most, dtype=np.int64)
+    seq_s = np.zeros(most, dtype=np.int64)
+    lengths = np.zeros(most, dtype=np.int32)
+    packed = np.zeros(n // 8 + 1, dtype=np.uint8)  # a record has at least 2 bytes per base
+    nmask = np.zeros(n // 16 + 1, dtype=np.uint8)
+    fail = (False, name_s[:0], name_e[:0], seq_s[:0], lengths[:0], packed[:0], nmask[:0])
+    pos = 0
+    nb = 0
+    acc = 0
+    r = 0
+    while pos < n:
+        if buf[pos] != 64:  # header: @name [description]
+            return fail
+        j = pos + 1
+        while j < n and buf[j] != NL and buf[j] != 32 and buf[j] != 9 and buf[j] != CR:
+            if buf[j] == 0:
+                return fail
+            j += 1
+        if j == pos + 1:
+            return fail
+        name_s[r] = pos + 1
+        name_e[r] = j
+        while j < n and buf[j] != NL:
+            j += 1
+        pos = j + 1
+        s = pos  # sequence, packed as it is read
+        while pos < n and buf[pos] != NL:
+            b = buf[pos]
+            c = code_lut[b]
+            if c == 0:
+                if b == CR and pos + 1 < n and buf[pos + 1] == NL:
+                    break
+                return fail
+            if c == 5:
+                nmask[nb >> 3] |= np.uint8(0x80 >> (nb & 7))
+                c = 1
+            acc = (acc << 2) | (c - 1)
+            if nb & 3 == 3:
+                packed[nb >> 2] = acc
+                acc = 0
+            nb += 1
+            pos += 1
+        length = pos - s
+        if length == 0 or pos >= n:
+            return fail
+        pos += 1 if buf[pos] == NL else 2
+        if pos >= n or buf[pos] != 43:  # separator: + [name]
+            return fail
+        while pos < n and buf[pos] != NL:
+            pos += 1
+        pos += 1
+        q = pos  # quality: as many characters as bases, none of them a line end
+        e = q + length
+        if e > n:
+            return fail
+        newline = False
+        for i in range(q, e):
+            newline |= buf[i] == NL
+        if newline:
+            return fail
+        if e < n and buf[e] == CR:
+            e += 1
+        if e < n and buf[e] != NL:
+            return fail
+        pos = e + 1
+        seq_s[r] = s
+        lengths[r] = length
+        r += 1
+    if r == 0:
+        return fail
+    if nb & 3:
+        packed[nb >> 2] = acc << (2 * (4 - (nb & 3)))
+    return True, name_s[:r], name_e[:r], seq_s[:r], lengths[:r], packed[: (nb + 3) // 4], nmask[: (nb + 7) // 8]
+
+
+@numba.njit(**NJIT)
+def gather_names(buf, name_s, name_e):
+    """The names as rows of a (reads, longest name) uint8 array, NUL-padded."""
+    width = 1
+    for r in range(name_s.shape[0]):
+        width = max(width, name_e[r] - name_s[r])
+    out = np.zeros((name_s.shape[0], width), dtype=np.uint8)
+    for r in range(name_s.shape[0]):
+        for j in range(name_e[r] - name_s[r]):
+            out[r, j] = buf[name_s[r] + j]
+    return out
+
+
+@numba.njit(**NJIT)
+def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads):
+    """Decode every base from ``packed`` (``quads``: a packed byte -> its four letters) and
+    ``nmask`` (N), and compare it with the normalized input byte (``normalize``) of the
+    read's sequence at ``seq_s`` in ``buf``; the first read that does not decode back, or -1."""
+    letters = np.empty(packed.shape[0] * 4, dtype=np.uint8)
+    for j in range(packed.shape[0]):
+        p = packed[j]
+        for t in range(4):
+            letters[4 * j + t] = quads[p, t]
+    for j in range(nmask.shape[0]):
+        m = nmask[j]
+        if m:
+            for t in range(8):
+                if (m >> (7 - t)) & 1:
+                    letters[8 * j + t] = 78  # N
+    nb = 0
+    for r in range(seq_s.shape[0]):
+        s = seq_s[r]
+        bad = False
+        for i in range(lengths[r]):
+            bad |= letters[nb + i] != normalize[buf[s + i]]
+        if bad:
+            return r
+        nb += lengths[r]
+    return -1
