@@ -65,17 +65,21 @@ def encode_records(buf, code_lut):
     separator without ``+``, a quality line of another length, a record cut short, blank
     lines."""
     n = buf.shape[0]
-    most = n // 8 + 1  # a record takes at least 8 bytes
-    name_s = np.zeros(most, dtype=np.int64)
-    name_e = np.zeros(most, dtype=np.int64)
-    seq_s = np.zeros(most, dtype=np.int64)
-    lengths = np.zeros(most, dtype=np.int32)
-    packed = np.zeros(n // 8 + 1, dtype=np.uint8)  # a record has at least 2 bytes per base
-    nmask = np.zeros(n // 16 + 1, dtype=np.uint8)
+    lines = 0
+    for i in range(n):
+        lines += buf[i] == NL
+    most = lines // 4 + 1
+    name_s = np.empty(most, dtype=np.int64)  # np.empty: Numba zero-fills np.zeros, page by page
+    name_e = np.empty(most, dtype=np.int64)
+    seq_s = np.empty(most, dtype=np.int64)
+    lengths = np.empty(most, dtype=np.int32)
+    packed = np.empty(n // 8 + 1, dtype=np.uint8)  # a record has at least 2 bytes per base
+    nmask = np.empty(n // 16 + 1, dtype=np.uint8)
     fail = (False, name_s[:0], name_e[:0], seq_s[:0], lengths[:0], packed[:0], nmask[:0])
     pos = 0
     nb = 0
-    acc = 0
+    acc = 0  # the packed byte being filled
+    nacc = 0  # the N-mask byte being filled
     r = 0
     while pos < n:
         if buf[pos] != 64:  # header: @name [description]
@@ -92,27 +96,57 @@ def encode_records(buf, code_lut):
         while j < n and buf[j] != NL:
             j += 1
         pos = j + 1
-        s = pos  # sequence, packed as it is read
+        s = pos  # sequence: find its end, then pack it
         while pos < n and buf[pos] != NL:
-            b = buf[pos]
-            c = code_lut[b]
-            if c == 0:
-                if b == CR and pos + 1 < n and buf[pos + 1] == NL:
-                    break
-                return fail
-            if c == 5:
-                nmask[nb >> 3] |= np.uint8(0x80 >> (nb & 7))
-                c = 1
-            acc = (acc << 2) | (c - 1)
-            if nb & 3 == 3:
-                packed[nb >> 2] = acc
-                acc = 0
-            nb += 1
             pos += 1
-        length = pos - s
+        se = pos - 1 if pos > s and buf[pos - 1] == CR else pos
+        i = s
+        while i < se and nb & 3:
+            c = code_lut[buf[i]]
+            if c == 0:
+                return fail
+            nacc = (nacc << 1) | (c == 5)
+            acc = (acc << 2) | ((c - 1) & 3)
+            nb += 1
+            i += 1
+            if nb & 3 == 0:
+                packed[(nb >> 2) - 1] = acc
+                acc = 0
+                if nb & 7 == 0:
+                    nmask[(nb >> 3) - 1] = nacc
+                    nacc = 0
+        while i + 4 <= se:  # four bases, one packed byte
+            c0 = code_lut[buf[i]]
+            c1 = code_lut[buf[i + 1]]
+            c2 = code_lut[buf[i + 2]]
+            c3 = code_lut[buf[i + 3]]
+            if c0 == 0 or c1 == 0 or c2 == 0 or c3 == 0:
+                return fail
+            packed[nb >> 2] = (((c0 - 1) & 3) << 6) | (((c1 - 1) & 3) << 4) | (((c2 - 1) & 3) << 2) | ((c3 - 1) & 3)
+            nacc = (nacc << 4) | ((c0 == 5) << 3) | ((c1 == 5) << 2) | ((c2 == 5) << 1) | (c3 == 5)
+            nb += 4
+            i += 4
+            if nb & 7 == 0:
+                nmask[(nb >> 3) - 1] = nacc
+                nacc = 0
+        while i < se:
+            c = code_lut[buf[i]]
+            if c == 0:
+                return fail
+            nacc = (nacc << 1) | (c == 5)
+            acc = (acc << 2) | ((c - 1) & 3)
+            nb += 1
+            i += 1
+            if nb & 3 == 0:
+                packed[(nb >> 2) - 1] = acc
+                acc = 0
+                if nb & 7 == 0:
+                    nmask[(nb >> 3) - 1] = nacc
+                    nacc = 0
+        length = se - s
         if length == 0 or pos >= n:
             return fail
-        pos += 1 if buf[pos] == NL else 2
+        pos += 1
         if pos >= n or buf[pos] != 43:  # separator: + [name]
             return fail
         while pos < n and buf[pos] != NL:
@@ -139,6 +173,8 @@ def encode_records(buf, code_lut):
         return fail
     if nb & 3:
         packed[nb >> 2] = acc << (2 * (4 - (nb & 3)))
+    if nb & 7:
+        nmask[nb >> 3] = nacc << (8 - (nb & 7))
     return True, name_s[:r], name_e[:r], seq_s[:r], lengths[:r], packed[: (nb + 3) // 4], nmask[: (nb + 7) // 8]
 
 
@@ -156,11 +192,11 @@ def gather_names(buf, name_s, name_e):
 
 
 @numba.njit(**NJIT)
-def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads):
+def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads, letters):
     """Decode every base from ``packed`` (``quads``: a packed byte -> its four letters) and
-    ``nmask`` (N), and compare it with the normalized input byte (``normalize``) of the
-    read's sequence at ``seq_s`` in ``buf``; the first read that does not decode back, or -1."""
-    letters = np.empty(packed.shape[0] * 4, dtype=np.uint8)
+    ``nmask`` (N) into ``letters`` (scratch, at least 4 per packed byte), and compare each
+    with the normalized input byte (``normalize``) of the read's sequence at ``seq_s`` in
+    ``buf``; the first read that does not decode back, or -1."""
     for j in range(packed.shape[0]):
         p = packed[j]
         for t in range(4):
@@ -174,10 +210,9 @@ def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads):
     nb = 0
     for r in range(seq_s.shape[0]):
         s = seq_s[r]
-        bad = False
         for i in range(lengths[r]):
-            bad |= letters[nb + i] != normalize[buf[s + i]]
-        if bad:
-            return r
+            got = letters[nb + i]
+            if got != buf[s + i] and got != normalize[buf[s + i]]:  # upper-case ACGT needs no lookup
+                return r
         nb += lengths[r]
     return -1

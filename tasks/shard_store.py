@@ -100,7 +100,7 @@ def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> di
     delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
     if delay:
         time.sleep(delay)
-    data = chunk.read(source)
+    data = chunk.read(source, scratch=True)
     shard = encode_chunk(data, source, chunk.first_line, shard_no)
     path = shard_path(Path(root), "reads", shard_no)
     digest = save_npz_atomic(path, **shard.to_arrays())
