@@ -57,8 +57,10 @@ bench: $(STAMP)
 	$(PY) -m flows.benchmark --work .helixflow/bench
 
 # Data plane: 10M simulated reads (plain and gzip FASTQ) through ingest + Ray encode + stage,
-# against a single-process numpy parse; a 1-GiB round trip through S3 (moto on loopback).
+# against a single-process numpy parse; a 1-GiB round trip through S3 on loopback (s3rver,
+# installed by deployments/s3rver/install.sh, and moto).
 bench-data: $(STAMP)
+	bash deployments/s3rver/install.sh
 	$(PY) -m tasks.bench_data --reads 10000000
 
 bench-kernel: $(STAMP)

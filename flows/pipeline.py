@@ -34,13 +34,13 @@ def _run_name() -> str:
 @flow(name="align-reads", flow_run_name=_run_name, log_prints=True)
 def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
-    reference = ingest_reference(params.reference, params.staging_dir, params.s3)
-    reads = ingest_reads(params.reads, params.staging_dir, params.s3)
     settings = {"shard_size": params.shard_size, "shard_mb": params.shard_mb, "kmer": params.kmer,
                 "minimizer_window": params.minimizer_window, "max_candidates": params.max_candidates,
                 "max_secondary": params.max_secondary, "scoring": params.scoring.model_dump()}
-    root = str(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
-    with ray_connection(params.ray_address, params.ray_workers):
+    with ray_connection(params.ray_address, params.ray_workers):  # Ray workers warm up while inputs are hashed
+        reference = ingest_reference(params.reference, params.staging_dir, params.s3)
+        reads = ingest_reads(params.reads, params.staging_dir, params.s3)
+        root = str(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
         shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
         candidates = candidate_windows(index, root, shards, params.max_candidates)

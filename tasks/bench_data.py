@@ -3,8 +3,9 @@
 Generates N reads of 150 bp as FASTQ (plain and gzip), then measures, in the same run:
 a plain single-process numpy parse of the file (the reference), and ingest + Ray encode +
 stage through the Prefect tasks (MB/s of FASTQ per Ray worker, driver and worker peak RSS
-from a process-tree sampler); then a round trip of one object through the S3-compatible
-server on loopback (moto), multipart both ways.
+from a process-tree sampler); then a round trip of one object through S3-compatible
+servers on loopback (s3rver with one and two Node processes, and moto), multipart both
+ways, with the client's and the server's CPU time.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def data_plane(path: Path, staging: Path, shard_size: int, workers: int) -> dict
 
     @flow(name="data-plane-benchmark")
     def run() -> dict:
-        reads = ingest_reads(str(path), str(staging))
-        root = str(run_root(str(staging), reads.sha256, "", {"shard_size": shard_size, "bench": "data-plane"}))
-        with ray_connection(None, workers):
+        with ray_connection(None, workers):  # as in the align-reads flow: workers warm up during ingest
+            reads = ingest_reads(str(path), str(staging))
+            root = str(run_root(str(staging), reads.sha256, "", {"shard_size": shard_size, "bench": "data-plane"}))
             shards = encode_reads(reads, root, shard_size)
         stage_reads(root, reads, shards)
         return {"reads": sum(s["reads"] for s in shards), "shards": len(shards), "root": root}
@@ -123,37 +124,81 @@ def data_plane(path: Path, staging: Path, shard_size: int, workers: int) -> dict
             "worker_peak_mib": biggest[0] / MIB, "worker_peak_name": biggest[1]}
 
 
-def s3_round_trip(size_mb: int, work: Path) -> dict:
-    from tasks.s3_local import start_moto
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (s3rver may run several Node processes)."""
+    import psutil
+
+    total = 0.0
+    try:
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def s3_round_trip(size_mb: int, work: Path, server: str = "s3rver", processes: int = 1) -> dict:
+    """Upload one object of ``size_mb`` MiB through :func:`tasks.storage.publish` and fetch
+    it back through :func:`tasks.storage.fetch` (multipart both ways); checks the bytes
+    came back the same and counts the client's and the server's CPU seconds."""
+    import hashlib
+    import resource
+
+    from tasks.s3_local import S3RVER_KEY, start_moto, start_s3rver
     from tasks.storage import S3Settings, fetch, publish, s3_client
 
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
-        os.environ.setdefault(key, value)
+    key = S3RVER_KEY if server == "s3rver" else "testing"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=key, AWS_DEFAULT_REGION="us-east-1")
     src = work / "object.bin"
+    digest = hashlib.sha256()
     with open(src, "wb") as fh:
         block = np.random.default_rng(3).integers(0, 256, 64 * MIB, dtype=np.uint8).tobytes()
-        for _ in range(size_mb // 64):
+        for _ in range(max(1, size_mb // 64)):
             fh.write(block)
-    proc, url = start_moto(work / "moto.log")
+            digest.update(block)
+    data_dir = work / f"{server}-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if server == "s3rver":
+        proc, url = start_s3rver(data_dir, work / "s3rver.log", processes)
+    else:
+        proc, url = start_moto(work / "moto.log")
+
+    def client_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     try:
-        settings = S3Settings(endpoint_url=url, multipart_chunk_mb=64, max_concurrency=4)
+        settings = S3Settings(endpoint_url=url)
         s3_client(settings).create_bucket(Bucket="bench")
-        t0 = time.perf_counter()
+        c0, s0, t0 = client_cpu(), _cpu_seconds(proc.pid), time.perf_counter()
         [uri] = publish([src], "s3://bench/data", settings)
         up = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        c1, s1, t0 = client_cpu(), _cpu_seconds(proc.pid), time.perf_counter()
         local = fetch(uri, work / "fsx", settings)
         down = time.perf_counter() - t0
-        same = local.stat().st_size == src.stat().st_size
+        c2, s2 = client_cpu(), _cpu_seconds(proc.pid)
+        from hpc.manifest import sha256_file
+
+        same = sha256_file(local) == digest.hexdigest()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     size = src.stat().st_size / MIB
     src.unlink()
     shutil.rmtree(work / "fsx", ignore_errors=True)
-    return {"mib": size, "up_mb_s": size / up, "down_mb_s": size / down, "round_trip_mb_s": size / (up + down),
-            "same_size": same}
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return {"server": server, "processes": processes, "mib": size, "up_mb_s": size / up, "down_mb_s": size / down,
+            "round_trip_mb_s": size / (up + down), "same_bytes": same,
+            "client_cpu_up_s": c1 - c0, "client_cpu_down_s": c2 - c1,
+            "server_cpu_up_s": s1 - s0, "server_cpu_down_s": s2 - s1}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,9 +229,15 @@ def main(argv: list[str] | None = None) -> int:
               f"the reference); driver peak RSS {r['driver_peak_mib']:.0f} MiB, largest other process "
               f"{r['worker_peak_mib']:.0f} MiB ({r['worker_peak_name']})", flush=True)
     if args.s3_mb:
-        s3 = s3_round_trip(args.s3_mb, work)
-        print(f"S3 (moto on loopback): {s3['mib']:.0f} MiB up {s3['up_mb_s']:.0f} MB/s, down {s3['down_mb_s']:.0f} "
-              f"MB/s, round trip {s3['round_trip_mb_s']:.0f} MB/s; sizes match: {s3['same_size']}", flush=True)
+        for server, processes in (("s3rver", 1), ("s3rver", 2), ("moto", 1)):
+            s3 = s3_round_trip(args.s3_mb, work, server, processes)
+            mib = s3["mib"]
+            print(f"S3 {server} ({processes} process{'es' if processes > 1 else ''}) on loopback, {mib:.0f} MiB: "
+                  f"up {s3['up_mb_s']:.0f} MB/s, down {s3['down_mb_s']:.0f} MB/s, round trip "
+                  f"{s3['round_trip_mb_s']:.0f} MB/s; same bytes back: {s3['same_bytes']}; CPU s per GiB up/down: "
+                  f"client {s3['client_cpu_up_s'] * 1024 / mib:.1f}/{s3['client_cpu_down_s'] * 1024 / mib:.1f}, "
+                  f"server {s3['server_cpu_up_s'] * 1024 / mib:.1f}/{s3['server_cpu_down_s'] * 1024 / mib:.1f}",
+                  flush=True)
     return 0
 
 

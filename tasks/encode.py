@@ -25,10 +25,13 @@ from tasks.shard_store import (clean_temp_files, completed, encode_chunk_file, e
 from tasks.task_options import IO_TASK
 
 
+PROGRESS_EVERY_S = 2.0  # the progress artifact is updated at most this often (and at the end)
+
+
 def _stream(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
     """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry, fraction) from
     ``work``, keeping at most twice the cluster's CPUs in flight; reused entries skip Ray.
-    Progress (a Prefect progress artifact, at most every 2 s) is shards done out of
+    Progress (a Prefect progress artifact, at most every ``PROGRESS_EVERY_S``) is shards done out of
     ``total`` when that is known, else the fraction of the input read for the last shard
     done. Logs reads/s and MB/s as shards finish. Returns entries by shard number."""
     import ray
@@ -52,7 +55,7 @@ def _stream(submit, work, label: str, key: str, total: int | None = None) -> dic
             size += entry.get("chunk_bytes", 0)
             shown = max(shown, 100.0 * (len(entries) / total if total else fraction))
         now = time.perf_counter()
-        if now - last_update >= 2.0:
+        if now - last_update >= PROGRESS_EVERY_S:
             update_progress_artifact(progress_id, progress=round(min(shown, 99.9), 1))
             last_update = now
         if reads and len(entries) % 10 == 0:

@@ -168,3 +168,11 @@ def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int =
     offsets = np.zeros(lengths.shape[0], dtype=np.int64)
     np.cumsum(lengths[:-1], out=offsets[1:])
     return EncodedShard(names, lengths, offsets, packed, nmask)
+
+
+def warm_up() -> None:
+    """Load the compiled kernels (the first Numba call in a process takes about a second)."""
+    data = np.frombuffer(b"@w\nACGT\n+\nIIII\n", dtype=np.uint8)
+    ends = np.empty(4, dtype=np.int64)
+    cut_block(data, 0, 1, 1 << 20, np.zeros(4, dtype=np.int64), ends, ends.copy())
+    encode_chunk(data, "warm-up", 1)

@@ -27,8 +27,23 @@ def cut_block(block, base, want, limit, state, ends, recs):
     between blocks. Writes the end offset and record count of each chunk closed here into
     ``ends`` / ``recs`` (sized for the worst case) and returns how many."""
     lines, start, nrec, last = state[0], state[1], state[2], state[3]
+    n = block.shape[0]
+    count = 0
+    for i in range(n):  # vectorized; most blocks close no chunk and need nothing more
+        count += block[i] == NL
+    whole = (lines + count) // 4
+    if nrec + whole < want and base + n - start <= limit:
+        if whole:  # the end of the last whole record: skip the lines of the record still open
+            skip = (lines + count) % 4
+            i = n - 1
+            while block[i] != NL or skip:
+                skip -= block[i] == NL
+                i -= 1
+            last = base + i + 1
+        state[0], state[2], state[3] = (lines + count) % 4, nrec + whole, last
+        return 0
     out = 0
-    for i in range(block.shape[0]):
+    for i in range(n):
         if block[i] != NL:
             continue
         lines += 1

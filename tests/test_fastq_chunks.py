@@ -112,3 +112,32 @@ def test_truncated_gzip_is_reported_by_the_chunk_reader(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(FastxFormatError, match=r"cut.fq.gz: gzip stream is corrupt or truncated"):
         list(chunks(path, 1000, 64))
+
+
+def reference_cuts(data: bytes, want: int, limit: int) -> list[tuple[int, int, int]]:
+    """(first line, offset, length) of each chunk, cut in plain Python: ``want`` records, or
+    the records before the one that would take the chunk past ``limit`` bytes."""
+    ends = [i + 1 for i, b in enumerate(data) if b == 10][3::4]  # ends of whole records
+    cuts, start, nrec, line, last = [], 0, 0, 1, 0
+    for end in ends:
+        if end - start > limit and nrec:
+            cuts.append((line, start, last - start))
+            line, start, nrec = line + 4 * nrec, last, 0
+        nrec, last = nrec + 1, end
+        if nrec == want or end - start > limit:
+            cuts.append((line, start, end - start))
+            line, start, nrec = line + 4 * nrec, end, 0
+    if len(data) > start and data[start:].strip():
+        cuts.append((line, start, len(data) - start))
+    return cuts
+
+
+@pytest.mark.parametrize("block", [61, 997, 4096, 1 << 20])
+@pytest.mark.parametrize("want,limit_mb", [(7, 64), (100, 64), (10_000, 0.002), (3, 0.0005)])
+def test_cuts_do_not_depend_on_the_read_block(tmp_path, monkeypatch, block, want, limit_mb):
+    monkeypatch.setattr("tasks.fastq_chunks.BLOCK", block)
+    data = fastq(777, end=False).encode() + b"\n@tail\nAC"  # ends in a broken record, kept for the parser
+    path = tmp_path / "r.fq"
+    path.write_bytes(data)
+    got = [(c.first_line, c.offset, c.length) for c in chunks(path, want, limit_mb)]
+    assert got == reference_cuts(data, want, int(2 * limit_mb * 2**20))
