@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed when missing (Debian, as root): Chromium for
-# the Prefect UI browser test, samtools to read our SAM.
+# the Prefect UI browser test, samtools to read our SAM; and s3rver (Node), the second
+# S3-compatible server the S3 tests talk to.
 set -euo pipefail
+bash "$(dirname "$0")/s3rver/install.sh"
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v samtools >/dev/null 2>&1 || missing+=(samtools)

@@ -131,3 +131,15 @@ def test_flow_with_a_missing_s3_key_fails_at_once_naming_it(prefect_harness, s3_
     state = align_reads(params, return_state=True)
     assert state.is_failed()
     assert "s3://empty/none.fa: not found" in str(state.result(raise_on_failure=False))
+
+
+def test_round_trip_through_s3rver_gives_the_same_bytes(tmp_path):
+    """A second S3 implementation (s3rver: objects in files, Node, two processes on one port),
+    through the same publish/fetch as the pipeline: the bytes come back unchanged, and the
+    benchmark's figures are filled in."""
+    from tasks.bench_data import s3_round_trip
+
+    result = s3_round_trip(64, tmp_path, "s3rver", processes=2)
+    assert result["same_bytes"] and result["mib"] == 64
+    assert min(result["up_mb_s"], result["down_mb_s"], result["parts_s"], result["complete_s"]) > 0
+    assert result["server_cpu_up_s"] > 0  # the server's own processes were found and measured
