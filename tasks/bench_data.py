@@ -2,7 +2,7 @@
 
 Generates N reads of 150 bp as FASTQ (plain and gzip), then measures, in the same run:
 a plain single-process numpy parse of the file (the reference), and ingest + Ray encode +
-stage through the Prefect tasks (MB/s of FASTQ per Ray worker, driver and worker peak RSS
+stage through the Prefect tasks (MiB/s of FASTQ per core, driver and worker peak RSS
 from a process-tree sampler); then a round trip of one object through S3-compatible
 servers on loopback (s3rver with one and two Node processes, and moto), multipart both
 ways, with the client's and the server's CPU time.
@@ -86,7 +86,7 @@ def numpy_parse_mb_s(path: Path) -> float:
     t0 = time.perf_counter()
     size = 0
     for chunk in chunks(path, 50_000, 64):
-        numpy_parse(chunk.read(path))
+        numpy_parse(chunk.read(path, scratch=True))  # one reused buffer, as the workers read
         size += chunk.length
     return size / MIB / (time.perf_counter() - t0)
 
@@ -242,15 +242,16 @@ def main(argv: list[str] | None = None) -> int:
           f"({gz.stat().st_size / MIB:,.0f} MiB gzip); generated in {time.perf_counter() - t0:.0f} s; "
           f"{os.cpu_count()} CPUs, {args.workers} Ray workers", flush=True)
     base = numpy_parse_mb_s(plain)
-    print(f"reference: single-process numpy parse of the plain file: {base:7.1f} MB/s", flush=True)
+    print(f"reference: single-process numpy parse of the plain file: {base:7.1f} MiB/s", flush=True)
     fastq_mib = plain.stat().st_size / MIB
+    cores = os.cpu_count() or 1
     for label, path in (("plain", plain), ("gzip", gz)):
         r = data_plane(path, work / "fsx", args.shard_size, args.workers)
         enc = r["stages"].get("encode-reads", float("nan"))
         print(f"{label:5s} ingest+encode+stage: {r['reads']:,} reads, {r['shards']} shards, wall {r['wall_s']:.1f} s "
               f"(ingest {r['stages'].get('ingest-reads', 0):.1f}, encode {enc:.1f}, stage "
-              f"{r['stages'].get('stage-reads', 0):.1f}); encode {fastq_mib / enc:.1f} MB/s of FASTQ = "
-              f"{fastq_mib / enc / args.workers:.1f} MB/s per worker ({fastq_mib / enc / args.workers / base:.2f}x "
+              f"{r['stages'].get('stage-reads', 0):.1f}); encode {fastq_mib / enc:.1f} MiB/s of FASTQ = "
+              f"{fastq_mib / enc / cores:.1f} MiB/s per core ({fastq_mib / enc / cores / base:.2f}x "
               f"the reference); driver peak RSS {r['driver_peak_mib']:.0f} MiB, largest other process "
               f"{r['worker_peak_mib']:.0f} MiB ({r['worker_peak_name']})", flush=True)
     if args.s3_mb:
@@ -258,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             s3 = s3_round_trip(args.s3_mb, work, server, processes)
             mib = s3["mib"]
             print(f"S3 {server} ({processes} process{'es' if processes > 1 else ''}) on loopback, {mib:.0f} MiB: "
-                  f"up {s3['up_mb_s']:.0f} MB/s, down {s3['down_mb_s']:.0f} MB/s, round trip "
-                  f"{s3['round_trip_mb_s']:.0f} MB/s; same bytes back: {s3['same_bytes']}; CPU s per GiB up/down: "
+                  f"up {s3['up_mb_s']:.0f} MiB/s, down {s3['down_mb_s']:.0f} MiB/s, round trip (up + down) "
+                  f"{s3['round_trip_mb_s']:.0f} MiB/s; same bytes back: {s3['same_bytes']}; CPU s per GiB up/down: "
                   f"client {s3['client_cpu_up_s'] * 1024 / mib:.1f}/{s3['client_cpu_down_s'] * 1024 / mib:.1f}, "
                   f"server {s3['server_cpu_up_s'] * 1024 / mib:.1f}/{s3['server_cpu_down_s'] * 1024 / mib:.1f}; "
                   f"the upload again by hand: parts {s3['parts_s']:.1f} s, completing it {s3['complete_s']:.1f} s",
