@@ -77,6 +77,11 @@ class SimulateParams(BaseModel):
     gzip: bool = True
 
 
+def _help(info, name: str) -> str:
+    text = f"{info.description or name} (default {info.default})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def parse_cli(model: type[BaseModel], argv: list[str] | None, prog: str) -> BaseModel:
     """Build ``model`` from ``--field value`` flags (nested model fields are flattened)."""
     parser = argparse.ArgumentParser(prog=prog, description=model.__doc__)
@@ -87,10 +92,10 @@ def parse_cli(model: type[BaseModel], argv: list[str] | None, prog: str) -> Base
             nested[name] = sub
             for sub_name, sub_info in sub.model_fields.items():
                 parser.add_argument(f"--{sub_name.replace('_', '-')}", dest=f"{name}.{sub_name}",
-                                    help=f"{sub_info.description or sub_name} (default {sub_info.default})")
+                                    help=_help(sub_info, sub_name))
         else:
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=info.is_required(),
-                                help=f"{info.description or name} (default {info.default})")
+                                help=_help(info, name))
     values: dict = {}
     for dest, value in vars(parser.parse_args(argv)).items():
         if value is None:

@@ -37,6 +37,8 @@ class S3Settings(BaseModel):
     endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
     region: str | None = Field(None, description="AWS region (default: boto3's chain)")
     credentials_block: str | None = Field(None, description="name of a prefect-aws AwsCredentials block")
+    bucket_block: str | None = Field(None, description="name of a prefect-aws S3Bucket block: its credentials and "
+                                     "client parameters are used, and s3:// URIs must name its bucket")
     max_attempts: int = Field(8, ge=1, le=20, description="attempts per request (throttling and 5xx retried)")
     multipart_threshold_mb: int = Field(64, ge=5, description="objects above this move in parts")
     multipart_chunk_mb: int = Field(16, ge=5, description="part size")
@@ -78,20 +80,38 @@ def safe_relative(key: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def s3_client(settings: S3Settings):
+def s3_client(settings: S3Settings, bucket: str | None = None):
+    """A boto3 S3 client. Credentials: the ``bucket_block`` (an S3Bucket block; ``bucket``,
+    when given, must be its bucket), else the ``credentials_block`` (AwsCredentials), else
+    boto3's default chain. A block's client parameters (an endpoint URL, say) apply unless
+    the settings name their own."""
     from botocore.config import Config
 
     config = Config(retries={"max_attempts": settings.max_attempts, "mode": "adaptive"},
                     max_pool_connections=max(10, settings.max_concurrency))
-    if settings.credentials_block:
+    credentials = None
+    if settings.bucket_block:
+        from prefect_aws.s3 import S3Bucket
+
+        block = S3Bucket.load(settings.bucket_block)
+        if bucket is not None and bucket != block.bucket_name:
+            raise BadLocation(f"s3://{bucket}: the S3Bucket block {settings.bucket_block!r} is for bucket "
+                              f"{block.bucket_name!r}; name that bucket in the URI or choose another block")
+        credentials = block.credentials
+    elif settings.credentials_block:
         from prefect_aws import AwsCredentials
 
-        session = AwsCredentials.load(settings.credentials_block).get_boto3_session()
-    else:
+        credentials = AwsCredentials.load(settings.credentials_block)
+    if credentials is None:
         import boto3
 
-        session = boto3.session.Session()
-    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=config)
+        session, params = boto3.session.Session(), {}
+    else:
+        session, params = credentials.get_boto3_session(), credentials.aws_client_parameters.get_params_override()
+    params.pop("config", None)  # retries and pool size are ours
+    params["endpoint_url"] = settings.endpoint_url or params.get("endpoint_url")
+    params["region_name"] = settings.region or params.get("region_name")
+    return session.client("s3", config=config, **params)
 
 
 def transfer_config(settings: S3Settings):
@@ -127,7 +147,7 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
     dest = (root / safe_relative(loc.key)).resolve()
     if root not in dest.parents:
         raise BadLocation(f"{uri}: refused; its key would be written outside {root}")
-    client = s3_client(settings)
+    client = s3_client(settings, loc.bucket)
     try:
         head = client.head_object(Bucket=loc.bucket, Key=loc.key)
     except Exception as exc:  # noqa: BLE001 - explained with the URI
@@ -163,7 +183,7 @@ def publish(files: list[Path], prefix_uri: str, settings: S3Settings | None = No
     if not loc.is_s3:
         raise BadLocation(f"{prefix_uri}: not an s3:// URI")
     settings = settings or S3Settings()
-    client = s3_client(settings)
+    client = s3_client(settings, loc.bucket)
     prefix = loc.key.rstrip("/")
     uris = []
     for path in files:

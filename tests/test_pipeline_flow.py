@@ -204,3 +204,16 @@ def test_bad_parameter_names_the_field():
         PipelineParams(reads="r.fq", reference="ref.fa", scoring={"gap_open": 3})
     with pytest.raises(ValidationError, match="backend"):
         PipelineParams(reads="r.fq", reference="ref.fa", backend="lsf")
+
+
+@pytest.mark.parametrize("module", ["flows.pipeline", "flows.simulate", "flows.benchmark"])
+def test_every_flow_prints_its_help(module):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
+    if module == "flows.pipeline":  # every field is a flag, nested S3 settings included
+        assert "--max-secondary" in done.stdout and "80% of the primary" in done.stdout
+        assert "--bucket-block" in done.stdout and "--credentials-block" in done.stdout

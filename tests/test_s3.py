@@ -143,3 +143,26 @@ def test_round_trip_through_s3rver_gives_the_same_bytes(tmp_path):
     assert result["same_bytes"] and result["mib"] == 64
     assert min(result["up_mb_s"], result["down_mb_s"], result["parts_s"], result["complete_s"]) > 0
     assert result["server_cpu_up_s"] > 0  # the server's own processes were found and measured
+
+
+@pytest.mark.integration
+def test_prefect_aws_blocks_by_name(prefect_harness, s3_server, tmp_path):
+    """Credentials (and the endpoint) from an AwsCredentials block, or from an S3Bucket block
+    that also pins the bucket; the settings name no endpoint, so the blocks' is what works."""
+    from prefect_aws import AwsCredentials
+    from prefect_aws.s3 import S3Bucket
+
+    from tasks.storage import BadLocation
+
+    creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+                           aws_client_parameters={"endpoint_url": s3_server})
+    creds.save("helixflow-test-creds", overwrite=True)
+    S3Bucket(bucket_name="blocked", credentials=creds).save("helixflow-test-bucket", overwrite=True)
+    client(s3_server).create_bucket(Bucket="blocked")
+    src = tmp_path / "ref.fa"
+    src.write_text(">c\nACGT\n")
+    [uri] = publish([src], "s3://blocked/in", S3Settings(credentials_block="helixflow-test-creds"))
+    by_bucket = S3Settings(bucket_block="helixflow-test-bucket")
+    assert fetch(uri, tmp_path / "fsx", by_bucket).read_text() == ">c\nACGT\n"
+    with pytest.raises(BadLocation, match="the S3Bucket block 'helixflow-test-bucket' is for bucket 'blocked'"):
+        fetch("s3://elsewhere/in/ref.fa", tmp_path / "fsx", by_bucket)
