@@ -58,7 +58,7 @@ bench: $(STAMP)
 
 # Data plane: 10M simulated reads (plain and gzip FASTQ) through ingest + Ray encode + stage,
 # against a single-process numpy parse; a 1-GiB round trip through S3 on loopback (s3rver,
-# installed by deployments/s3rver/install.sh, and moto).
+# installed by deployments/s3rver/install.sh).
 bench-data: $(STAMP)
 	bash deployments/s3rver/install.sh
 	$(PY) -m tasks.bench_data --reads 10000000

@@ -104,7 +104,7 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     def work():
         nonlocal reused
         if fastq:
-            for shard_no, chunk in enumerate(chunks(reads.path, shard_size, shard_mb)):
+            for shard_no, chunk in enumerate(chunks(reads.path, shard_size, shard_mb, reuse=True)):
                 done = None
                 if has_record(root_path, "reads", shard_no):
                     done = completed(root_path, "reads", shard_no, **chunk_identity(chunk, chunk.read(source)))

@@ -13,6 +13,7 @@ before.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import zlib
 from collections.abc import Iterator
@@ -87,47 +88,63 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
-def chunks(path: Path, shard_reads: int, shard_mb: float) -> Iterator[Chunk]:
+def chunks(path: Path, shard_reads: int, shard_mb: float, reuse: bool = False) -> Iterator[Chunk]:
     """Consecutive chunks of ``shard_reads`` four-line records, fewer when that would pass
-    ``2 * shard_mb`` MiB, and at the end. Only the block being cut (plus, for gzip, the part
-    of a chunk it ends) is held in memory."""
+    ``2 * shard_mb`` MiB, and at the end. Memory: one block buffer for a plain file; for
+    gzip, one buffer holding the open chunk and a block, decompressed into directly.
+
+    ``reuse``: a gzip chunk's ``data`` is a view into that buffer, valid only until the next
+    chunk is taken (the encoder hands it to Ray, which copies it, first); otherwise each
+    chunk's data is its own copy."""
     path = Path(path)
     gz = is_gzip(path)
     limit = max(1, int(2 * shard_mb * 2**20))
     size = max(1, path.stat().st_size)
     state = np.zeros(4, dtype=np.int64)
-    line, base = 1, 0
-    carry: list[np.ndarray] = []  # gzip: bytes of the open chunk from earlier blocks
-    reuse = np.empty(0 if gz else BLOCK, dtype=np.uint8)  # plain: one block buffer, read into again and again
     ends = np.empty(BLOCK // 2 + 2, dtype=np.int64)  # room for the chunk ends of the worst case
     recs = np.empty_like(ends)
+    buf = np.empty(BLOCK + (limit + BLOCK if gz else 0), dtype=np.uint8)
+    head = fill = 0  # stream offset of buf[0]; gzip: bytes of buf in use, from the open chunk's start
+    line = 1
     with open_maybe_gzip(path) as fh:
         raw = getattr(fh, "fileobj", None) or fh  # compressed position, for progress
+        # gzip: the buffered reader over the decompressor fills our buffer without allocating
+        reader = getattr(fh, "_buffer", fh) if gz else fh
         while True:
+            if gz and buf.shape[0] - fill < BLOCK:  # one record longer than the room left
+                bigger = np.empty(2 * buf.shape[0], dtype=np.uint8)
+                bigger[:fill] = buf[:fill]
+                buf = bigger
+            at = fill if gz else 0
             try:
-                block = np.frombuffer(fh.read(BLOCK), dtype=np.uint8) if gz else reuse[:fh.readinto(reuse)]
+                got = reader.readinto(memoryview(buf)[at:at + BLOCK])
             except GZIP_ERRORS as exc:
                 raise FastxFormatError(path, None, f"gzip stream is corrupt or truncated ({exc})") from exc
-            if not block.shape[0]:
+            if not got:
                 break
+            block = buf[at:at + got]
             start = int(state[1])
-            count = cut_block(block, base, shard_reads, limit, state, ends, recs)
+            count = cut_block(block, head + at, shard_reads, limit, state, ends, recs)
             done = min(1.0, raw.tell() / size)
             for end, n in zip(ends[:count].tolist(), recs[:count].tolist()):
                 data = None
                 if gz:
-                    part = block[max(0, start - base):end - base]
-                    data = np.concatenate(carry + [part]) if carry else part
-                    carry = []
+                    view = buf[start - head:end - head]
+                    data = view if reuse else view.copy()
                 yield Chunk(line, start, end - start, data, done)
                 line += 4 * n
                 start = end
-            base += block.shape[0]
-            if gz:
-                carry.append(block[max(0, int(state[1]) - (base - block.shape[0])):])
-    start = int(state[1])
-    if base > start:  # the records after the last full chunk (or a broken record, reported by the parser)
-        last = Chunk(line, start, base - start, np.concatenate(carry) if gz else None, 1.0)
+            if not gz:
+                head += got
+                continue
+            fill = at + got
+            keep = int(state[1]) - head  # where the open chunk starts in buf
+            if keep > 0 and (count or buf.shape[0] - fill < BLOCK):  # move the open chunk to the front
+                ctypes.memmove(buf.ctypes.data, buf.ctypes.data + keep, fill - keep)
+                head, fill = head + keep, fill - keep
+    start, total = int(state[1]), head + fill
+    if total > start:  # the records after the last full chunk (or a broken record, reported by the parser)
+        last = Chunk(line, start, total - start, buf[start - head:fill].copy() if gz else None, 1.0)
         if bytes(last.read(path)).strip():
             yield last
 
