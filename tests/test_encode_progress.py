@@ -5,6 +5,8 @@ import gzip
 
 import pytest
 
+from hpc.manifest import load_npz_verified
+from tasks.encoding import EncodedShard, to_bytes
 from tasks.simulation import fastq_text, simulate_reads, simulate_reference
 
 pytestmark = pytest.mark.integration
@@ -43,6 +45,12 @@ def test_encode_progress_moves_before_the_end(prefect_harness, ray_cluster, tmp_
     state = encode_only(return_state=True)
     shards = state.result()
     assert len(shards) == 30 and sum(s["reads"] for s in shards) == 3000
+    # gzip chunks are views of one buffer that later blocks overwrite: every shard must still
+    # hold its own reads (Ray copied each chunk when its task was submitted)
+    root = tmp_path / "fsx" / "run"
+    staged = [EncodedShard.from_arrays(load_npz_verified(root, s)) for s in shards]
+    assert [n for sh in staged for n in sh.names] == [r.name for r in reads]
+    assert b"".join(to_bytes(sh.codes()) for sh in staged) == b"".join(r.seq for r in reads)
     assert shown[-1] == 100.0 and shown == sorted(shown)
     early = [p for p in shown[:-1] if 0 < p < 100]
     assert len(set(early)) >= 5, shown  # it moved while shards were still being cut
