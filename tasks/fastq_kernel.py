@@ -116,48 +116,32 @@ def encode_records(buf, code_lut):
             pos += 1
         se = pos - 1 if pos > s and buf[pos - 1] == CR else pos
         i = s
-        while i < se and nb & 3:
-            c = code_lut[buf[i]]
-            if c == 0:
-                return fail
-            nacc = (nacc << 1) | (c == 5)
-            acc = (acc << 2) | ((c - 1) & 3)
-            nb += 1
-            i += 1
-            if nb & 3 == 0:
-                packed[(nb >> 2) - 1] = acc
-                acc = 0
-                if nb & 7 == 0:
-                    nmask[(nb >> 3) - 1] = nacc
-                    nacc = 0
-        while i + 4 <= se:  # four bases, one packed byte
-            c0 = code_lut[buf[i]]
-            c1 = code_lut[buf[i + 1]]
-            c2 = code_lut[buf[i + 2]]
-            c3 = code_lut[buf[i + 3]]
-            if c0 == 0 or c1 == 0 or c2 == 0 or c3 == 0:
-                return fail
-            packed[nb >> 2] = (((c0 - 1) & 3) << 6) | (((c1 - 1) & 3) << 4) | (((c2 - 1) & 3) << 2) | ((c3 - 1) & 3)
-            nacc = (nacc << 4) | ((c0 == 5) << 3) | ((c1 == 5) << 2) | ((c2 == 5) << 1) | (c3 == 5)
-            nb += 4
-            i += 4
+        while i < se:
+            if nb & 3 == 0 and i + 4 <= se:  # four bases, one packed byte
+                c0 = code_lut[buf[i]]
+                c1 = code_lut[buf[i + 1]]
+                c2 = code_lut[buf[i + 2]]
+                c3 = code_lut[buf[i + 3]]
+                if c0 == 0 or c1 == 0 or c2 == 0 or c3 == 0:
+                    return fail
+                packed[nb >> 2] = (((c0 - 1) & 3) << 6) | (((c1 - 1) & 3) << 4) | (((c2 - 1) & 3) << 2) | ((c3 - 1) & 3)
+                nacc = (nacc << 4) | ((c0 == 5) << 3) | ((c1 == 5) << 2) | ((c2 == 5) << 1) | (c3 == 5)
+                nb += 4
+                i += 4
+            else:  # one base: up to a byte boundary, and the last few
+                c = code_lut[buf[i]]
+                if c == 0:
+                    return fail
+                nacc = (nacc << 1) | (c == 5)
+                acc = (acc << 2) | ((c - 1) & 3)  # N (code 4) packs as A
+                nb += 1
+                i += 1
+                if nb & 3 == 0:
+                    packed[(nb >> 2) - 1] = acc
+                    acc = 0
             if nb & 7 == 0:
                 nmask[(nb >> 3) - 1] = nacc
                 nacc = 0
-        while i < se:
-            c = code_lut[buf[i]]
-            if c == 0:
-                return fail
-            nacc = (nacc << 1) | (c == 5)
-            acc = (acc << 2) | ((c - 1) & 3)
-            nb += 1
-            i += 1
-            if nb & 3 == 0:
-                packed[(nb >> 2) - 1] = acc
-                acc = 0
-                if nb & 7 == 0:
-                    nmask[(nb >> 3) - 1] = nacc
-                    nacc = 0
         length = se - s
         if length == 0 or pos >= n:
             return fail
