@@ -28,11 +28,6 @@ def codes_of(bases: np.ndarray) -> np.ndarray:
     return _TO_CODE[bases]
 
 
-def bases_of(codes: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`codes_of`."""
-    return _TO_BYTE[codes]
-
-
 def to_bytes(codes: np.ndarray) -> bytes:
     return _TO_BYTE[codes].tobytes()
 

@@ -79,36 +79,37 @@ def _finish(root: Path, path: Path, sha256: str | None = None, **fields) -> dict
     return entry
 
 
-def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: str) -> dict:
-    """Encode one shard (exact decode check), write it and its record; return the record."""
+def _slow_stage() -> None:
     delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
     if delay:
         time.sleep(delay)
-    shard = encode_and_check(shard_no, names, seqs)
+
+
+def _write_reads(root: str, shard_no: int, shard: EncodedShard, first: str, last: str, **identity) -> dict:
+    """Write an encoded shard under ``reads/`` and its completion record; return the record."""
     path = shard_path(Path(root), "reads", shard_no)
     digest = save_npz_atomic(path, **shard.to_arrays())
     lengths, counts = np.unique(shard.lengths, return_counts=True)
     return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
-                   first=names[0], last=names[-1],
-                   length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)])
+                   first=first, last=last, length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)],
+                   **identity)
+
+
+def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: str) -> dict:
+    """Encode one shard (exact decode check), write it and its record; return the record."""
+    _slow_stage()
+    return _write_reads(root, shard_no, encode_and_check(shard_no, names, seqs), names[0], names[-1])
 
 
 def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> dict:
     """Read a FASTQ chunk (from the file, or the bytes given for a gzip stream), encode it,
     check that every base decodes back exactly, write the shard and its record (with the
     chunk's identity, for resume)."""
-    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
-    if delay:
-        time.sleep(delay)
+    _slow_stage()
     data = chunk.read(source, scratch=True)
     shard = encode_chunk(data, source, chunk.first_line, shard_no)
-    path = shard_path(Path(root), "reads", shard_no)
-    digest = save_npz_atomic(path, **shard.to_arrays())
-    uniq, counts = np.unique(shard.lengths, return_counts=True)
-    names = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
-    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
-                   first=names[0], last=names[-1], length_counts=[[int(a), int(b)] for a, b in zip(uniq, counts)],
-                   **chunk_identity(chunk, data))
+    first, last = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
+    return _write_reads(root, shard_no, shard, first, last, **chunk_identity(chunk, data))
 
 
 def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:

@@ -1,7 +1,8 @@
 """Inputs and outputs as URIs: a local path, ``file://``, or ``s3://bucket/key``.
 
-S3 goes through boto3: credentials from a prefect-aws ``AwsCredentials`` block named in
-the settings, or boto3's default chain; an endpoint URL for S3-compatible stores;
+S3 goes through boto3: credentials from a prefect-aws ``S3Bucket`` or ``AwsCredentials``
+block named in the settings (with the block's client parameters), or boto3's default
+chain; an endpoint URL for S3-compatible stores;
 retries with backoff on throttling and 5xx (botocore's ``adaptive`` mode); multipart
 transfers above a threshold. A download lands under the staging folder (temp file +
 rename), never outside it, and fails when the object changes while it is read.

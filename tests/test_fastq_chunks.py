@@ -141,3 +141,20 @@ def test_cuts_do_not_depend_on_the_read_block(tmp_path, monkeypatch, block, want
     path.write_bytes(data)
     got = [(c.first_line, c.offset, c.length) for c in chunks(path, want, limit_mb)]
     assert got == reference_cuts(data, want, int(2 * limit_mb * 2**20))
+
+
+def test_fasta_reads_are_written_as_shards_with_records(tmp_path):
+    """FASTA reads (parsed by the driver into batches) go through the same shard writer."""
+    from hpc.manifest import load_npz_verified
+    from tasks.encoding import EncodedShard
+    from tasks.shard_store import completed, encode_shard_file, read_batches
+
+    path = tmp_path / "reads.fa"
+    path.write_text(">a one\nACGT\nNNac\n>b\nGGTTa\n>c\nT\n")
+    batches = list(read_batches(path, 2, 64))
+    assert [names for names, _ in batches] == [["a", "b"], ["c"]]
+    records = [encode_shard_file(i, names, seqs, str(tmp_path)) for i, (names, seqs) in enumerate(batches)]
+    assert [(r["reads"], r["bases"], r["first"], r["last"]) for r in records] == [(2, 13, "a", "b"), (1, 1, "c", "c")]
+    assert completed(tmp_path, "reads", 0, reads=2, first="a", last="b") == records[0]
+    shard = EncodedShard.from_arrays(load_npz_verified(tmp_path, records[0]))
+    assert shard.names == ["a", "b"] and to_bytes(shard.codes()) == b"ACGTNNACGGTTA"
