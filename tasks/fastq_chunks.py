@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import io
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ import numpy as np
 from hpc.codec import pack_codes
 from tasks.encoding import BASES, DecodeCheckError, EncodedShard, codes_of, name_array, name_list
 from tasks.fastq_kernel import cut_block, encode_records, first_mismatch, gather_names
-from tasks.fastx import GZIP_ERRORS, GZIP_MAGIC, NORMALIZE, FastxFormatError, _fastq, _lines, open_maybe_gzip
+from tasks.fastx import (GZIP_ERRORS, GZIP_MAGIC, NORMALIZE, FastxFormatError, _fastq, _lines, crc32,
+                          open_maybe_gzip)
 
 BLOCK = 4 << 20
 _NORMALIZE = np.frombuffer(NORMALIZE, dtype=np.uint8)
@@ -150,7 +150,7 @@ def chunks(path: Path, shard_reads: int, shard_mb: float, reuse: bool = False) -
 
 
 def chunk_identity(chunk: Chunk, data: np.ndarray) -> dict:
-    return {"first_line": chunk.first_line, "chunk_bytes": int(data.shape[0]), "chunk_crc32": zlib.crc32(data)}
+    return {"first_line": chunk.first_line, "chunk_bytes": int(data.shape[0]), "chunk_crc32": crc32(data)}
 
 
 def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -187,9 +187,14 @@ def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int =
     return EncodedShard(names, lengths, offsets, packed, nmask)
 
 
-def warm_up() -> None:
-    """Load the compiled kernels (the first Numba call in a process takes about a second)."""
+def warm_up(role: str) -> None:
+    """Load the compiled kernels a process will run (the first Numba call in a process takes
+    about a second): the chunk cutter for the ``"driver"``, the encoder for a ``"worker"``."""
     data = np.frombuffer(b"@w\nACGT\n+\nIIII\n", dtype=np.uint8)
-    ends = np.empty(4, dtype=np.int64)
-    cut_block(data, 0, 1, 1 << 20, np.zeros(4, dtype=np.int64), ends, ends.copy())
-    encode_chunk(data, "warm-up", 1)
+    if role == "driver":
+        ends = np.empty(4, dtype=np.int64)
+        cut_block(data, 0, 1, 1 << 20, np.zeros(4, dtype=np.int64), ends, ends.copy())
+    elif role == "worker":
+        encode_chunk(data, "warm-up", 1)
+    else:
+        raise ValueError(f"warm_up: role must be 'driver' or 'worker', not {role!r}")

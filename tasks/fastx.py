@@ -18,9 +18,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 try:  # ISA-L's gzip reader: the same stream, about 2.5x faster than zlib's
     from isal import igzip as _gzip
+    from isal.isal_zlib import crc32  # the same CRC-32 as zlib's, about 3.5x faster
     from isal.isal_zlib import error as _IsalError
 except ImportError:  # pragma: no cover - isal is a dependency; plain zlib still works
-    _gzip, _IsalError = gzip, zlib.error
+    _gzip, _IsalError, crc32 = gzip, zlib.error, zlib.crc32
 
 GZIP_ERRORS = (EOFError, OSError, zlib.error, _IsalError)  # a truncated or corrupt gzip stream
 _INVALID = 0  # byte the translation table gives to characters that are not bases
