@@ -80,11 +80,11 @@ def encode_records(buf, code_lut):
     separator without ``+``, a quality line of another length, a record cut short, blank
     lines."""
     n = buf.shape[0]
-    lines = 0
-    for i in range(n):
-        lines += buf[i] == NL
-    most = lines // 4 + 1
-    name_s = np.empty(most, dtype=np.int64)  # np.empty: Numba zero-fills np.zeros, page by page
+    # A record takes at least 9 bytes ("@r\nA\n+\nI\n"), so this bounds the reads without a
+    # pass to count lines; np.empty touches no page of the unused part (and Numba's
+    # np.zeros would zero-fill every page)
+    most = n // 9 + 1
+    name_s = np.empty(most, dtype=np.int64)
     name_e = np.empty(most, dtype=np.int64)
     seq_s = np.empty(most, dtype=np.int64)
     lengths = np.empty(most, dtype=np.int32)

@@ -62,6 +62,17 @@ def test_fast_path_packs_like_the_reference_encoder(tmp_path):
     assert to_bytes(unpack_codes(shard.packed, shard.nmask, shard.n_bases)) == b"".join(r.seq for r in want)
 
 
+
+@pytest.mark.parametrize("end", [b"\n", b""])
+def test_the_smallest_records_fill_the_read_arrays_exactly(end):
+    # nine bytes a record is the fewest the compiled parser sizes its arrays for
+    n = 1000
+    data = np.frombuffer(b"@r\nG\n+\nI\n" * (n - 1) + b"@z\nT\n+\nI" + end, dtype=np.uint8)
+    shard = encode_chunk(data, "tiny.fq", 1)
+    assert isinstance(shard.names, np.ndarray)  # the compiled path took it
+    assert shard.n_reads == n and name_list(shard.names[[0, -1]]) == ["r", "z"]
+    assert to_bytes(shard.codes()) == b"G" * (n - 1) + b"T"
+
 def test_decode_check_names_the_read(tmp_path, monkeypatch):
     import tasks.fastq_chunks as fc
 
