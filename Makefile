@@ -63,10 +63,12 @@ bench: $(STAMP)
 	$(PY) -m flows.benchmark --work .helixflow/bench
 
 # Data plane: 10M simulated reads (plain and gzip FASTQ) through ingest + Ray encode + stage,
-# against a single-process numpy parse; a 1-GiB round trip through S3 on loopback (s3rver,
-# installed by deployments/s3rver/install.sh).
+# against a single-process numpy parse; 1-GiB round trips through S3 on loopback: s3rver
+# (deployments/s3rver/install.sh) and Ceph's radosgw on a one-node cluster
+# (deployments/ceph-rgw/rgw.sh, which installs Debian's ceph-mon, ceph-osd and radosgw).
 bench-data: $(STAMP)
 	bash deployments/s3rver/install.sh
+	bash deployments/ceph-rgw/rgw.sh install
 	$(PY) -m tasks.bench_data --reads 10000000
 
 bench-kernel: $(STAMP)

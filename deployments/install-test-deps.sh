@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed when missing (Debian, as root): Chromium for
-# the Prefect UI browser test, samtools to read our SAM; and s3rver (Node), the second
-# S3-compatible server the S3 tests talk to.
+# the Prefect UI browser test, samtools to read our SAM; s3rver (Node) and Ceph's RADOS
+# Gateway, the other S3-compatible servers the S3 tests talk to.
 set -euo pipefail
 bash "$(dirname "$0")/s3rver/install.sh"
+bash "$(dirname "$0")/ceph-rgw/rgw.sh" install
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v samtools >/dev/null 2>&1 || missing+=(samtools)

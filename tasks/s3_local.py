@@ -1,6 +1,7 @@
 """S3-compatible servers on loopback, for tests and benchmarks: moto's standalone server
-(objects in memory, one Python process) and s3rver (objects in a folder, Node; installed by
-``deployments/s3rver/install.sh``)."""
+(objects in memory, one Python process), s3rver (objects in a folder, Node; installed by
+``deployments/s3rver/install.sh``) and Ceph's RADOS Gateway (a one-node Ceph with its
+objects in the OSD's memory; ``deployments/ceph-rgw/rgw.sh``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 S3RVER_DIR = Path(__file__).resolve().parent.parent / "deployments" / "s3rver"
 S3RVER_KEY = "S3RVER"  # s3rver's built-in access key id and secret
+RGW_SCRIPT = S3RVER_DIR.parent / "ceph-rgw" / "rgw.sh"
+RGW_KEYS = ("helixflow", "helixflow-secret")  # the S3 user rgw.sh makes
 
 
 def free_port() -> int:
@@ -55,3 +58,33 @@ def start_s3rver(data_dir: Path, log: Path, processes: int = 1) -> tuple[subproc
     proc = subprocess.Popen([node, str(S3RVER_DIR / "serve.js"), str(data_dir), str(port), str(processes)],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     return proc, _wait_for_port(proc, port, log, "s3rver")
+
+
+def start_rgw(data_dir: Path, log: Path) -> str:
+    """A fresh one-node Ceph serving S3 through radosgw on a free loopback port (``rgw.sh
+    up``; it installs Ceph when missing, as root). Its credentials are ``RGW_KEYS``. Returns
+    the endpoint URL; :func:`stop_rgw` stops it."""
+    port = free_port()
+    with open(log, "ab") as out:
+        done = subprocess.run(["bash", str(RGW_SCRIPT), "up", str(data_dir), str(port)], stdout=subprocess.PIPE,
+                              stderr=out, timeout=900)
+    ready = [line.split()[1] for line in done.stdout.decode().splitlines() if line.startswith("ready ")]
+    if done.returncode or not ready:
+        stop_rgw(data_dir)
+        raise RuntimeError(f"{RGW_SCRIPT} up exited with {done.returncode}: {log.read_text()[-2000:]}")
+    return ready[-1]
+
+
+def stop_rgw(data_dir: Path) -> None:
+    subprocess.run(["bash", str(RGW_SCRIPT), "down", str(data_dir)], stdout=subprocess.DEVNULL, timeout=300,
+                   check=False)
+
+
+def rgw_pids(data_dir: Path) -> list[int]:
+    """The running daemons of the cluster in ``data_dir`` (mon, osd, radosgw)."""
+    pids = []
+    for pid_file in (Path(data_dir) / "run").glob("*.pid"):
+        text = pid_file.read_text().strip()
+        if text.isdigit():
+            pids.append(int(text))
+    return pids

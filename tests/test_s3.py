@@ -145,6 +145,23 @@ def test_round_trip_through_s3rver_gives_the_same_bytes(tmp_path):
     assert result["server_cpu_up_s"] > 0  # the server's own processes were found and measured
 
 
+def test_round_trip_through_ceph_radosgw_gives_the_same_bytes(tmp_path):
+    """A third S3 implementation, the gateway of a production object store: a one-node Ceph
+    with radosgw, started by deployments/ceph-rgw/rgw.sh as `make bench-data` starts it; two
+    round trips on one cluster (the object deleted between them), then stopped."""
+    import psutil
+
+    from tasks.bench_data import s3_round_trip
+
+    result = s3_round_trip(64, tmp_path, "rgw", repeats=2)
+    assert result["same_bytes"] and result["mib"] == 64 and len(result["round_trips_mb_s"]) == 2
+    assert min(result["up_mb_s"], result["down_mb_s"], result["parts_s"], result["complete_s"]) > 0
+    assert result["server_cpu_up_s"] > 0  # the cluster's daemons were found and measured
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+            if any("/hf-rgw-" in part for part in p.info["cmdline"] or [])]
+    assert not left, f"daemons left running: {left}"
+
+
 @pytest.mark.integration
 def test_prefect_aws_blocks_by_name(prefect_harness, s3_server, tmp_path):
     """Credentials (and the endpoint) from an AwsCredentials block, or from an S3Bucket block

@@ -5,14 +5,16 @@
 #                                                  DATA_DIR, start mon + osd + radosgw, print
 #                                                  "ready http://127.0.0.1:PORT"
 #   deployments/ceph-rgw/rgw.sh down DATA_DIR      stop what `up` started (exit 0 when nothing runs)
+#   deployments/ceph-rgw/rgw.sh install            only install the packages (when missing)
 # One ceph-mon and one ceph-osd (memstore: objects live in the OSD's memory) on 127.0.0.1, no
 # cephx, pools of size 1, no ceph-mgr. Everything (ceph.conf, keyring, mon and osd data, pid
 # files, admin sockets, logs) lives under DATA_DIR; /etc/ceph and /var/lib/ceph are not used.
 # S3 user: access key "helixflow", secret "helixflow-secret" (uid "bench").
-# Running `up` again leaves running daemons alone and restarts stopped ones from DATA_DIR (the
-# memstore OSD saves its objects to DATA_DIR/osd when it stops cleanly). Remove DATA_DIR for a
-# fresh cluster. Knobs (environment): RGW_MEMSTORE_GIB (OSD capacity, default 6),
-# RGW_MON_PORT (msgr v2 port of the mon, default: first free from 3300; v1 uses the next free).
+# Running `up` again leaves running daemons alone (a stopped radosgw is restarted). Objects live
+# only in the OSD's memory: after `down` (or a lost mon or osd) the next `up` makes a fresh,
+# empty cluster in DATA_DIR (logs are kept, appended).
+# Knobs (environment): RGW_MEMSTORE_GIB (OSD capacity, default 6), RGW_MON_PORT (msgr v2 port of
+# the mon, default: first free from 3300; v1 uses the next free one).
 set -euo pipefail
 
 ACCESS_KEY=helixflow
@@ -22,7 +24,7 @@ RGW_NAME=client.rgw.bench
 die() { echo "rgw.sh: $*" >&2; exit 1; }
 
 usage() {
-  echo "usage: $0 up DATA_DIR PORT | down DATA_DIR" >&2
+  echo "usage: $0 up DATA_DIR PORT | down DATA_DIR | install" >&2
   exit 2
 }
 
@@ -33,7 +35,9 @@ alive() {
   pid="$(cat "$1" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+  # A killed daemon stays a zombie until init reaps it.
+  case "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" in Z|X|"") return 1 ;; esac
 }
 
 port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
@@ -183,7 +187,8 @@ bootstrap() {
   v2="$(free_port "${RGW_MON_PORT:-3300}")"
   v1="$(free_port "$((v2 + 1))")"
   fsid="$(uuidgen)"
-  rm -rf "$DATA/mon" "$DATA/osd"
+  rm -rf "$DATA/mon" "$DATA/osd" "$DATA/rgw" "$DATA/run" "$DATA/crash" "$DATA/keyring" "$DATA/monmap" \
+    "$DATA/bootstrapped"
   mkdir -p "$DATA"/{mon/ceph-a,osd/ceph-0,run,log,crash,rgw}
   write_conf "$fsid" "$v2" "$v1" "$port" "${RGW_MEMSTORE_GIB:-6}"
   ceph-authtool --create-keyring "$DATA/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
@@ -203,14 +208,14 @@ bootstrap() {
 
 start_rgw() {
   local port=$1 pidf="$DATA/run/$RGW_NAME.pid" i code
-  # The port in ceph.conf follows the last `up`; a gateway on another port is restarted.
-  if alive "$pidf" radosgw && ! grep -q "^rgw_frontends = beast endpoint=127.0.0.1:$port\$" "$CONF"; then
-    stop_daemon "$RGW_NAME" radosgw
+  # A running gateway on another port (an earlier `up DATA_DIR OTHER_PORT`) is restarted.
+  if alive "$pidf" radosgw && [ "$(cat "$DATA/run/rgw.port" 2>/dev/null)" != "$port" ]; then
+    stop_daemon "$RGW_NAME" radosgw 100
   fi
-  sed -i "s|^rgw_frontends = .*|rgw_frontends = beast endpoint=127.0.0.1:$port|" "$CONF"
   if ! alive "$pidf" radosgw; then
     rm -f "$pidf"
     port_busy "$port" && die "port $port is in use by another process"
+    echo "$port" > "$DATA/run/rgw.port"
     radosgw -c "$CONF" -n "$RGW_NAME" >>"$DATA/log/$RGW_NAME.out" 2>&1 \
       || { show_log "$DATA/log/$RGW_NAME.out" "$DATA/log/$RGW_NAME.log"; die "radosgw did not start"; }
   fi
@@ -239,9 +244,23 @@ up() {
   mkdir -p "$DATA"
   DATA="$(cd "$DATA" && pwd)"
   CONF="$DATA/ceph.conf"
-  if [ ! -f "$DATA/bootstrapped" ]; then
-    # A half-made cluster (an interrupted first `up`): stop what it started and begin again.
-    down >/dev/null 2>&1 || true
+  if ! { alive "$DATA/run/$RGW_NAME.pid" radosgw && [ "$(cat "$DATA/run/rgw.port" 2>/dev/null)" = "$port" ]; } \
+     && port_busy "$port"; then
+    die "port $port is in use by another process; choose another PORT"
+  fi
+  if [ -f "$DATA/bootstrapped" ] && alive "$DATA/run/mon.a.pid" ceph-mon && alive "$DATA/run/osd.0.pid" ceph-osd; then
+    # Running: rewrite ceph.conf (this script's settings, for radosgw) with the cluster's fsid and
+    # mon ports; the mon and the osd are left alone.
+    local fsid v2 v1
+    fsid="$(conf_get fsid)"
+    v2="$(conf_get mon_host | sed -n 's/.*v2:127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+    v1="$(conf_get mon_host | sed -n 's/.*v1:127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+    [ -n "$fsid" ] && [ -n "$v2" ] && [ -n "$v1" ] || die "$CONF: no fsid or mon_host; remove $DATA for a fresh cluster"
+    write_conf "$fsid" "$v2" "$v1" "$port" "${RGW_MEMSTORE_GIB:-6}"
+  else
+    # Not running (never started, stopped, or half-made): the memstore OSD kept nothing, so stop
+    # what is left and make a fresh cluster.
+    down
     bootstrap "$port"
   fi
   start_mon
@@ -251,8 +270,8 @@ up() {
   echo "ready http://127.0.0.1:$port"
 }
 
-# Stop the daemon named $1 (pid file $DATA/run/$1.pid, command name $2): SIGTERM, then SIGKILL.
-# The memstore OSD writes its objects to DATA_DIR while it stops, so it gets longer.
+# Stop the daemon named $1 (pid file $DATA/run/$1.pid, command name $2): SIGTERM, then SIGKILL
+# after $3/5 seconds.
 stop_daemon() {
   local pidf="$DATA/run/$1.pid" pid i
   alive "$pidf" "$2" || { rm -f "$pidf"; return 0; }
@@ -270,8 +289,13 @@ stop_daemon() {
 down() {
   [ -d "$DATA" ] || return 0
   DATA="$(cd "$DATA" && pwd)"
-  stop_daemon "$RGW_NAME" radosgw 150
-  stop_daemon osd.0 ceph-osd 600
+  # radosgw hangs in its shutdown when the mon or the osd is gone: do not wait long for it then.
+  if alive "$DATA/run/mon.a.pid" ceph-mon && alive "$DATA/run/osd.0.pid" ceph-osd; then
+    stop_daemon "$RGW_NAME" radosgw 100
+  else
+    stop_daemon "$RGW_NAME" radosgw 10
+  fi
+  stop_daemon osd.0 ceph-osd 300
   stop_daemon mon.a ceph-mon 150
 }
 
@@ -286,6 +310,10 @@ case "${1:-}" in
     DATA=$2
     down
     echo "down"
+    ;;
+  install)
+    [ $# -eq 1 ] || usage
+    install
     ;;
   *) usage ;;
 esac
