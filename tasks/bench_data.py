@@ -314,19 +314,13 @@ def data_plane_report(work: Path, reads: int, seed: int, shard_size: int, worker
 
 
 def s3_report(work: Path, size_mb: int, repeats: int) -> None:
-    """Round trips of one ``size_mb`` object through s3rver and through radosgw, each server
-    measured from a fresh process."""
+    """Round trips of one ``size_mb`` object through s3rver and through radosgw."""
     # moto is left out: its ranged GETs cost CPU in proportion to the whole object (a 1-GiB
     # download in 16-MiB parts took it 67 CPU s). s3rver keeps objects in files and joins a
     # multipart upload by rewriting it (one JavaScript thread); Ceph's radosgw, the gateway of
     # a production object store, writes parts once and completes an upload in its metadata
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     for server in ("s3rver", "rgw"):
-        # a fresh process: the flows above leave Prefect's background threads in this one
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            s3 = pool.submit(s3_round_trip, size_mb, work, server, repeats=repeats).result()
+        s3 = s3_round_trip(size_mb, work, server, repeats=repeats)
         mib = s3["mib"]
         what = "Ceph radosgw (one-node cluster, memstore OSD)" if server == "rgw" else "s3rver (1 process)"
         each = ", ".join(f"{v:.0f}" for v in s3["round_trips_mb_s"])
