@@ -88,3 +88,10 @@ def rgw_pids(data_dir: Path) -> list[int]:
         if text.isdigit():
             pids.append(int(text))
     return pids
+
+
+def rgw_collect_garbage(data_dir: Path) -> None:
+    """Free the space of deleted objects now (radosgw frees a deleted multipart object's
+    data a minute later otherwise, and the memstore OSD holds it in memory until then)."""
+    subprocess.run(["radosgw-admin", "-c", str(Path(data_dir) / "ceph.conf"), "gc", "process", "--include-all"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, check=True)

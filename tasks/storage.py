@@ -4,7 +4,7 @@ S3 goes through boto3: credentials from a prefect-aws ``S3Bucket`` or ``AwsCrede
 block named in the settings (with the block's client parameters), or boto3's default
 chain; an endpoint URL for S3-compatible stores;
 retries with backoff on throttling and 5xx (botocore's ``adaptive`` mode); multipart
-transfers above a threshold. A download lands under the staging folder (temp file +
+transfers above a threshold (``tasks.s3_transfer``). A download lands under the staging folder (temp file +
 rename), never outside it, and fails when the object changes while it is read.
 """
 
@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hpc.manifest import FILE_MODE
+from tasks.s3_transfer import download, upload
 
 MIB = 2**20
 
@@ -115,14 +116,6 @@ def s3_client(settings: S3Settings, bucket: str | None = None):
     return session.client("s3", config=config, **params)
 
 
-def transfer_config(settings: S3Settings):
-    from boto3.s3.transfer import TransferConfig
-
-    return TransferConfig(multipart_threshold=settings.multipart_threshold_mb * MIB,
-                          multipart_chunksize=settings.multipart_chunk_mb * MIB,
-                          max_concurrency=settings.max_concurrency)
-
-
 def _explain(exc: Exception, where: str) -> StorageError:
     from botocore.exceptions import ClientError
 
@@ -161,7 +154,10 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        client.download_file(loc.bucket, loc.key, tmp, Config=transfer_config(settings))
+        size = head["ContentLength"]
+        whole = size <= settings.multipart_threshold_mb * MIB
+        download(client, loc.bucket, loc.key, etag, size, Path(tmp), threads=settings.max_concurrency,
+                 part_size=size if whole else settings.multipart_chunk_mb * MIB, attempts=settings.max_attempts)
         after = client.head_object(Bucket=loc.bucket, Key=loc.key)
         if after["ETag"] != etag or Path(tmp).stat().st_size != head["ContentLength"]:
             raise StorageError(f"{uri}: object changed while it was read (ETag {etag} before, {after['ETag']} after); "
@@ -190,7 +186,8 @@ def publish(files: list[Path], prefix_uri: str, settings: S3Settings | None = No
     for path in files:
         key = f"{prefix}/{path.name}" if prefix else path.name
         try:
-            client.upload_file(str(path), loc.bucket, key, Config=transfer_config(settings))
+            upload(client, path, loc.bucket, key, part_size=settings.multipart_chunk_mb * MIB,
+                   threshold=settings.multipart_threshold_mb * MIB, threads=settings.max_concurrency)
         except Exception as exc:  # noqa: BLE001
             raise _explain(exc, f"s3://{loc.bucket}/{key}") from exc
         uris.append(f"s3://{loc.bucket}/{key}")

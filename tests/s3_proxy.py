@@ -1,6 +1,6 @@
 """A small proxy in front of the loopback S3 server (tasks.s3_local) that injects faults:
-HTTP 503 SlowDown, 403 AccessDenied, or a change to an object between a client's HEAD and
-its GET."""
+HTTP 503 SlowDown, 403 AccessDenied, a change to an object between a client's HEAD and
+one of its GETs, or a GET body cut off before its Content-Length."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te"
 
 class FaultProxy:
     """Forwards every request to ``upstream``; ``slowdown`` GETs answer 503 SlowDown first,
-    keys containing ``deny`` answer 403, and ``before_get`` runs once before the first GET."""
+    paths (key and query) containing ``deny`` answer 403, ``before_get`` runs once before
+    GET number ``hook_at_get`` (the first by default), and ``truncate`` GETs send half their
+    body and close the connection."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.split("//", 1)[1]
@@ -26,7 +28,13 @@ class FaultProxy:
         self.injected = 0
         self.deny = ""
         self.before_get = None
+        self.hook_at_get = 1
+        self.gets = 0
+        self.truncate = 0
+        self.truncated = 0
         self.requests: list[str] = []
+        self.headers: list[dict[str, str]] = []  # of each request, names in lower case
+        self.lock = threading.Lock()  # handlers run on a thread each
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,14 +66,28 @@ class FaultProxy:
             def _forward(self) -> None:
                 body = self._body()
                 proxy.requests.append(f"{self.command} {self.path}")
+                proxy.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if proxy.deny and proxy.deny in self.path:
                     return self._reply(403, DENIED if self.command != "HEAD" else b"")
-                if self.command == "GET" and proxy.slowdown > 0:
-                    proxy.slowdown -= 1
-                    proxy.injected += 1
+                hook, cut = None, False
+                with proxy.lock:
+                    if self.command == "GET" and proxy.slowdown > 0:
+                        proxy.slowdown -= 1
+                        proxy.injected += 1
+                        slow = True
+                    else:
+                        slow = False
+                        if self.command == "GET":
+                            proxy.gets += 1
+                            if proxy.before_get is not None and proxy.gets >= proxy.hook_at_get:
+                                hook, proxy.before_get = proxy.before_get, None
+                            if proxy.truncate > 0:
+                                proxy.truncate -= 1
+                                proxy.truncated += 1
+                                cut = True
+                if slow:
                     return self._reply(503, SLOWDOWN)
-                if self.command == "GET" and proxy.before_get is not None:
-                    hook, proxy.before_get = proxy.before_get, None
+                if hook is not None:
                     hook()
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
@@ -80,7 +102,10 @@ class FaultProxy:
                 self.send_header("Content-Length", str(len(data)) if self.command != "HEAD"
                                  else resp.getheader("Content-Length", "0"))
                 self.end_headers()
-                if self.command != "HEAD":
+                if cut:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                elif self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
 
