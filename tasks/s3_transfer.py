@@ -66,8 +66,9 @@ def _run_parts(work, parts: list, threads: int) -> list:
 
 
 def download(client, bucket: str, key: str, etag: str, size: int, dest: Path, *, part_size: int,
-             threads: int, attempts: int = 5) -> None:
-    """Write the object (``size`` bytes, ``etag``) to ``dest`` (created or truncated)."""
+             threads: int, attempts: int = 5, progress=None) -> None:
+    """Write the object (``size`` bytes, ``etag``) to ``dest`` (created or truncated);
+    ``progress(n)``, when given, hears of each part's ``n`` bytes as it lands (any thread)."""
     from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
     from urllib3.exceptions import HTTPError
 
@@ -80,7 +81,10 @@ def download(client, bucket: str, key: str, etag: str, size: int, dest: Path, *,
             offset, length = part
             for attempt in range(1, attempts + 1):
                 try:
-                    return _get_range(client, bucket, key, etag, offset, length, fd, whole=length == size)
+                    _get_range(client, bucket, key, etag, offset, length, fd, whole=length == size)
+                    if progress is not None:
+                        progress(length)
+                    return
                 except broken:
                     if attempt == attempts:
                         raise
@@ -111,9 +115,11 @@ def crc32_b64(data) -> str:
     return base64.b64encode(crc32(data).to_bytes(4, "big")).decode()
 
 
-def upload(client, src: Path, bucket: str, key: str, *, part_size: int, threshold: int, threads: int) -> None:
+def upload(client, src: Path, bucket: str, key: str, *, part_size: int, threshold: int, threads: int,
+           progress=None) -> None:
     """Put ``src`` at ``key``: one request up to ``threshold`` bytes, else a multipart
-    upload in parts of ``part_size`` (aborted if any part fails)."""
+    upload in parts of ``part_size`` (aborted if any part fails); ``progress`` as for
+    :func:`download`."""
     # the client's setting (AWS_REQUEST_CHECKSUM_CALCULATION=when_required) turns checksums
     # off, for S3-compatible stores that refuse them
     checked = getattr(client.meta.config, "request_checksum_calculation", None) != "when_required"
@@ -142,6 +148,8 @@ def upload(client, src: Path, bucket: str, key: str, *, part_size: int, threshol
                 raise IOError(f"{src}: shorter than the {size} bytes it had when the upload began")
             crc = check(buf)
             done = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=i + 1, Body=buf, **crc)
+            if progress is not None:
+                progress(length)
             return {"PartNumber": i + 1, "ETag": done["ETag"], **crc}
 
         parts = _run_parts(put, plan_parts(size, part_size), threads)

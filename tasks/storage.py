@@ -10,8 +10,11 @@ rename), never outside it, and fails when the object changes while it is read.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
@@ -130,6 +133,33 @@ def _explain(exc: Exception, where: str) -> StorageError:
     return StorageError(f"{where}: {exc}")
 
 
+class TransferLog:
+    """Log lines for one multipart transfer: every ``every`` seconds while parts land, and at
+    the end, with the MB/s so far. Called from the transfer's threads."""
+
+    def __init__(self, what: str, total: int, every: float = 5.0) -> None:
+        try:  # into the Prefect run's log when there is one (this thread holds its context)
+            from prefect import get_run_logger
+
+            self.log = get_run_logger()
+        except Exception:  # noqa: BLE001 - no run: plain logging
+            self.log = logging.getLogger("helixflow.storage")
+        self.what, self.total, self.every = what, total, every
+        self.done, self.t0 = 0, time.perf_counter()
+        self.last = self.t0
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            now = time.perf_counter()
+            if now - self.last >= self.every or self.done == self.total:
+                self.last = now
+                self.log.info("%s %.1f of %.1f MiB (%.0f%%), %.1f MB/s", self.what, self.done / MIB,
+                              self.total / MIB, 100 * self.done / max(self.total, 1),
+                              self.done / 1e6 / max(now - self.t0, 1e-9))
+
+
 def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None) -> Path:
     """A local path for ``uri``: the file itself, or an S3 object downloaded under
     ``<staging_dir>/inputs/<bucket>/<key>`` (skipped when a copy with the same ETag is there)."""
@@ -157,7 +187,8 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
         size = head["ContentLength"]
         whole = size <= settings.multipart_threshold_mb * MIB
         download(client, loc.bucket, loc.key, etag, size, Path(tmp), threads=settings.max_concurrency,
-                 part_size=size if whole else settings.multipart_chunk_mb * MIB, attempts=settings.max_attempts)
+                 part_size=size if whole else settings.multipart_chunk_mb * MIB, attempts=settings.max_attempts,
+                 progress=None if whole else TransferLog(f"{uri}: downloaded", size))
         after = client.head_object(Bucket=loc.bucket, Key=loc.key)
         if after["ETag"] != etag or Path(tmp).stat().st_size != head["ContentLength"]:
             raise StorageError(f"{uri}: object changed while it was read (ETag {etag} before, {after['ETag']} after); "
@@ -186,8 +217,10 @@ def publish(files: list[Path], prefix_uri: str, settings: S3Settings | None = No
     for path in files:
         key = f"{prefix}/{path.name}" if prefix else path.name
         try:
-            upload(client, path, loc.bucket, key, part_size=settings.multipart_chunk_mb * MIB,
-                   threshold=settings.multipart_threshold_mb * MIB, threads=settings.max_concurrency)
+            size, threshold = path.stat().st_size, settings.multipart_threshold_mb * MIB
+            upload(client, path, loc.bucket, key, part_size=settings.multipart_chunk_mb * MIB, threshold=threshold,
+                   threads=settings.max_concurrency,
+                   progress=TransferLog(f"s3://{loc.bucket}/{key}: uploaded", size) if size > threshold else None)
         except Exception as exc:  # noqa: BLE001
             raise _explain(exc, f"s3://{loc.bucket}/{key}") from exc
         uris.append(f"s3://{loc.bucket}/{key}")

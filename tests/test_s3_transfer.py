@@ -3,6 +3,7 @@ faults injected by the proxy in front of it: throttled and broken-off ranged GET
 replaced between parts, a part refused during an upload."""
 
 import base64
+import logging
 import os
 
 import boto3
@@ -58,8 +59,21 @@ def test_part_checksum_is_the_one_botocore_would_send():
     assert crc32_b64(bytearray(data)) == crc32_b64(data)
 
 
-def test_multipart_upload_and_ranged_download_give_the_same_bytes(s3_proxy, s3_server, bucket, big, tmp_path):
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_multipart_upload_and_ranged_download_give_the_same_bytes(s3_proxy, s3_server, bucket, big, tmp_path,
+                                                                  monkeypatch):
     settings = small_parts(s3_proxy.url)
+    log, lines = logging.getLogger("helixflow.storage"), Lines()
+    monkeypatch.setattr(log, "level", logging.INFO)
+    monkeypatch.setattr(log, "handlers", [*log.handlers, lines])  # the old list comes back after the test
     [uri] = publish([big], f"s3://{bucket}/in", settings)
     head = client(s3_server).head_object(Bucket=bucket, Key="in/big.bin", ChecksumMode="ENABLED")
     assert head["ETag"].endswith('-3"')  # three parts
@@ -73,6 +87,8 @@ def test_multipart_upload_and_ranged_download_give_the_same_bytes(s3_proxy, s3_s
     assert len(gets) == 3 and {h["range"] for h in gets} == {  # one ranged GET per part
         f"bytes=0-{5 * MIB - 1}", f"bytes={5 * MIB}-{10 * MIB - 1}", f"bytes={10 * MIB}-{big.stat().st_size - 1}"}
     assert {h["if-match"] for h in gets} == {head["ETag"]}
+    done = [line.split(" 12.5 of 12.5 MiB (100%)")[0] for line in lines.lines if "(100%)" in line]
+    assert done == [f"s3://{bucket}/in/big.bin: uploaded", f"s3://{bucket}/in/big.bin: downloaded"], lines.lines
 
 
 def test_checksums_can_be_turned_off_for_stores_that_refuse_them(s3_proxy, bucket, big, monkeypatch):
