@@ -33,6 +33,10 @@ class BrokenBody(IOError):
     """A GET whose body ended before the bytes its range promised."""
 
 
+class WrongRange(RuntimeError):
+    """A ranged GET answered with other bytes than those asked for."""
+
+
 def plan_parts(size: int, part_size: int) -> list[tuple[int, int]]:
     """(offset, length) of each part: ``part_size`` bytes, grown so that no more than
     ``MAX_PARTS`` parts are needed; one empty part for an empty object."""
@@ -96,8 +100,14 @@ def download(client, bucket: str, key: str, etag: str, size: int, dest: Path, *,
 
 
 def _get_range(client, bucket: str, key: str, etag: str, offset: int, length: int, fd: int, whole: bool) -> None:
-    extra = {} if whole else {"Range": f"bytes={offset}-{offset + length - 1}"}
-    body = client.get_object(Bucket=bucket, Key=key, IfMatch=etag, **extra)["Body"]
+    span = f"{offset}-{offset + length - 1}"
+    reply = client.get_object(Bucket=bucket, Key=key, IfMatch=etag, **({} if whole else {"Range": f"bytes={span}"}))
+    body = reply["Body"]
+    if reply.get("ContentLength") != length or not (whole or reply.get("ContentRange", "").startswith(f"bytes {span}/")):
+        body.close()
+        raise WrongRange(f"asked for bytes {span}, the server sent {reply.get('ContentLength')} "
+                         f"bytes (Content-Range {reply.get('ContentRange')!r}); a store or proxy that ignores "
+                         "Range cannot serve multipart downloads: raise --multipart-threshold-mb above the size")
     end = offset + length
     try:
         while offset < end:

@@ -1,6 +1,6 @@
 """A small proxy in front of the loopback S3 server (tasks.s3_local) that injects faults:
 HTTP 503 SlowDown, 403 AccessDenied, a change to an object between a client's HEAD and
-one of its GETs, or a GET body cut off before its Content-Length."""
+one of its GETs, a GET body cut off before its Content-Length, or a Range header dropped."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class FaultProxy:
         self.gets = 0
         self.truncate = 0
         self.truncated = 0
+        self.drop_range = False  # forward GETs without their Range header
         self.requests: list[str] = []
         self.headers: list[dict[str, str]] = []  # of each request, names in lower case
         self.lock = threading.Lock()  # handlers run on a thread each
@@ -92,6 +93,8 @@ class FaultProxy:
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
                 headers["Content-Length"] = str(len(body))
+                if proxy.drop_range:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "range"}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()

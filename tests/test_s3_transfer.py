@@ -139,3 +139,11 @@ def test_a_refused_part_aborts_the_upload(s3_proxy, s3_server, bucket, big):
     s3 = client(s3_server)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)  # aborted: no parts left to bill
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_a_store_that_ignores_range_is_refused_and_nothing_kept(s3_proxy, s3_server, bucket, big, tmp_path):
+    client(s3_server).upload_file(str(big), bucket, "big.bin")
+    s3_proxy.drop_range = True
+    with pytest.raises(StorageError, match=r"asked for bytes \d+-\d+, the server sent 13107200 bytes.*multipart-threshold-mb"):
+        fetch(f"s3://{bucket}/big.bin", tmp_path / "fsx", small_parts(s3_proxy.url))
+    assert not [p for p in (tmp_path / "fsx").rglob("*") if p.is_file()]
