@@ -1,11 +1,12 @@
 """Multipart S3 transfers between one object and one local file, with few copies.
 
 boto3's transfer manager moves each byte through Python in 256-KiB pieces, a queue and a
-writer thread; on a 2-core machine it spent 3.3 CPU-s per GiB downloaded and 2.9 uploaded.
-Here every part is one request on a pool of threads: a download streams each byte range
-straight to its offset in the file (``os.pwrite``, 1-MiB reads), an upload reads each part
-once into a buffer its thread keeps, and sends it with its CRC-32 (ISA-L) so botocore need
-not checksum it again. That is 1.1 and 1.7 CPU-s per GiB on the same machine.
+writer thread. Here every part is one request on a pool of threads: a download streams each
+byte range straight to its offset in the file (``os.pwrite``, 1-MiB reads), an upload reads
+each part once into a buffer its thread keeps, and sends it with its CRC-32 (ISA-L) so
+botocore need not checksum it again. On a 2-core VM that took the client's user time per
+GiB from 1.7-2.3 s to 0.3-0.9 s downloading, and its CPU time from 2.4-2.8 s to 1.7-2.1 s
+uploading (``make bench-data`` prints both clients side by side).
 
 Requests are retried by the client's own retry settings (throttling, 5xx, dropped
 connections); a part whose body breaks off mid-stream is fetched again, up to ``attempts``
