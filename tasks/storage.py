@@ -4,8 +4,9 @@ S3 goes through boto3: credentials from a prefect-aws ``S3Bucket`` or ``AwsCrede
 block named in the settings (with the block's client parameters), or boto3's default
 chain; an endpoint URL for S3-compatible stores;
 retries with backoff on throttling and 5xx (botocore's ``adaptive`` mode); multipart
-transfers above a threshold (``tasks.s3_transfer``). A download lands under the staging folder (temp file +
-rename), never outside it, and fails when the object changes while it is read.
+transfers above a threshold (``tasks.s3_transfer``). A download lands under the staging
+folder (temp file + rename), never outside it, and fails when the object changes while it
+is read.
 """
 
 from __future__ import annotations

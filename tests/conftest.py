@@ -80,6 +80,19 @@ def s3_server(tmp_path_factory):
 
 
 @pytest.fixture
+def bucket(s3_server, request):
+    """A fresh bucket on the loopback server, named after the test."""
+    import hashlib
+
+    from s3_proxy import client
+
+    node = request.node
+    name = f"b-{hashlib.sha1(node.nodeid.encode()).hexdigest()[:8]}-{node.name.replace('_', '-')[:40].lower()}"
+    client(s3_server).create_bucket(Bucket=name.rstrip("-"))
+    return name.rstrip("-")
+
+
+@pytest.fixture
 def s3_proxy(s3_server):
     from s3_proxy import FaultProxy
 

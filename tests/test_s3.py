@@ -3,21 +3,10 @@ faults injected by a small proxy."""
 
 import gzip
 
-import boto3
 import pytest
 
+from s3_proxy import client
 from tasks.storage import S3Settings, StorageError, fetch, parse_uri, publish, safe_relative
-
-
-def client(endpoint):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(s3_server, request):
-    name = f"b-{request.node.name.replace('_', '-')[:40].lower()}"
-    client(s3_server).create_bucket(Bucket=name)
-    return name
 
 
 def test_uris():

@@ -6,25 +6,14 @@ import base64
 import logging
 import os
 
-import boto3
 import pytest
 from botocore.httpchecksum import Crc32Checksum
 
+from s3_proxy import client
 from tasks.s3_transfer import MAX_PARTS, crc32_b64, plan_parts
 from tasks.storage import S3Settings, StorageError, fetch, publish
 
 MIB = 2**20
-
-
-def client(endpoint):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(s3_server, request):
-    name = f"t-{request.node.name.replace('_', '-')[:40].lower()}"
-    client(s3_server).create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture
