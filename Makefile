@@ -60,7 +60,7 @@ serve-down:
 # backend), per-stage figures and cost per EC2 instance type: .helixflow/bench/report/report.md.
 # Slurm rows are measured when a controller answers (make slurm-up), cuda rows on a GPU.
 bench: $(STAMP)
-	$(PY) -m flows.benchmark --work .helixflow/bench
+	$(PY) -m bench pipeline --work .helixflow/bench
 
 # Data plane: 10M simulated reads (plain and gzip FASTQ) through ingest + Ray encode + stage,
 # against a single-process numpy parse; 1-GiB round trips through S3 on loopback: s3rver
@@ -69,15 +69,15 @@ bench: $(STAMP)
 bench-data: $(STAMP)
 	bash deployments/s3rver/install.sh
 	bash deployments/ceph-rgw/rgw.sh install
-	$(PY) -m tasks.bench_data --reads 10000000
+	$(PY) -m bench data --reads 10000000
 
 bench-kernel: $(STAMP)
-	$(PY) -m hpc.bench
+	$(PY) -m bench kernel
 
 # Mapping accuracy and time on a simulated 4-Mbp genome with repeats, 200,000 reads;
 # minimap2 -x sr side by side when it is installed (apt-get install minimap2).
 bench-mapping: $(STAMP)
-	$(PY) -m tasks.bench_mapping
+	$(PY) -m bench mapping
 
 clean:
 	rm -rf .helixflow .pytest_cache

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed when missing (Debian, as root): Chromium for
-# the Prefect UI browser test, samtools to read our SAM; s3rver (Node) and Ceph's RADOS
-# Gateway, the other S3-compatible servers the S3 tests talk to.
+# the Prefect UI browser test, samtools to read our SAM, and Ceph's RADOS Gateway, the
+# second S3-compatible server the S3 tests talk to (moto, the first, is a Python package).
+# s3rver (Node) is only for `make bench-data`, which installs it itself.
 set -euo pipefail
-bash "$(dirname "$0")/s3rver/install.sh"
 bash "$(dirname "$0")/ceph-rgw/rgw.sh" install
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

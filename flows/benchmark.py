@@ -12,53 +12,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from prefect import flow
 
-from prefect import flow, task
-from prefect.artifacts import create_table_artifact
-from pydantic import BaseModel, ConfigDict, Field
-
-from flows.params import parse_cli
-from hpc.bench import measure, parse_args
-from tasks.bench_grid import Config, one_factor_grid
-from tasks.bench_tasks import machine_meta, measure_config, simulate_data, write_report
-
-
-class BenchmarkParams(BaseModel):
-    """Parameters of the kernel-benchmark flow."""
-
-    model_config = ConfigDict(extra="forbid")
-    pairs: int = Field(20_000, ge=64, description="read x window pairs")
-    read_length: int = Field(150, ge=16, le=1000)
-    window_length: int = Field(250, ge=16, le=2000)
-
-
-class PipelineBenchmarkParams(BaseModel):
-    """Parameters of the pipeline-benchmark flow; the first of each list is the base value."""
-
-    model_config = ConfigDict(extra="forbid")
-    work: str = Field(".helixflow/bench", description="folder for data, staging, outputs and the report")
-    genome: int = Field(1_000_000, ge=10_000, description="bases in the simulated genome")
-    reads: int = Field(10_000, ge=100, description="reads at scale 1")
-    scales: list[int] = Field([4, 1, 16], min_length=1, description="data sizes, as multiples of `reads`")
-    shard_sizes: list[int] = Field([2500, 1000, 10000], min_length=1)
-    ray_workers: list[int] = Field([2, 1], min_length=1)
-    ranks: list[int] = Field([2, 1], min_length=1)
-    kernels: list[Literal["cpu", "scalar", "cuda"]] = Field(["cpu", "scalar", "cuda"], min_length=1)
-    backends: list[Literal["local", "slurm"]] = Field(["local", "slurm"], min_length=1)
-    seed: int = 11
-    warmup: bool = Field(True, description="run the base settings once, unrecorded, first (caches, Ray workers)")
-
-
-@task(name="measure-kernels")
-def measure_kernels(params: BenchmarkParams) -> list[dict]:
-    args = parse_args(["--pairs", str(params.pairs), "--read-len", str(params.read_length),
-                       "--window-len", str(params.window_length), "--rss-pairs", "0"])
-    rows = measure(args)
-    table = [{"kernel": name, "gcups": round(g, 3), "x_parasail_16": round(g / rows[0][1], 2)} for name, g in rows]
-    create_table_artifact(key="kernel-benchmark", table=table,
-                          description=f"GCUPS on {params.pairs} pairs of {params.read_length} x {params.window_length}")
-    return table
+from bench.grid import Config, one_factor_grid
+from bench.tasks import machine_meta, measure_config, measure_kernels, simulate_data, write_report
+from flows.params import BenchmarkParams, PipelineBenchmarkParams, parse_cli
 
 
 @flow(name="kernel-benchmark")

@@ -1,14 +1,19 @@
-"""Flow parameters as pydantic models (the Prefect UI renders them as forms) and their CLI."""
+"""Every flow's parameters as a pydantic model (the Prefect UI renders them as forms) and
+their command line."""
 
 from __future__ import annotations
 
-import argparse
-from typing import Literal
+import sys
+from typing import TypeVar
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from hpc.choices import Backend, JobMode, Kernel, Launcher
+from hpc.kernels.scoring import Scoring
+from hpc.manifest import RunSettings
+from tasks.storage.s3 import S3Settings
 
-from hpc.sw_kernel import Scoring
-from tasks.storage import S3Settings
+M = TypeVar("M", bound=BaseModel)
 
 
 class ScoringParams(BaseModel):
@@ -36,16 +41,16 @@ class PipelineParams(BaseModel):
     staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
     ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
     ray_workers: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the flow (default: all)")
-    backend: Literal["auto", "local", "slurm"] = Field(
+    backend: Backend = Field(
         "auto", description="where the MPI job runs: auto picks slurm when sinfo answers, else local")
-    launcher: Literal["mpiexec", "srun"] = Field("mpiexec", description="how ranks start inside the job")
-    mode: Literal["mpi", "array"] = Field(
+    launcher: Launcher = Field("mpiexec", description="how ranks start inside the job")
+    mode: JobMode = Field(
         "mpi", description="one MPI job of `ranks` ranks, or (slurm) a job array of `ranks` tasks")
     partition: str | None = Field(None, description="Slurm partition (default: the cluster's default)")
     time_limit: str = Field("01:00:00", description="Slurm time limit of the alignment job")
     max_resubmits: int = Field(2, ge=0, le=10, description="resubmissions after NODE_FAIL or PREEMPTED")
     ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
-    kernel: Literal["cpu", "scalar", "cuda"] = Field(
+    kernel: Kernel = Field(
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")
     shard_size: int = Field(5000, ge=1, description="reads per shard (at most)")
     shard_mb: float = Field(64.0, gt=0, description="MiB of bases per shard (at most)")
@@ -57,6 +62,12 @@ class PipelineParams(BaseModel):
     sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)
     s3: S3Settings = Field(default_factory=S3Settings)
+
+    def run_settings(self) -> RunSettings:
+        """The settings that key the run folder and travel in its manifest."""
+        return RunSettings(shard_size=self.shard_size, shard_mb=self.shard_mb, kmer=self.kmer,
+                           minimizer_window=self.minimizer_window, max_candidates=self.max_candidates,
+                           max_secondary=self.max_secondary, scoring=Scoring(**self.scoring.model_dump()))
 
 
 class SimulateParams(BaseModel):
@@ -77,35 +88,57 @@ class SimulateParams(BaseModel):
     gzip: bool = True
 
 
-def _help(info, name: str) -> str:
-    text = f"{info.description or name} (default {info.default})"
-    return text.replace("%", "%%")  # argparse formats help with %
+class BenchmarkParams(BaseModel):
+    """Parameters of the kernel-benchmark flow."""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: int = Field(20_000, ge=64, description="read x window pairs")
+    read_length: int = Field(150, ge=16, le=1000)
+    window_length: int = Field(250, ge=16, le=2000)
 
 
-def parse_cli(model: type[BaseModel], argv: list[str] | None, prog: str) -> BaseModel:
-    """Build ``model`` from ``--field value`` flags (nested model fields are flattened)."""
-    parser = argparse.ArgumentParser(prog=prog, description=model.__doc__)
-    nested: dict[str, type[BaseModel]] = {}
-    for name, info in model.model_fields.items():
-        sub = info.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            nested[name] = sub
-            for sub_name, sub_info in sub.model_fields.items():
-                parser.add_argument(f"--{sub_name.replace('_', '-')}", dest=f"{name}.{sub_name}",
-                                    help=_help(sub_info, sub_name))
-        else:
-            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=info.is_required(),
-                                help=_help(info, name))
-    values: dict = {}
-    for dest, value in vars(parser.parse_args(argv)).items():
-        if value is None:
-            continue
-        field = model.model_fields.get(dest)
-        if field is not None and getattr(field.annotation, "__origin__", None) is list:
-            value = [v.strip() for v in value.split(",") if v.strip()]  # --scales 1,4,16
-        if "." in dest:
-            outer, inner = dest.split(".", 1)
-            values.setdefault(outer, {})[inner] = value
-        else:
-            values[dest] = value
-    return model.model_validate(values)
+class PipelineBenchmarkParams(BaseModel):
+    """Parameters of the pipeline-benchmark flow; the first of each list is the base value."""
+
+    model_config = ConfigDict(extra="forbid")
+    work: str = Field(".helixflow/bench", description="folder for data, staging, outputs and the report")
+    genome: int = Field(1_000_000, ge=10_000, description="bases in the simulated genome")
+    reads: int = Field(10_000, ge=100, description="reads at scale 1")
+    scales: list[int] = Field([4, 1, 16], min_length=1, description="data sizes, as multiples of `reads`")
+    shard_sizes: list[int] = Field([2500, 1000, 10000], min_length=1)
+    ray_workers: list[int] = Field([2, 1], min_length=1)
+    ranks: list[int] = Field([2, 1], min_length=1)
+    kernels: list[Kernel] = Field(["cpu", "scalar", "cuda"], min_length=1)
+    backends: list[Backend] = Field(["local", "slurm"], min_length=1)
+    seed: int = 11
+    warmup: bool = Field(True, description="run the base settings once, unrecorded, first (caches, Ray workers)")
+
+
+def _nested_flags(model: type[BaseModel]) -> dict[str, str]:
+    """``--scoring.match`` is also ``--match``, ``--s3.endpoint-url`` also ``--endpoint-url``:
+    the flags stay flat, as they were before the CLI came from pydantic-settings."""
+    return {f"{name}.{sub}".replace("_", "-"): sub.replace("_", "-")
+            for name, info in model.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+            for sub in info.annotation.model_fields}
+
+
+def parse_cli(model: type[M], argv: list[str] | None, prog: str) -> M:
+    """Build ``model`` from ``--field value`` flags (pydantic-settings' CLI: kebab-case, lists as
+    ``1,4,16``, nested fields also as flat flags). Only the command line is read, never the
+    environment; a value the model refuses exits 2 naming the flag, as argparse does."""
+    class Cli(model, BaseSettings):  # type: ignore[valid-type, misc]
+        model_config = SettingsConfigDict(cli_prog_name=prog, cli_kebab_case=True, cli_avoid_json=True,
+                                          cli_hide_none_type=True, cli_shortcuts=_nested_flags(model))
+
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, **others):
+            return (init_settings,)
+
+    try:
+        parsed = CliApp.run(Cli, cli_args=sys.argv[1:] if argv is None else argv)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        print(f"usage: {prog} --help\n{prog}: error: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return model.model_validate(parsed.model_dump())

@@ -12,14 +12,16 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams, parse_cli
+from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
 from tasks.collect import collect_results
 from tasks.export import export_results
-from tasks.encode import build_reference_index, candidate_windows, encode_reads
+from tasks.encode import encode_reads
+from tasks.seed import build_reference_index, candidate_windows
 from tasks.ingest import ingest_reads, ingest_reference
-from tasks.ray_runtime import ray_connection
+from tasks.runtime.ray_cluster import ray_connection
 from tasks.stage import run_root, stage_run
-from tasks.storage import parse_uri
+from tasks.storage.uri import parse_uri
 
 
 def _run_name() -> str:
@@ -34,9 +36,7 @@ def _run_name() -> str:
 @flow(name="align-reads", flow_run_name=_run_name, log_prints=True)
 def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
-    settings = {"shard_size": params.shard_size, "shard_mb": params.shard_mb, "kmer": params.kmer,
-                "minimizer_window": params.minimizer_window, "max_candidates": params.max_candidates,
-                "max_secondary": params.max_secondary, "scoring": params.scoring.model_dump()}
+    settings = params.run_settings()
     with ray_connection(params.ray_address, params.ray_workers):  # Ray workers warm up while inputs are hashed
         reference = ingest_reference(params.reference, params.staging_dir, params.s3)
         reads = ingest_reads(params.reads, params.staging_dir, params.s3)
@@ -48,7 +48,7 @@ def align_reads(params: PipelineParams) -> dict:
     align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)
     to_s3 = parse_uri(params.output).is_s3
-    output = str(Path(manifest).parent / "results") if to_s3 else params.output
+    output = str(Path(manifest).parent / RESULTS) if to_s3 else params.output
     summary = collect_results(manifest, align_dir, output, params.ranks, params.sam)
     return export_results(summary, params.output, params.s3) if to_s3 else summary
 

@@ -10,6 +10,7 @@ its marker and aborts the whole job, so no rank waits forever.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -21,22 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.align_batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.codec import unpack_codes
-from hpc.kernels import KERNELS, score_batch
-from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified, save_npz_atomic
+from hpc.kernels.dispatch import KERNELS, score_batch
+from hpc.files import atomic_write_text, save_npz_atomic
+from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
+from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 
 SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
 COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates")
 
 
-def rank_output(out_dir: Path, rank: int) -> Path:
-    return Path(out_dir) / f"rank_{rank:04d}.npz"
-
-
-def rank_marker(out_dir: Path, rank: int) -> Path:
-    return Path(out_dir) / f"rank_{rank:04d}.done.json"
+def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False) -> list[str]:
+    """The command line of this job, as a launcher wraps it (``array``: one Slurm array task)."""
+    return [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
+            "--kernel", kernel, *(["--array"] if array else [])]
 
 
 def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
@@ -55,10 +56,10 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -
     """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, and its counters."""
     manifest = load_manifest(manifest_path)
     root = manifest_path.parent
-    sc = manifest["scoring"]
-    scoring = (sc["match"], sc["mismatch"], sc["gap_open"], sc["gap_extend"])
+    settings = manifest_settings(manifest)
+    scoring = dataclasses.astuple(settings.scoring)
     score_pairs = score_batch(kernel)
-    max_secondary = int(manifest.get("settings", {}).get("max_secondary", 5))
+    max_secondary = settings.max_secondary
     ref = load_npz_verified(root, manifest["reference"])
     ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
     ref_starts = ref["starts"]
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Slurm job-array mode: no MPI; this task's share is SLURM_ARRAY_TASK_ID "
                              "of SLURM_ARRAY_TASK_COUNT, and the submitter checks the markers")
     args = parser.parse_args(argv)
-    out_dir = args.out_dir or args.manifest.parent / "align"
+    out_dir = args.out_dir or align_dir(args.manifest.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     if args.array:
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad or any(statuses):
             print(f"ranks without a completion marker: {bad}", file=sys.stderr)
             return 1
-        atomic_write_text(out_dir / "job.done.json", json.dumps({"ranks": size, "exit_status": 0}))
+        atomic_write_text(job_marker(out_dir), json.dumps({"ranks": size, "exit_status": 0}))
     return 0
 
 

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpc.choices import LAUNCHERS, check_choice
+
 
 def find_mpiexec() -> str:
     """The mpiexec beside this Python (the mpich wheel's), else the first on PATH."""
@@ -37,3 +39,9 @@ class SrunLauncher:
 
     def wrap(self, command: list[str]) -> list[str]:
         return ["srun", f"--ntasks={self.ranks}", "--mpi=pmi2", *command]
+
+
+def launcher(name: str, ranks: int) -> MpiexecLauncher | SrunLauncher:
+    """The launcher called ``name`` (one of :data:`hpc.choices.LAUNCHERS`) for ``ranks`` ranks."""
+    check_choice("launcher", name, LAUNCHERS)
+    return {"mpiexec": MpiexecLauncher, "srun": SrunLauncher}[name](ranks)

@@ -1,83 +1,46 @@
-"""Staging manifest and atomic file writes, shared by the stage task and the MPI job."""
+"""The staging manifest: every staged file with its size and sha256, written by the stage task
+and verified by every reader (the MPI job, collect)."""
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import io
+import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MANIFEST_NAME = "manifest.json"
+from hpc.files import atomic_write_text, sha256_file
+from hpc.kernels.scoring import Scoring
+from hpc.run_folder import MANIFEST
+
 MANIFEST_VERSION = 1
 
 
-def _file_mode() -> int:
-    """What a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Every setting that changes what is staged or how it is aligned. The run folder's key
+    hashes it with the inputs' checksums; the manifest carries it once, under ``settings``,
+    and the MPI job and collect read it from there."""
 
+    shard_size: int = 5000
+    shard_mb: float = 64.0
+    kmer: int = 15
+    minimizer_window: int = 5
+    max_candidates: int = 3
+    max_secondary: int = 5
+    scoring: Scoring = Scoring()
 
-FILE_MODE = _file_mode()  # mkstemp makes 0o600 files; staged files must be readable by the job's user
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "RunSettings":
+        return cls(**{**body, "scoring": Scoring(**body["scoring"])})
 
 
 class ManifestError(RuntimeError):
     """The staging manifest is missing, malformed, or disagrees with the files on disk."""
-
-
-class StagingFullError(OSError):
-    """The file system under the staging folder has no space left."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), FILE_MODE)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise StagingFullError(errno.ENOSPC, f"{path.parent}: no space left on the device while writing "
-                                   f"{path.name} ({len(data)} bytes); free space there or choose another "
-                                   "--staging-dir (the temp file was removed)") from exc
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> str:
-    """Write the arrays as one ``.npz`` (temp file + rename); returns the file's sha256."""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    data = buf.getbuffer()
-    atomic_write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_entry(root: Path, path: Path, sha256: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -93,9 +56,13 @@ def file_entry(root: Path, path: Path, sha256: str | None = None, **extra: Any) 
 
 
 def write_manifest(root: Path, body: dict[str, Any]) -> Path:
-    path = Path(root) / MANIFEST_NAME
+    path = Path(root) / MANIFEST
     atomic_write_text(path, json.dumps({"version": MANIFEST_VERSION, **body}, indent=2))
     return path
+
+
+def manifest_settings(manifest: dict[str, Any]) -> RunSettings:
+    return RunSettings.from_json(manifest["settings"])
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

@@ -1,13 +1,27 @@
-"""Run a job to the end through any backend, resubmitting after node failure or preemption."""
+"""Choose a backend, and run a job to the end through it, resubmitting after node failure or
+preemption."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpc.backend import Backend, JobHandle, JobSpec, JobState, wait_for
+from hpc.backend import Backend, JobHandle, JobSpec, JobState, LocalBackend, wait_for
+from hpc.choices import BACKENDS, check_choice
+from hpc.slurm import SlurmBackend
 
 RESUBMIT_STATES = (JobState.NODE_FAIL, JobState.PREEMPTED)
+
+
+def select_backend(name: str, **sbatch_options) -> Backend:
+    """``auto`` picks Slurm when its controller answers ``sinfo``, else local mpiexec."""
+    check_choice("backend", name, BACKENDS)
+    if name == "local":
+        return LocalBackend()
+    slurm = SlurmBackend(**sbatch_options)
+    if name == "slurm" or slurm.available():
+        return slurm
+    return LocalBackend()
 
 
 @dataclass

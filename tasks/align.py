@@ -5,34 +5,20 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from hpc.align_job import rank_marker
-from hpc.backend import JobFailedError, JobSpec, JobState, LocalBackend, tail
-from hpc.launchers import MpiexecLauncher, SrunLauncher
+from hpc.align_job import job_command
+from hpc.backend import JobFailedError, JobSpec, JobState, tail
+from hpc.choices import JOB_MODES, Backend, JobMode, Kernel, Launcher, check_choice
+from hpc.launchers import launcher as make_launcher
+from hpc.run_folder import align_dir, clear_align_dir, job_errors, job_logs, job_marker, rank_marker
 from hpc.slurm import SlurmBackend
-from hpc.submit import Attempt, run_to_completion
-from tasks.task_options import IO_TASK, PERMANENT_ERRORS, retry_unless
-
-BACKENDS = ("auto", "local", "slurm")
-LAUNCHERS = {"mpiexec": MpiexecLauncher, "srun": SrunLauncher}
-
-
-def select_backend(name: str, **sbatch_options):
-    """``auto`` picks Slurm when its controller answers ``sinfo``, else local mpiexec."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend {name!r} is not one of {', '.join(BACKENDS)}")
-    if name == "local":
-        return LocalBackend()
-    slurm = SlurmBackend(**sbatch_options)
-    if name == "slurm" or slurm.available():
-        return slurm
-    return LocalBackend()
+from hpc.submit import Attempt, run_to_completion, select_backend
+from tasks.runtime.options import IO_TASK, PERMANENT_ERRORS, retry_unless
 
 
 def read_markers(out_dir: Path, ranks: int) -> list[dict | None]:
@@ -41,12 +27,6 @@ def read_markers(out_dir: Path, ranks: int) -> list[dict | None]:
         path = rank_marker(out_dir, r)
         markers.append(json.loads(path.read_text()) if path.is_file() else None)
     return markers
-
-
-def _clear_previous(out_dir: Path) -> None:
-    for pattern in ("rank_*.npz", "rank_*.tsv", "rank_*.done.json", "job.done.json", "job*.out", "job*.err"):
-        for old in out_dir.glob(pattern):
-            old.unlink()
 
 
 def _report(attempts: list[Attempt], backend: str, command: list[str], failure: str = "") -> str:
@@ -64,39 +44,36 @@ def _report(attempts: list[Attempt], backend: str, command: list[str], failure: 
 
 # A job that ran and failed is not retried blindly; a failure to submit is.
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
-def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str = "cpu",
-                  launcher: str = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
-                  max_resubmits: int = 2, mode: str = "mpi") -> Path:
+def run_alignment(manifest: Path, ranks: int, backend: Backend = "auto", kernel: Kernel = "cpu",
+                  launcher: Launcher = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
+                  max_resubmits: int = 2, mode: JobMode = "mpi") -> Path:
     """Run the alignment job on the staged manifest; return the folder of rank outputs.
 
     ``mode="mpi"`` runs one MPI job of ``ranks`` ranks; ``mode="array"`` (Slurm only) runs a
     job array of ``ranks`` independent tasks, each aligning one cell-balanced share.
     """
     logger = get_run_logger()
-    out_dir = Path(manifest).parent / "align"
+    out_dir = align_dir(Path(manifest).parent)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out_dir)
+    clear_align_dir(out_dir)
     threads = max(1, (os.cpu_count() or 1) // ranks)
-    job = [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
-           "--kernel", kernel]
     runner = select_backend(backend, partition=partition)
     kind = "slurm" if isinstance(runner, SlurmBackend) else "local"
+    check_choice("mode", mode, JOB_MODES)
     if mode == "array":
         if kind != "slurm":
             raise ValueError(f"mode 'array' needs the slurm backend; backend {backend!r} resolved to {kind}")
-        command, suffix = [*job, "--array"], "_%a"
+        command = job_command(manifest, out_dir, kernel, array=True)
         resources = {"array": f"0-{ranks - 1}", "ntasks": 1, "time": time_limit}
-    elif mode == "mpi":
-        command, suffix = LAUNCHERS[launcher](ranks).wrap(job), ""
-        resources = {"ntasks": ranks, "time": time_limit} if kind == "slurm" else {}
     else:
-        raise ValueError(f"mode {mode!r} is not one of mpi, array")
+        command = make_launcher(launcher, ranks).wrap(job_command(manifest, out_dir, kernel))
+        resources = {"ntasks": ranks, "time": time_limit} if kind == "slurm" else {}
+    out_log, err_log = job_logs(out_dir, array=mode == "array")
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
-                   workdir=Path(manifest).parent, stdout=out_dir / f"job{suffix}.out",
-                   stderr=out_dir / f"job{suffix}.err", env={"NUMBA_NUM_THREADS": str(threads)},
-                   resources=resources)
+                   workdir=Path(manifest).parent, stdout=out_log, stderr=err_log,
+                   env={"NUMBA_NUM_THREADS": str(threads)}, resources=resources)
     attempts = run_to_completion(runner, spec, max_resubmits=max_resubmits,
-                                 done_marker=out_dir / "job.done.json" if mode == "mpi" else None)
+                                 done_marker=job_marker(out_dir) if mode == "mpi" else None)
     state = attempts[-1].state
     markers = read_markers(out_dir, ranks)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
@@ -104,7 +81,7 @@ def run_alignment(manifest: Path, ranks: int, backend: str = "auto", kernel: str
     if state is not JobState.COMPLETED or failed or missing:
         detail = "; ".join(f"rank {m['rank']}: {m.get('error')}" for m in failed) or (
             f"ranks without a completion marker: {missing}" if missing else "no rank reported an error")
-        stderr = "\n".join(tail(err) for err in sorted(out_dir.glob("job*.err")))
+        stderr = "\n".join(tail(err) for err in job_errors(out_dir))
         create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
                                  + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n")
         raise JobFailedError(spec.name, state if state is not JobState.COMPLETED else JobState.FAILED,

@@ -10,13 +10,15 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from hpc.align_job import COLUMNS, rank_output
-from hpc.manifest import atomic_write_text, load_manifest, load_npz_verified
-from tasks.encoding import EncodedShard, decode_sequences, name_list
-from tasks.paf import Hit, evaluate, mapq_from_scores
-from tasks.sam import sam_header, sam_records
-from tasks.plots import mapq_accuracy_png, write_png
-from tasks.task_options import IO_TASK
+from hpc.align_job import COLUMNS
+from hpc.run_folder import rank_output
+from hpc.files import atomic_write_text
+from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
+from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
+from tasks.genomics.paf import Hit, evaluate, mapq_from_scores
+from tasks.genomics.sam import sam_header, sam_records
+from tasks.genomics.plots import mapq_accuracy_png, write_png
+from tasks.runtime.options import IO_TASK
 
 
 def load_rank_columns(align_dir: Path, ranks: int) -> dict[str, np.ndarray]:
@@ -65,7 +67,8 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
     ref = load_npz_verified(root, manifest["reference"])
     tnames = [str(n) for n in ref["names"]]
     shards = [load_npz_verified(root, s) for s in manifest["shards"]]
-    mismatch_cost = manifest["scoring"]["match"] - manifest["scoring"]["mismatch"]
+    scoring = manifest_settings(manifest).scoring
+    mismatch_cost = scoring.match - scoring.mismatch
     hits = hits_from_columns(load_rank_columns(align_dir, ranks), shards, tnames,
                              [int(x) for x in ref["lengths"]], mismatch_cost)
     names = [n for s in shards for n in name_list(s["names"])]

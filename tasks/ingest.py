@@ -8,10 +8,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from hpc.manifest import sha256_file
-from tasks.fastx import FastxFormatError, read_fastx
-from tasks.storage import S3Settings, fetch
-from tasks.task_options import IO_TASK
+from hpc.files import sha256_file
+from tasks.genomics.fastx import FastxFormatError, read_fastx
+from tasks.storage.s3 import S3Settings, fetch
+from tasks.runtime.options import IO_TASK
 
 
 @dataclass

@@ -12,28 +12,30 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.codec import pack_codes
-from hpc.manifest import file_entry, load_manifest, save_npz_atomic, write_manifest
-from tasks.encoding import EncodedShard
+from hpc.files import save_npz_atomic
+from hpc.manifest import RunSettings, file_entry, load_manifest, write_manifest
+from hpc.run_folder import CANDIDATES, READS, REFERENCE, run_folder, shard_path
+from tasks.genomics.encoding import EncodedShard
 from tasks.ingest import IngestedReference, ReadsInput
-from tasks.seeding import Candidates, ReferenceIndex
-from tasks.task_options import IO_TASK
+from tasks.genomics.seeding import Candidates, ReferenceIndex
+from tasks.runtime.options import IO_TASK
 
 
-def run_key(reads_sha256: str, reference_sha256: str, settings: dict) -> str:
+def run_key(reads_sha256: str, reference_sha256: str, settings: RunSettings) -> str:
     """Folder key for a run: the inputs' checksums plus every setting that changes staged bytes."""
-    blob = json.dumps({"reads": reads_sha256, "reference": reference_sha256, **settings}, sort_keys=True)
+    blob = json.dumps({"reads": reads_sha256, "reference": reference_sha256, **settings.to_json()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_root(staging_dir: str, reads_sha256: str, reference_sha256: str, settings: dict) -> Path:
-    return Path(staging_dir).resolve() / f"run-{run_key(reads_sha256, reference_sha256, settings)}"
+def run_root(staging_dir: str, reads_sha256: str, reference_sha256: str, settings: RunSettings) -> Path:
+    return run_folder(staging_dir, run_key(reads_sha256, reference_sha256, settings))
 
 
 def finish_staging(root: Path, inputs: dict, index: ReferenceIndex, shards: list[dict], candidates: list[dict],
-                   settings: dict) -> Path:
+                   settings: RunSettings) -> Path:
     """Write the reference, then the manifest (last: its presence marks the staging complete)."""
     packed, nmask = pack_codes(index.codes)
-    ref_path = root / "reference.npz"
+    ref_path = root / REFERENCE
     save_npz_atomic(ref_path, names=np.array(index.names, dtype=np.str_),
                     lengths=index.lengths, starts=index.starts, packed=packed, nmask=nmask)
     keep = ("path", "bytes", "sha256", "reads", "bases", "windows")
@@ -42,8 +44,7 @@ def finish_staging(root: Path, inputs: dict, index: ReferenceIndex, shards: list
     return write_manifest(root, {
         "run_key": root.name,
         "inputs": inputs,
-        "settings": settings,
-        "scoring": settings["scoring"],
+        "settings": settings.to_json(),
         "reference": file_entry(root, ref_path, contigs=len(index.names)),
         "shards": entries,
     })
@@ -55,17 +56,16 @@ def write_staging(
     index: ReferenceIndex,
     shards: list[EncodedShard],
     candidates: list[Candidates],
-    settings: dict,
+    settings: RunSettings,
 ) -> tuple[Path, list[dict]]:
     """Stage in-memory shards (benchmarks, tests): every file to a temp name and renamed;
     the manifest goes last."""
     shard_entries, cand_entries = [], []
     for i, (shard, cands) in enumerate(zip(shards, candidates)):
-        shard_path = root / "reads" / f"shard_{i:05d}.npz"
-        cand_path = root / "candidates" / f"shard_{i:05d}.npz"
-        save_npz_atomic(shard_path, **shard.to_arrays())
+        reads_path, cand_path = shard_path(root, READS, i), shard_path(root, CANDIDATES, i)
+        save_npz_atomic(reads_path, **shard.to_arrays())
         save_npz_atomic(cand_path, **cands.to_arrays())
-        shard_entries.append(file_entry(root, shard_path, reads=shard.n_reads, bases=shard.n_bases))
+        shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases))
         cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
     manifest = finish_staging(root, inputs, index, shard_entries, cand_entries, settings)
     return manifest, load_manifest(manifest)["shards"]
@@ -79,7 +79,7 @@ def stage_run(
     index: ReferenceIndex,
     shards: list[dict],
     candidates: list[dict],
-    settings: dict,
+    settings: RunSettings,
 ) -> Path:
     """Complete the staging folder ``root`` (shards and candidates are already there):
     reference, then the manifest with every file's size and sha256."""

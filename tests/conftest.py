@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tasks.simulation import fasta_text, fastq_text, simulate_reads, simulate_reference  # noqa: E402
+from tasks.genomics.simulation import fasta_text, fastq_text, simulate_reads, simulate_reference  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +66,7 @@ def sim_data(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 server on loopback, for boto3 over HTTP; yields its endpoint URL."""
-    from tasks.s3_local import start_moto
+    from bench.s3_servers import start_moto
 
     for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                        ("AWS_DEFAULT_REGION", "us-east-1")):

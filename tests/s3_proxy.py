@@ -1,4 +1,4 @@
-"""A small proxy in front of the loopback S3 server (tasks.s3_local) that injects faults:
+"""A small proxy in front of the loopback S3 server (bench.s3_servers) that injects faults:
 HTTP 503 SlowDown, 403 AccessDenied, a change to an object between a client's HEAD and
 one of its GETs, a GET body cut off before its Content-Length, or a Range header dropped."""
 

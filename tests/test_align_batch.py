@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from hpc.align_batch import cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.batch import cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.codec import reverse_complement
-from hpc.kernels import score_batch
-from hpc.sw_kernel import cigar_string, sw_traceback
+from hpc.kernels.dispatch import score_batch
+from hpc.kernels.scalar import cigar_string, sw_traceback
 
 SCORING = (2, -4, -6, -1)
 

@@ -9,12 +9,12 @@ import pytest
 from hpc.align_job import rank_marker, rank_output, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
-from tasks.encoding import encode_sequences, to_codes
-from tasks.seeding import ReferenceIndex, find_candidates
-from tasks.simulation import simulate_reads, simulate_reference
+from tasks.genomics.encoding import encode_sequences, to_codes
+from tasks.genomics.seeding import ReferenceIndex, find_candidates
+from tasks.genomics.simulation import simulate_reads, simulate_reference
+from hpc.manifest import RunSettings
 from tasks.stage import write_staging
 
-SCORING = {"match": 2, "mismatch": -4, "gap_open": -6, "gap_extend": -1}
 
 
 def test_split_by_cells_balances_work():
@@ -35,7 +35,7 @@ def staged(tmp_path_factory):
     index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15)
     shards = [encode_sequences([r.name for r in part], [r.seq for r in part]) for part in (reads[:170], reads[170:])]
     cands = [find_candidates(index, s) for s in shards]
-    manifest, _ = write_staging(root, {}, index, shards, cands, {"scoring": SCORING})
+    manifest, _ = write_staging(root, {}, index, shards, cands, RunSettings())
     return manifest, reads
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.bench_cost import load_instances, marginal_profile, pareto, project
-from tasks.bench_grid import Config, one_factor_grid
-from tasks.bench_report import HEADLINE, headline_rows, parse_md_table
+from bench.cost import load_instances, marginal_profile, pareto, project
+from bench.grid import Config, one_factor_grid
+from bench.report import HEADLINE, headline_rows, parse_md_table
 
 BASE = Config(1, 2500, 2, 2, "cpu", "local")
 

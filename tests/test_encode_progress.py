@@ -6,8 +6,8 @@ import gzip
 import pytest
 
 from hpc.manifest import load_npz_verified
-from tasks.encoding import EncodedShard, to_bytes
-from tasks.simulation import fastq_text, simulate_reads, simulate_reference
+from tasks.genomics.encoding import EncodedShard, to_bytes
+from tasks.genomics.simulation import fastq_text, simulate_reads, simulate_reference
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +19,7 @@ def test_encode_progress_moves_before_the_end(prefect_harness, ray_cluster, tmp_
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     import tasks.encode as encode
+    import tasks.runtime.ray_cluster as ray_runtime
     from tasks.ingest import ingest_reads
 
     reads = simulate_reads(simulate_reference(1, 20_000, seed=3), 3000, 150, 0.006, 0.0, seed=4)
@@ -26,15 +27,15 @@ def test_encode_progress_moves_before_the_end(prefect_harness, ray_cluster, tmp_
     path = tmp_path / ("reads.fq.gz" if gz else "reads.fq")
     path.write_bytes(gzip.compress(text, compresslevel=1) if gz else text)
     shown: list[float] = []
-    real_update = encode.update_progress_artifact
+    real_update = ray_runtime.update_progress_artifact
 
     def record(artifact_id, progress, **kw):
         shown.append(progress)
         return real_update(artifact_id, progress, **kw)
 
-    monkeypatch.setattr(encode, "PROGRESS_EVERY_S", 0.0)
-    monkeypatch.setattr(encode, "update_progress_artifact", record)
-    monkeypatch.setattr("tasks.fastq_chunks.BLOCK", 64 << 10)  # several blocks: progress comes per block read
+    monkeypatch.setattr(ray_runtime, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(ray_runtime, "update_progress_artifact", record)
+    monkeypatch.setattr("tasks.genomics.chunks.BLOCK", 64 << 10)  # several blocks: progress comes per block read
     monkeypatch.setattr("isal.igzip.READ_BUFFER_SIZE", 8 << 10)  # and the compressed file is read in steps
 
     @flow

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hpc.codec import pack_codes, reverse_complement, unpack_codes
-from tasks.encoding import decode_sequences, encode_sequences, first_mismatch, to_bytes, to_codes
+from tasks.genomics.encoding import decode_sequences, encode_sequences, first_mismatch, to_bytes, to_codes
 
 bases = st.text(alphabet="ACGTN", min_size=1, max_size=300).map(str.encode)
 
@@ -35,7 +35,7 @@ def test_reverse_complement():
 
 
 def test_arrays_round_trip():
-    from tasks.encoding import EncodedShard
+    from tasks.genomics.encoding import EncodedShard
 
     shard = encode_sequences(["x", "y"], [b"ACG", b"TTTTN"])
     back = EncodedShard.from_arrays(shard.to_arrays())
@@ -47,7 +47,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
     import stat
 
-    from hpc.manifest import FILE_MODE, atomic_write_text
+    from hpc.files import FILE_MODE, atomic_write_text
 
     atomic_write_text(tmp_path / "out.txt", "x")
     mode = stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from hpc.codec import pack_codes, unpack_codes
-from tasks.encoding import DecodeCheckError, codes_of, name_list, to_bytes
-from tasks.fastq_chunks import chunk_identity, chunks, encode_chunk, is_fastq
-from tasks.fastx import FastxFormatError, read_fastx
+from tasks.genomics.encoding import DecodeCheckError, codes_of, name_list, to_bytes
+from tasks.genomics.chunks import chunk_identity, chunks, encode_chunk, is_fastq
+from tasks.genomics.fastx import FastxFormatError, read_fastx
 
 
 def fastq(n, eol="\n", end=True):
@@ -74,7 +74,7 @@ def test_the_smallest_records_fill_the_read_arrays_exactly(end):
     assert to_bytes(shard.codes()) == b"G" * (n - 1) + b"T"
 
 def test_decode_check_names_the_read(tmp_path, monkeypatch):
-    import tasks.fastq_chunks as fc
+    import tasks.genomics.chunks as fc
 
     path = tmp_path / "r.fq"
     path.write_text(fastq(50))
@@ -146,7 +146,7 @@ def reference_cuts(data: bytes, want: int, limit: int) -> list[tuple[int, int, i
 @pytest.mark.parametrize("block", [61, 997, 4096, 1 << 20])
 @pytest.mark.parametrize("want,limit_mb", [(7, 64), (100, 64), (10_000, 0.002), (3, 0.0005)])
 def test_cuts_do_not_depend_on_the_read_block(tmp_path, monkeypatch, block, want, limit_mb):
-    monkeypatch.setattr("tasks.fastq_chunks.BLOCK", block)
+    monkeypatch.setattr("tasks.genomics.chunks.BLOCK", block)
     data = fastq(777, end=False).encode() + b"\n@tail\nAC"  # ends in a broken record, kept for the parser
     path = tmp_path / "r.fq"
     path.write_bytes(data)
@@ -157,8 +157,8 @@ def test_cuts_do_not_depend_on_the_read_block(tmp_path, monkeypatch, block, want
 def test_fasta_reads_are_written_as_shards_with_records(tmp_path):
     """FASTA reads (parsed by the driver into batches) go through the same shard writer."""
     from hpc.manifest import load_npz_verified
-    from tasks.encoding import EncodedShard
-    from tasks.shard_store import completed, encode_shard_file, read_batches
+    from tasks.genomics.encoding import EncodedShard
+    from tasks.storage.shards import completed, encode_shard_file, read_batches
 
     path = tmp_path / "reads.fa"
     path.write_text(">a one\nACGT\nNNac\n>b\nGGTTa\n>c\nT\n")

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from tasks.fastx import FastxFormatError, local_path, read_fastx
+from tasks.genomics.fastx import FastxFormatError, local_path, read_fastx
 
 
 def write(tmp_path, name, text, gz=False):

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from tasks.encoding import to_codes
-from tasks.index_cache import cache_paths, load_index, save_index
-from tasks.seeding import ReferenceIndex
-from tasks.simulation import simulate_reference
+from tasks.genomics.encoding import to_codes
+from tasks.storage.index_cache import cache_paths, load_index, save_index
+from tasks.genomics.seeding import ReferenceIndex
+from tasks.genomics.simulation import simulate_reference
 
 SHA = "ab" * 32
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hpc.kernels import score_batch
-from hpc.sw_kernel import Scoring
-from hpc.sw_simd import INT16_SAFE, needs_wide
+from hpc.kernels.dispatch import score_batch
+from hpc.kernels.scoring import Scoring
+from hpc.kernels.simd import INT16_SAFE, needs_wide
 
 TEXT = np.frombuffer(b"ACGTN", dtype=np.uint8)
 

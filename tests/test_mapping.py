@@ -9,8 +9,8 @@ import pytest
 
 from flows.params import PipelineParams
 from flows.pipeline import align_reads
-from tasks.paf import Hit, is_correct, truth_from_name
-from tasks.simulation import SimulatedRead, fasta_text, fastq_text, simulate_reads, simulate_reference
+from tasks.genomics.paf import Hit, is_correct, truth_from_name
+from tasks.genomics.simulation import SimulatedRead, fasta_text, fastq_text, simulate_reads, simulate_reference
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from tasks.collect import hits_from_columns
-from tasks.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
+from tasks.genomics.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
 
 
 def test_truth_from_our_names_and_wgsim_names():

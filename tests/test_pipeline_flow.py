@@ -9,7 +9,7 @@ import pytest
 from flows.params import PipelineParams
 from flows.pipeline import align_reads
 from hpc.manifest import load_manifest, verify_entry
-from tasks.paf import truth_from_name
+from tasks.genomics.paf import truth_from_name
 
 pytestmark = pytest.mark.integration
 

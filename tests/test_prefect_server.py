@@ -86,6 +86,14 @@ def test_schedule_from_prefect_yaml_is_on_the_deployment(stack):
     assert {"on-demand", "nightly", "simulate", "kernel-benchmark"} <= names
 
 
+def test_flow_run_environment_comes_from_the_job_variables_in_prefect_yaml(stack, completed_run):
+    """The process work pool keeps Prefect's stock job template; prefect.yaml sets the env."""
+    flow_run_id, _ = completed_run
+    deployment = api(stack, "/deployments/name/align-reads/on-demand")
+    assert deployment["job_variables"]["env"]["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert api(stack, f"/flow_runs/{flow_run_id}")["job_variables"]["env"]["DO_NOT_TRACK"] == "1"
+
+
 def test_bad_parameter_fails_at_once_naming_the_field(stack):
     run = prefect(stack, "deployment", "run", "align-reads/on-demand", "--param",
                   'params={"reads": "r.fq", "reference": "ref.fa", "ranks": 0}', timeout=120)

@@ -6,7 +6,8 @@ import gzip
 import pytest
 
 from s3_proxy import client
-from tasks.storage import S3Settings, StorageError, fetch, parse_uri, publish, safe_relative
+from tasks.storage.s3 import S3Settings, fetch, publish
+from tasks.storage.uri import StorageError, parse_uri, safe_relative
 
 
 def test_uris():
@@ -88,7 +89,7 @@ def test_object_changed_mid_read_keeps_nothing(s3_proxy, bucket, tmp_path, s3_se
 def test_flow_from_s3_reads_to_s3_results(prefect_harness, ray_cluster, s3_server, sim_data, tmp_path):
     from flows.params import PipelineParams
     from flows.pipeline import align_reads
-    from tasks.paf import Hit
+    from tasks.genomics.paf import Hit
 
     s3 = client(s3_server)
     s3.create_bucket(Bucket="runs")
@@ -126,7 +127,7 @@ def test_round_trip_through_s3rver_gives_the_same_bytes(tmp_path):
     """A second S3 implementation (s3rver: objects in files, Node, two processes on one port),
     through the same publish/fetch as the pipeline: the bytes come back unchanged, and the
     benchmark's figures are filled in."""
-    from tasks.bench_s3 import s3_round_trip
+    from bench.s3 import s3_round_trip
 
     result = s3_round_trip(64, tmp_path, "s3rver", processes=2)
     assert result["same_bytes"] and result["mib"] == 64
@@ -140,7 +141,7 @@ def test_round_trip_through_ceph_radosgw_gives_the_same_bytes(tmp_path):
     round trips on one cluster (the object deleted between them), then stopped."""
     import psutil
 
-    from tasks.bench_s3 import s3_round_trip
+    from bench.s3 import s3_round_trip
 
     result = s3_round_trip(64, tmp_path, "rgw", repeats=2)
     assert result["same_bytes"] and result["mib"] == 64 and len(result["round_trips_mb_s"]) == 2
@@ -158,7 +159,7 @@ def test_prefect_aws_blocks_by_name(prefect_harness, s3_server, tmp_path):
     from prefect_aws import AwsCredentials
     from prefect_aws.s3 import S3Bucket
 
-    from tasks.storage import BadLocation
+    from tasks.storage.uri import BadLocation
 
     creds = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
                            aws_client_parameters={"endpoint_url": s3_server})

@@ -1,4 +1,4 @@
-"""Multipart transfers (tasks.s3_transfer) over HTTP against the loopback S3 server, with
+"""Multipart transfers (tasks.storage.s3_transfer) over HTTP against the loopback S3 server, with
 faults injected by the proxy in front of it: throttled and broken-off ranged GETs, an object
 replaced between parts, a part refused during an upload."""
 
@@ -10,10 +10,10 @@ import pytest
 from botocore.httpchecksum import Crc32Checksum
 
 from s3_proxy import client
-from tasks.s3_transfer import MAX_PARTS, crc32_b64, plan_parts
-from tasks.storage import S3Settings, StorageError, fetch, publish
-
-MIB = 2**20
+from tasks.storage.s3_transfer import MAX_PARTS, crc32_b64, plan_parts
+from tasks.storage.s3 import S3Settings, fetch, publish
+from tasks.storage.uri import StorageError
+from hpc.files import MIB
 
 
 @pytest.fixture

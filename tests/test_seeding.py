@@ -1,9 +1,9 @@
 import numpy as np
 
-from tasks.encoding import encode_sequences, to_codes
-from tasks.paf import truth_from_name
-from tasks.seeding import ReferenceIndex, find_candidates, kmer_values
-from tasks.simulation import simulate_reads, simulate_reference
+from tasks.genomics.encoding import encode_sequences, to_codes
+from tasks.genomics.paf import truth_from_name
+from tasks.genomics.seeding import ReferenceIndex, find_candidates, kmer_values
+from tasks.genomics.simulation import simulate_reads, simulate_reference
 
 
 def test_kmer_values_and_n_validity():
@@ -54,7 +54,7 @@ def test_windows_are_clipped_to_the_contig():
 
 
 def test_minimizers_are_a_subset_that_still_finds_the_origin():
-    from tasks.seeding import minimizer_mask
+    from tasks.genomics.seeding import minimizer_mask
 
     values, valid = kmer_values(to_codes(b"ACGTTGCAAGGCTTACGGATCCA" * 4), 5)
     every = minimizer_mask(values, valid, 1)

@@ -4,8 +4,9 @@ import numpy as np
 import parasail
 import pytest
 
-from hpc.sw_kernel import Scoring, alignment_stats, cigar_string, sw_score, sw_score_batch, sw_traceback
-from tasks.encoding import to_bytes
+from hpc.kernels.scoring import Scoring
+from hpc.kernels.scalar import alignment_stats, cigar_string, sw_score, sw_score_batch, sw_traceback
+from tasks.genomics.encoding import to_bytes
 
 SC = Scoring()
 ARGS = (SC.match, SC.mismatch, SC.gap_open, SC.gap_extend)
@@ -93,7 +94,7 @@ def test_random_unrelated_pairs_match_parasail():
     ("ACGTTGCAACGT", "ACGTACGT"),     # gap needed
 ])
 def test_edge_cases_match_parasail(q, r):
-    from tasks.encoding import to_codes
+    from tasks.genomics.encoding import to_codes
 
     check_pair(to_codes(q.encode()), to_codes(r.encode()))
 
@@ -123,7 +124,7 @@ def test_batch_equals_scalar():
 
 
 def test_cigar_and_stats():
-    from tasks.encoding import to_codes
+    from tasks.genomics.encoding import to_codes
 
     q = to_codes(b"ACGTACGTTTACGTACGT")
     r = to_codes(b"GGACGTACGTACGTACGTGG")
@@ -146,7 +147,7 @@ def test_invalid_scoring_is_refused(kwargs, field):
 
 
 def test_banded_traceback_equals_full_when_the_band_holds_the_alignment():
-    from hpc.sw_kernel import sw_traceback_band
+    from hpc.kernels.scalar import sw_traceback_band
 
     rng = np.random.default_rng(21)
     hits = 0

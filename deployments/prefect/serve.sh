@@ -52,8 +52,7 @@ up() {
     echo $! > "$STATE/server.pid"
   fi
   wait_healthy
-  "${PREFECT[@]}" work-pool create "$POOL" --type process --overwrite \
-    --base-job-template "$ROOT/deployments/prefect/process-job-template.json" > "$STATE/pool.log" 2>&1 \
+  "${PREFECT[@]}" work-pool create "$POOL" --type process --overwrite > "$STATE/pool.log" 2>&1 \
     || { cat "$STATE/pool.log" >&2; return 1; }
   (cd "$ROOT" && "${PREFECT[@]}" deploy --all --no-prompt > "$STATE/deploy.log" 2>&1) \
     || { cat "$STATE/deploy.log" >&2; return 1; }

@@ -1,0 +1,33 @@
+"""Every benchmark behind one entry point: ``python -m bench NAME [options]``.
+
+=========  =======================================================================
+kernel     Smith-Waterman GCUPS: scalar, vectorized, MPI ranks, parasail (``make bench-kernel``)
+mapping    index + candidates + kernel + collect on a simulated genome, minimap2 beside it
+           (``make bench-mapping``)
+data       10M reads through ingest + Ray encode + stage; S3 round trips on loopback
+           (``make bench-data``)
+pipeline   the align-reads flow over a settings grid, with cost (``make bench``)
+device     the CUDA kernel on a GPU machine, exactness and GCUPS (needs only numpy and numba)
+=========  =======================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+ENTRIES = {"kernel": "bench.kernel", "mapping": "bench.mapping", "data": "bench.data",
+           "pipeline": "flows.benchmark", "device": "bench.device"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ENTRIES:
+        print(__doc__, file=sys.stderr)
+        print(f"python -m bench: expected one of {', '.join(ENTRIES)} as the first argument", file=sys.stderr)
+        return 2
+    return importlib.import_module(ENTRIES[argv[0]]).main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Atomic file writes and checksums: every file helixflow writes goes through here.
+
+A write lands in a temp file in the target's folder and is renamed over the target, so a
+reader sees the old file or the new one, never a part; a full disk removes the temp file
+and says where. Used by the tasks and by the MPI job alike.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MIB = 2**20
+
+
+def _file_mode() -> int:
+    """What a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # mkstemp makes 0o600 files; staged files must be readable by the job's user
+
+
+class StagingFullError(OSError):
+    """The file system under the staging folder has no space left."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StagingFullError(errno.ENOSPC, f"{path.parent}: no space left on the device while writing "
+                                   f"{path.name} ({len(data)} bytes); free space there or choose another "
+                                   "--staging-dir (the temp file was removed)") from exc
+        raise
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> str:
+    """Write the arrays as one ``.npz`` (temp file + rename); returns the file's sha256."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getbuffer()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,93 @@
+"""Every name in a run folder, in one place: the tasks write and read them, the MPI job too.
+
+A run folder is ``<staging_dir>/run-<key>/``::
+
+    manifest.json                 written last by the stage task: its presence marks staging complete
+    reference.npz                 the packed reference
+    reads/shard_NNNNN.npz         encoded read shards (+ ``.done.json`` completion records)
+    candidates/shard_NNNNN.npz    candidate windows per shard (+ ``.done.json``)
+    align/rank_NNNN.npz           each rank's alignments, and ``rank_NNNN.done.json`` its marker
+    align/job.done.json           written by rank 0 once every rank has its marker
+    align/job[_N].out, .err       the job's stdout and stderr (``_N``: a job array's task)
+    results/                      outputs bound for S3, before upload
+
+Beside the run folders: ``inputs/<bucket>/<key>`` (S3 downloads) and ``index/`` (the
+reference index cache).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+REFERENCE = "reference.npz"
+READS = "reads"
+CANDIDATES = "candidates"
+ALIGN = "align"
+RESULTS = "results"
+JOB_DONE = "job.done.json"
+RECORD_SUFFIX = ".done.json"
+INPUTS = "inputs"
+INDEX = "index"
+RUN_PREFIX = "run-"
+
+# What a previous attempt of the align job leaves behind, cleared before the next one starts.
+ALIGN_LEFTOVERS = ("rank_*.npz", f"rank_*{RECORD_SUFFIX}", JOB_DONE, "job*.out", "job*.err")
+
+
+def run_folder(staging_dir: str | Path, key: str) -> Path:
+    return Path(staging_dir).resolve() / f"{RUN_PREFIX}{key}"
+
+
+def shard_path(root: Path, kind: str, shard_no: int) -> Path:
+    """``<root>/<kind>/shard_NNNNN.npz``; ``kind`` is :data:`READS` or :data:`CANDIDATES`."""
+    return Path(root) / kind / f"shard_{shard_no:05d}.npz"
+
+
+def record_path(path: Path) -> Path:
+    """The completion record beside a staged file."""
+    return path.with_name(path.name + RECORD_SUFFIX)
+
+
+def align_dir(root: Path) -> Path:
+    return Path(root) / ALIGN
+
+
+def rank_output(out_dir: Path, rank: int) -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}.npz"
+
+
+def rank_marker(out_dir: Path, rank: int) -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}{RECORD_SUFFIX}"
+
+
+def rank_markers(out_dir: Path) -> list[Path]:
+    return sorted(Path(out_dir).glob(f"rank_*{RECORD_SUFFIX}"))
+
+
+def job_marker(out_dir: Path) -> Path:
+    return Path(out_dir) / JOB_DONE
+
+
+def job_logs(out_dir: Path, array: bool = False) -> tuple[Path, Path]:
+    """(stdout, stderr) of the job; a job array's tasks get one pair each (``%a``, Slurm's task id)."""
+    suffix = "_%a" if array else ""
+    return Path(out_dir) / f"job{suffix}.out", Path(out_dir) / f"job{suffix}.err"
+
+
+def job_errors(out_dir: Path) -> list[Path]:
+    return sorted(Path(out_dir).glob("job*.err"))
+
+
+def clear_align_dir(out_dir: Path) -> None:
+    for pattern in ALIGN_LEFTOVERS:
+        for old in Path(out_dir).glob(pattern):
+            old.unlink()
+
+
+def inputs_dir(staging_dir: str | Path, bucket: str) -> Path:
+    return Path(staging_dir).resolve() / INPUTS / bucket
+
+
+def index_stem(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> Path:
+    return Path(staging_dir).resolve() / INDEX / f"{reference_sha256[:16]}-k{k}-w{w}"

@@ -1,0 +1,101 @@
+"""Ray for the tasks: a connection for the length of a block (local by default, or an existing
+cluster), and a bounded stream of remote calls with progress."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+PROGRESS_EVERY_S = 2.0  # the progress artifact is updated at most this often (and at the end)
+
+
+@contextlib.contextmanager
+def ray_connection(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Start local Ray (or join ``address``: ``auto``, ``ray://host:10001``) unless already up.
+
+    One warm-up task per CPU is started, not waited for: each Ray worker imports the encoder
+    and loads its compiled kernels (about 3 s a worker) while the driver goes on, e.g.
+    hashing the inputs; a driver thread loads the chunk cutter the same way. A connection
+    made here is shut down on exit; one made by the caller is left alone.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+    # Workers unpickle warm_up by reference to its module, which does not import Prefect.
+    from tasks.genomics.chunks import warm_up
+
+    threading.Thread(target=warm_up, args=("driver",), name="helixflow-warm-up", daemon=True).start()
+    warm = ray.remote(num_cpus=1)(warm_up)
+    started = [warm.remote("worker") for _ in range(min(64, int(ray.cluster_resources().get("CPU", 1))))]  # noqa: F841
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def stream_on_ray(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
+    """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry, fraction) from
+    ``work``, keeping at most twice the cluster's CPUs in flight; reused entries skip Ray.
+    Progress (a Prefect progress artifact, at most every ``PROGRESS_EVERY_S``) is shards done out of
+    ``total`` when that is known, else the fraction of the input read for the last shard
+    done. Logs reads/s and MB/s as shards finish. Returns entries by shard number."""
+    import ray
+
+    logger = get_run_logger()
+    progress_id = create_progress_artifact(progress=0.0, key=key, description=f"{label}: % of the input done")
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    pending: dict = {}
+    entries: dict[int, dict] = {}
+    t0 = last_update = time.perf_counter()
+    reads = size = 0
+    shown = 0.0
+
+    def finished(refs) -> None:
+        nonlocal reads, size, last_update, shown
+        for ref in refs:
+            shard_no, fraction = pending.pop(ref)
+            entry = ray.get(ref)
+            entries[shard_no] = entry
+            reads += entry.get("reads", 0)
+            size += entry.get("chunk_bytes", 0)
+            shown = max(shown, 100.0 * (len(entries) / total if total else fraction))
+        now = time.perf_counter()
+        if now - last_update >= PROGRESS_EVERY_S:
+            update_progress_artifact(progress_id, progress=round(min(shown, 99.9), 1))
+            last_update = now
+        if reads and len(entries) % 10 == 0:
+            seconds = now - t0
+            logger.info("%s: %d shards, %d reads, %.0f reads/s%s (%.0f%%)", label, len(entries), reads,
+                        reads / seconds, f", {size / seconds / 2**20:.1f} MB/s" if size else "", shown)
+
+    try:
+        for shard_no, item, reused, fraction in work:
+            if reused is not None:
+                entries[shard_no] = {**reused, "reused": True}
+                reads += reused.get("reads", 0)
+                continue
+            while len(pending) >= window:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                finished(ready)
+            pending[submit(item)] = (shard_no, fraction)
+    except BaseException:
+        ray.wait(list(pending), num_returns=len(pending))  # let shards in flight land before the caller cleans up
+        raise
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        finished(ready)
+    update_progress_artifact(progress_id, progress=100.0)
+    return entries

@@ -1,0 +1,123 @@
+"""Shards on the staging folder, written by Ray workers, each with a completion record.
+
+``reads/shard_NNNNN.npz`` and ``candidates/shard_NNNNN.npz`` are written to a temp name and
+renamed; then ``<file>.done.json`` records its size, sha256, read count and the names of
+its first and last read. A rerun over the same run folder reuses a shard whose record
+matches the file on disk and the reads the driver is parsing now; a file without a record
+(the run died between the two renames) or one that fails its checksum is rewritten.
+No Prefect here: Ray workers import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from hpc.files import MIB, atomic_write_text, save_npz_atomic
+from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
+from hpc.run_folder import CANDIDATES, READS, record_path, shard_path
+from tasks.genomics.encoding import EncodedShard, encode_and_check, name_list
+from tasks.genomics.chunks import Chunk, chunk_identity, encode_chunk
+from tasks.genomics.fastx import read_fastx
+from tasks.genomics.seeding import find_candidates
+
+
+def read_batches(path: Path, shard_reads: int, shard_mb: float) -> Iterator[tuple[list[str], list[bytes]]]:
+    """Stream (names, seqs) batches of at most ``shard_reads`` reads or ``shard_mb`` MiB of bases;
+    only the batch being filled is held."""
+    names: list[str] = []
+    seqs: list[bytes] = []
+    size = 0
+    limit = shard_mb * MIB
+    for record in read_fastx(path):
+        names.append(record.name)
+        seqs.append(record.seq)
+        size += len(record.seq)
+        if len(names) >= shard_reads or size >= limit:
+            yield names, seqs
+            names, seqs, size = [], [], 0
+    if names:
+        yield names, seqs
+
+
+def has_record(root: Path, kind: str, shard_no: int) -> bool:
+    return record_path(shard_path(root, kind, shard_no)).is_file()
+
+
+def completed(root: Path, kind: str, shard_no: int, **expect) -> dict | None:
+    """The completion record of a shard file when it verifies and matches ``expect``."""
+    path = shard_path(root, kind, shard_no)
+    rec = record_path(path)
+    if not rec.is_file():
+        return None
+    try:
+        entry = json.loads(rec.read_text())
+        verify_entry(Path(root), entry)
+    except (ValueError, OSError, KeyError, ManifestError):
+        return None
+    if any(entry.get(k) != v for k, v in expect.items()):
+        return None
+    return entry
+
+
+def _finish(root: Path, path: Path, sha256: str | None = None, **fields) -> dict:
+    entry = file_entry(Path(root), path, sha256, **fields)
+    atomic_write_text(record_path(path), json.dumps(entry))
+    return entry
+
+
+def _slow_stage() -> None:
+    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
+    if delay:
+        time.sleep(delay)
+
+
+def _write_reads(root: str, shard_no: int, shard: EncodedShard, first: str, last: str, **identity) -> dict:
+    """Write an encoded shard under ``reads/`` and its completion record; return the record."""
+    path = shard_path(Path(root), READS, shard_no)
+    digest = save_npz_atomic(path, **shard.to_arrays())
+    lengths, counts = np.unique(shard.lengths, return_counts=True)
+    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+                   first=first, last=last, length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)],
+                   **identity)
+
+
+def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: str) -> dict:
+    """Encode one shard (exact decode check), write it and its record; return the record."""
+    _slow_stage()
+    return _write_reads(root, shard_no, encode_and_check(shard_no, names, seqs), names[0], names[-1])
+
+
+def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> dict:
+    """Read a FASTQ chunk (from the file, or the bytes given for a gzip stream), encode it,
+    check that every base decodes back exactly, write the shard and its record (with the
+    chunk's identity, for resume)."""
+    _slow_stage()
+    data = chunk.read(source, scratch=True)
+    shard = encode_chunk(data, source, chunk.first_line, shard_no)
+    first, last = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
+    return _write_reads(root, shard_no, shard, first, last, **chunk_identity(chunk, data))
+
+
+def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
+    """Candidate windows of one staged shard (verified before use), written with a record."""
+    arrays = load_npz_verified(Path(root), shard)
+    cands = find_candidates(index, EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
+    path = shard_path(Path(root), CANDIDATES, shard["shard"])
+    digest = save_npz_atomic(path, **cands.to_arrays())
+    return _finish(Path(root), path, digest, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
+                   seeded=int(np.unique(cands.read).shape[0]))
+
+
+def clean_temp_files(root: Path) -> int:
+    """Remove temp files a killed run left behind; returns how many."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
