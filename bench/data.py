@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from hpc.files import MIB
 
 READ_LEN = 150
@@ -91,28 +92,13 @@ def numpy_parse_mb_s(path: Path) -> float:
 
 
 def data_plane(path: Path, staging: Path, shard_size: int, workers: int) -> dict:
-    from prefect import flow
-
     from bench.meter import TreeSampler
     from bench.run import task_intervals
-    from tasks.encode import encode_reads
-    from tasks.ingest import ingest_reads
-    from tasks.runtime.ray_cluster import ray_connection
-    from hpc.manifest import RunSettings
-    from tasks.stage import run_root, stage_reads
-
-    @flow(name="data-plane-benchmark")
-    def run() -> dict:
-        with ray_connection(None, workers):  # as in the align-reads flow: workers warm up during ingest
-            reads = ingest_reads(str(path), str(staging))
-            root = str(run_root(str(staging), reads.sha256, "", RunSettings(shard_size=shard_size)))
-            shards = encode_reads(reads, root, shard_size)
-        stage_reads(root, reads, shards)
-        return {"reads": sum(s["reads"] for s in shards), "shards": len(shards), "root": root}
+    from flows.benchmark import data_plane_benchmark
 
     t0 = time.time()
     with TreeSampler(interval=0.2) as sampler:
-        state = run(return_state=True)
+        state = data_plane_benchmark(str(path), str(staging), shard_size, workers, return_state=True)
     wall = time.time() - t0
     result = state.result()
     stages = {name: end - start for name, start, end in task_intervals(state.state_details.flow_run_id)}

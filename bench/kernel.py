@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from hpc.align_job import split_by_cells
-from hpc.launchers import MpiexecLauncher
 from hpc.kernels.scoring import Scoring
+from hpc.launchers import MpiexecLauncher
 
 SCORING = Scoring()
 ARGS = (SCORING.match, SCORING.mismatch, SCORING.gap_open, SCORING.gap_extend)

@@ -19,15 +19,16 @@ from pathlib import Path
 from hpc.align_job import job_command
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
+from hpc.manifest import RunSettings
+from hpc.run_folder import align_dir, job_logs
+from tasks.collect import write_results
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.fastx import read_fastx
 from tasks.genomics.paf import Hit, evaluate
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
-from hpc.manifest import RunSettings
-from hpc.run_folder import align_dir, job_logs
-from tasks.stage import write_staging
-from tasks.collect import write_results
 from tasks.simulate import write_simulated
+from tasks.stage import write_staging
+
 
 def accuracy_line(label: str, acc: dict, seconds: float) -> str:
     confident = [b for b in acc["by_mapq"] if int(b["mapq"].split("-")[0]) >= 10]

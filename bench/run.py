@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.grid import Config
-from hpc import run_folder
 from bench.meter import TreeSampler
+from hpc import run_folder
 from hpc.files import MIB
 
 

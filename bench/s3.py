@@ -1,7 +1,4 @@
-"""S3 part of ``make bench-data``: round trips of one object through S3-compatible servers on
-loopback (s3rver; Ceph's RADOS Gateway on a one-node cluster), multipart both ways, through
-the pipeline's ``publish``/``fetch`` and, as the reference in the same run, through boto3's
-own transfer manager; with the client's and the server's CPU time."""
+"""S3 part of ``make bench-data``: the pipeline's publish/fetch against plain boto3 on loopback S3 servers."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from hpc.files import MIB
 
 
@@ -37,8 +35,16 @@ SERVERS = ("s3rver", "rgw", "moto")
 def _start_server(server: str, processes: int, data_dir: Path, work: Path):
     """(endpoint URL, the server's pids, stop, (access key, secret), free the space of deleted
     objects) for ``server``."""
-    from bench.s3_servers import (RGW_KEYS, S3RVER_KEY, rgw_collect_garbage, rgw_pids, start_moto, start_rgw,
-                                start_s3rver, stop_rgw)
+    from bench.s3_servers import (
+        RGW_KEYS,
+        S3RVER_KEY,
+        rgw_collect_garbage,
+        rgw_pids,
+        start_moto,
+        start_rgw,
+        start_s3rver,
+        stop_rgw,
+    )
 
     if server == "rgw":
         import tempfile
@@ -76,19 +82,18 @@ def _start_server(server: str, processes: int, data_dir: Path, work: Path):
 def s3_round_trip(size_mb: int, work: Path, server: str = "s3rver", processes: int = 1, repeats: int = 1) -> dict:
     """Round trips of one object of ``size_mb`` MiB against ``server`` (s3rver, rgw or moto) on
     loopback, ``repeats`` times on one server start: up through :func:`tasks.storage.s3.publish`
-    and back through :func:`tasks.storage.s3.fetch`, each followed by the reference, boto3's own
-    transfer manager (``upload_file``/``download_file``) with the same part size and threads,
-    the two in turn, first one then the other.
+    and back through :func:`tasks.storage.s3.fetch`, each followed by the reference, plain boto3
+    ``upload_file``/``download_file`` with the same ``TransferConfig`` (both run s3transfer's
+    manager: the difference is what the pipeline adds, its HEADs, If-Match and temp file), the
+    two in turn, first one then the other.
     Checks the bytes came back the same and counts the client's and the server's CPU seconds.
     Figures are medians over the repeats (``ref_`` for the reference); ``round_trips_mb_s``
     lists each of ours."""
     import hashlib
     import resource
 
-    from boto3.s3.transfer import TransferConfig
-
     from hpc.files import sha256_file
-    from tasks.storage.s3 import S3Settings, fetch, publish, s3_client
+    from tasks.storage.s3 import S3Settings, fetch, publish, s3_client, transfer_config
 
     src = work / "object.bin"
     digest = hashlib.sha256()
@@ -110,9 +115,7 @@ def s3_round_trip(size_mb: int, work: Path, server: str = "s3rver", processes: i
 
     settings = S3Settings(endpoint_url=url)
     client = s3_client(settings)
-    config = TransferConfig(multipart_threshold=settings.multipart_threshold_mb * MIB,
-                            multipart_chunksize=settings.multipart_chunk_mb * MIB,
-                            max_concurrency=settings.max_concurrency)
+    config = transfer_config(settings)
 
     def ours(name: str) -> tuple:
         return (lambda: publish([src], f"s3://bench/{name}", settings)[0].removeprefix("s3://bench/"),
@@ -187,7 +190,7 @@ def s3_report(work: Path, size_mb: int, repeats: int) -> None:
         each = ", ".join(f"{v:.0f}" for v in s3["round_trips_mb_s"])
         print(f"S3 {what} on loopback, {mib:.0f} MiB, median of {len(s3['round_trips_mb_s'])}; "
               f"same bytes back every time: {s3['same_bytes']}", flush=True)
-        for label, p in (("helixflow (publish/fetch)", ""), ("reference: boto3 transfer manager", "ref_")):
+        for label, p in (("helixflow (publish/fetch)", ""), ("reference: boto3 upload/download", "ref_")):
             rt = s3[f"{p}round_trip_mb_s"]
             print(f"  {label:34s} up {s3[p + 'up_mb_s']:4.0f} MiB/s, down {s3[p + 'down_mb_s']:4.0f} MiB/s, "
                   f"round trip (up + down) {rt:4.0f} MiB/s = {rt * MIB / 1e6:4.0f} MB/s"

@@ -12,12 +12,12 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from hpc.files import atomic_write_bytes, atomic_write_text
 from bench import cost as bench_cost
 from bench.grid import Config
 from bench.plots import pareto_png, stage_bars_png, throughput_png
 from bench.report import COST, HEADLINE, STAGES, csv_text, headline_rows, render_report, scaling_fit, stage_rows
 from bench.run import measure_run
+from hpc.files import atomic_write_bytes, atomic_write_text
 from tasks.genomics.simulation import fasta_text, simulate_reads, simulate_reference
 from tasks.simulate import write_reads
 

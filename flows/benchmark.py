@@ -4,7 +4,8 @@
 size, Ray workers, MPI ranks, kernel, backend: the base and one factor varied at a time),
 measures every stage, projects cost onto EC2 instance types and writes ``report.md`` with
 PNG plots and CSV tables: ``python -m flows.benchmark`` (``make bench`` runs the default
-grid). ``kernel-benchmark`` is GCUPS of our kernels against parasail
+grid). ``data-plane-benchmark`` is ingest + encode + stage alone (``make bench-data``).
+``kernel-benchmark`` is GCUPS of our kernels against parasail
 (``python -m flows.benchmark --kernels-only``; ``make bench-kernel`` prints the full table).
 """
 
@@ -12,11 +13,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
 from prefect import flow
 
 from bench.grid import Config, one_factor_grid
 from bench.tasks import machine_meta, measure_config, measure_kernels, simulate_data, write_report
 from flows.params import BenchmarkParams, PipelineBenchmarkParams, parse_cli
+from hpc.manifest import RunSettings
+from tasks.encode import encode_reads
+from tasks.ingest import ingest_reads
+from tasks.runtime.ray_cluster import ray_connection
+from tasks.stage import run_root, stage_reads
+
+
+@flow(name="data-plane-benchmark")
+def data_plane_benchmark(reads_path: str, staging_dir: str, shard_size: int, workers: int) -> dict:
+    """Ingest + Ray encode + stage of one reads file and nothing after (``python -m bench data``)."""
+    with ray_connection(None, workers):  # as in the align-reads flow: workers warm up during ingest
+        reads = ingest_reads(reads_path, staging_dir)
+        root = str(run_root(staging_dir, reads.sha256, "", RunSettings(shard_size=shard_size)))
+        shards = encode_reads(reads, root, shard_size)
+    stage_reads(root, reads, shards)
+    return {"reads": sum(s["reads"] for s in shards), "shards": len(shards), "root": root}
 
 
 @flow(name="kernel-benchmark")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from typing import TypeVar
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 

@@ -15,11 +15,11 @@ from flows.params import PipelineParams, parse_cli
 from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
 from tasks.collect import collect_results
-from tasks.export import export_results
 from tasks.encode import encode_reads
-from tasks.seed import build_reference_index, candidate_windows
+from tasks.export import export_results
 from tasks.ingest import ingest_reads, ingest_reference
 from tasks.runtime.ray_cluster import ray_connection
+from tasks.seed import build_reference_index, candidate_windows
 from tasks.stage import run_root, stage_run
 from tasks.storage.uri import parse_uri
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
-from hpc.kernels.dispatch import KERNELS, score_batch
 from hpc.files import atomic_write_text, save_npz_atomic
+from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.dispatch import score_batch
 from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 

@@ -6,18 +6,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import COLUMNS
-from hpc.run_folder import rank_output
 from hpc.files import atomic_write_text
 from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
+from hpc.run_folder import rank_output
 from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
 from tasks.genomics.paf import Hit, evaluate, mapq_from_scores
-from tasks.genomics.sam import sam_header, sam_records
 from tasks.genomics.plots import mapq_accuracy_png, write_png
+from tasks.genomics.sam import sam_header, sam_records
 from tasks.runtime.options import IO_TASK
 
 

@@ -8,20 +8,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-# The functions Ray runs live in modules without Prefect, so workers start without importing it.
-from tasks.genomics.encoding import DecodeCheckError  # noqa: F401 - re-exported
 from hpc.run_folder import MANIFEST, READS
 from tasks.genomics.chunks import chunk_identity, chunks, is_fastq
 from tasks.genomics.fastx import FastxFormatError
-from tasks.ingest import IngestedReference, ReadsInput
-from tasks.storage.shards import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, has_record,
-                                  read_batches)
+from tasks.ingest import ReadsInput
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import stream_on_ray
+# The functions Ray runs live in modules without Prefect, so workers start without importing it.
+from tasks.storage.shards import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, has_record,
+                                  read_batches)
 
 
 @task(name="encode-reads", **IO_TASK)

@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.storage.s3 import S3Settings, publish
 from tasks.runtime.options import IO_TASK
+from tasks.storage.s3 import S3Settings, publish
 
 
 def result_files(summary: dict) -> list[Path]:

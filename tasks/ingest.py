@@ -10,8 +10,8 @@ from prefect.artifacts import create_table_artifact
 
 from hpc.files import sha256_file
 from tasks.genomics.fastx import FastxFormatError, read_fastx
-from tasks.storage.s3 import S3Settings, fetch
 from tasks.runtime.options import IO_TASK
+from tasks.storage.s3 import S3Settings, fetch
 
 
 @dataclass

@@ -16,8 +16,8 @@ from hpc.files import save_npz_atomic
 from hpc.manifest import RunSettings, file_entry, load_manifest, write_manifest
 from hpc.run_folder import CANDIDATES, READS, REFERENCE, run_folder, shard_path
 from tasks.genomics.encoding import EncodedShard
-from tasks.ingest import IngestedReference, ReadsInput
 from tasks.genomics.seeding import Candidates, ReferenceIndex
+from tasks.ingest import IngestedReference, ReadsInput
 from tasks.runtime.options import IO_TASK
 
 

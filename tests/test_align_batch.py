@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from hpc.kernels.batch import cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.codec import reverse_complement
+from hpc.kernels.batch import cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
 from hpc.kernels.scalar import cigar_string, sw_traceback
 

@@ -9,12 +9,11 @@ import pytest
 from hpc.align_job import rank_marker, rank_output, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
+from hpc.manifest import RunSettings
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
 from tasks.genomics.simulation import simulate_reads, simulate_reference
-from hpc.manifest import RunSettings
 from tasks.stage import write_staging
-
 
 
 def test_split_by_cells_balances_work():

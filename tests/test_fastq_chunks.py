@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hpc.codec import pack_codes, unpack_codes
-from tasks.genomics.encoding import DecodeCheckError, codes_of, name_list, to_bytes
 from tasks.genomics.chunks import chunk_identity, chunks, encode_chunk, is_fastq
+from tasks.genomics.encoding import DecodeCheckError, codes_of, name_list, to_bytes
 from tasks.genomics.fastx import FastxFormatError, read_fastx
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 
 from tasks.genomics.encoding import to_codes
-from tasks.storage.index_cache import cache_paths, load_index, save_index
 from tasks.genomics.seeding import ReferenceIndex
 from tasks.genomics.simulation import simulate_reference
+from tasks.storage.index_cache import cache_paths, load_index, save_index
 
 SHA = "ab" * 32
 

@@ -86,12 +86,15 @@ def test_schedule_from_prefect_yaml_is_on_the_deployment(stack):
     assert {"on-demand", "nightly", "simulate", "kernel-benchmark"} <= names
 
 
-def test_flow_run_environment_comes_from_the_job_variables_in_prefect_yaml(stack, completed_run):
-    """The process work pool keeps Prefect's stock job template; prefect.yaml sets the env."""
-    flow_run_id, _ = completed_run
-    deployment = api(stack, "/deployments/name/align-reads/on-demand")
-    assert deployment["job_variables"]["env"]["RAY_USAGE_STATS_ENABLED"] == "0"
-    assert api(stack, f"/flow_runs/{flow_run_id}")["job_variables"]["env"]["DO_NOT_TRACK"] == "1"
+def test_flow_run_environment_comes_from_the_job_variables_in_prefect_yaml(stack):
+    """The process work pool keeps Prefect's stock job template; each deployment carries the
+    flow runs' environment from prefect.yaml, which the worker merges into it."""
+    pool = api(stack, "/work_pools/helixflow-local")
+    assert pool["base_job_template"]["variables"]["properties"]["env"].get("default") in (None, {})
+    for name in ("align-reads/on-demand", "align-reads/nightly", "simulate-reads/simulate"):
+        env = api(stack, f"/deployments/name/{name}")["job_variables"]["env"]
+        assert env == {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                       "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}, name
 
 
 def test_bad_parameter_fails_at_once_naming_the_field(stack):

@@ -5,8 +5,16 @@ from pathlib import Path
 import pytest
 
 from hpc.backend import JobSpec, JobState, SubmissionError, SubmissionRejected
-from hpc.slurm import (SLURM_STATES, VALID_OPTIONS, SlurmBackend, parse_sacct_state, parse_sbatch_parsable,
-                       parse_scontrol_job, render_sbatch, slurm_state)
+from hpc.slurm import (
+    SLURM_STATES,
+    VALID_OPTIONS,
+    SlurmBackend,
+    parse_sacct_state,
+    parse_sbatch_parsable,
+    parse_scontrol_job,
+    render_sbatch,
+    slurm_state,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 STAGING = "/fsx/helixflow/run it's \"here\""

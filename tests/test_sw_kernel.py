@@ -4,8 +4,8 @@ import numpy as np
 import parasail
 import pytest
 
-from hpc.kernels.scoring import Scoring
 from hpc.kernels.scalar import alignment_stats, cigar_string, sw_score, sw_score_batch, sw_traceback
+from hpc.kernels.scoring import Scoring
 from tasks.genomics.encoding import to_bytes
 
 SC = Scoring()

@@ -22,10 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from hpc.codec import pack_codes
-from tasks.genomics.encoding import BASES, DecodeCheckError, EncodedShard, codes_of, name_array, name_list
 from hpc.kernels.fastq import cut_block, encode_records, first_mismatch, gather_names
-from tasks.genomics.fastx import (GZIP_ERRORS, GZIP_MAGIC, NORMALIZE, FastxFormatError, _fastq, _lines, crc32,
-                          open_maybe_gzip)
+from tasks.genomics.encoding import BASES, DecodeCheckError, EncodedShard, codes_of, name_array, name_list
+from tasks.genomics.fastx import (
+    GZIP_ERRORS,
+    GZIP_MAGIC,
+    NORMALIZE,
+    FastxFormatError,
+    _fastq,
+    _lines,
+    crc32,
+    open_maybe_gzip,
+)
 
 BLOCK = 4 << 20
 _NORMALIZE = np.frombuffer(NORMALIZE, dtype=np.uint8)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpc.codec import CODE_N, COMPLEMENT
-from tasks.genomics.encoding import EncodedShard
 from hpc.kernels.seed import HASH_MUL, NO_HASH, bucket_table, seed_shard
+from tasks.genomics.encoding import EncodedShard
 
 STRAND_FWD = 0
 STRAND_REV = 1

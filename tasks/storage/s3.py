@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,9 +83,10 @@ class WrongRange(RuntimeError):
     """A ranged GET answered with more bytes than it asked for."""
 
 
-def _pin_gets(client, etag: str) -> None:
-    """Every GetObject of ``client`` carries ``If-Match: etag``, and a ranged one answered with
-    more bytes than asked for fails. ``client`` must be this transfer's own."""
+@contextmanager
+def _pinned_gets(client, etag: str):
+    """While open, every GetObject of ``client`` carries ``If-Match: etag``, and a ranged one
+    answered with more bytes than asked for fails."""
 
     def before(params, context, **_) -> None:
         # s3transfer puts If-Match on ranged GETs only, not on the GET of a whole object
@@ -104,8 +106,14 @@ def _pin_gets(client, etag: str) -> None:
                              f"(Content-Range {parsed.get('ContentRange')!r}); a store or proxy that ignores Range "
                              "cannot serve multipart downloads: raise --multipart-threshold-mb above the size")
 
-    client.meta.events.register("before-parameter-build.s3.GetObject", before, unique_id="helixflow-if-match")
-    client.meta.events.register("after-call.s3.GetObject", after, unique_id="helixflow-range-check")
+    hooks = {"before-parameter-build.s3.GetObject": before, "after-call.s3.GetObject": after}
+    for event, hook in hooks.items():
+        client.meta.events.register(event, hook, unique_id=f"helixflow-{event}")
+    try:
+        yield
+    finally:  # a client used again must not pin its next download to this ETag
+        for event in hooks:
+            client.meta.events.unregister(event, unique_id=f"helixflow-{event}")
 
 
 class _Known:
@@ -127,7 +135,7 @@ def _explain(exc: Exception, where: str) -> StorageError:
     if isinstance(exc, S3DownloadFailedError):  # s3transfer's word for a GET that If-Match refused
         return StorageError(f"{where}: object changed while it was read ({exc}); nothing was kept, run again")
     if isinstance(exc, RetriesExceededError):
-        return StorageError(f"{where}: a part's body broke off on every attempt ({exc.last_exception})")
+        return StorageError(f"{where}: a part's body broke off or stalled on every attempt ({exc.last_exception})")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         meaning = {"NoSuchBucket": "bucket does not exist", "NoSuchKey": "no such key",
@@ -193,12 +201,12 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
     # our own temp file beside the destination, renamed only once the object is known whole
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        _pin_gets(client, etag)
         subscribers = [_Known(size, etag)]
         if size > settings.multipart_threshold_mb * MIB:
             subscribers.append(TransferLog(f"{uri}: downloaded", size))
-        with os.fdopen(fd, "wb") as out, TransferManager(client, transfer_config(settings)) as manager:
-            manager.download(out, loc.bucket, loc.key, subscribers=subscribers).result()
+        with (os.fdopen(fd, "wb") as out, _pinned_gets(client, etag),
+              TransferManager(client, transfer_config(settings)) as manager):
+            manager.download(loc.bucket, loc.key, out, subscribers=subscribers).result()
         # a store that ignores If-Match is still caught if the object changed meanwhile
         after = client.head_object(Bucket=loc.bucket, Key=loc.key)
         if after["ETag"] != etag or Path(tmp).stat().st_size != size:

@@ -21,8 +21,8 @@ import numpy as np
 from hpc.files import MIB, atomic_write_text, save_npz_atomic
 from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
 from hpc.run_folder import CANDIDATES, READS, record_path, shard_path
-from tasks.genomics.encoding import EncodedShard, encode_and_check, name_list
 from tasks.genomics.chunks import Chunk, chunk_identity, encode_chunk
+from tasks.genomics.encoding import EncodedShard, encode_and_check, name_list
 from tasks.genomics.fastx import read_fastx
 from tasks.genomics.seeding import find_candidates
 
