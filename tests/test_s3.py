@@ -123,20 +123,8 @@ def test_flow_with_a_missing_s3_key_fails_at_once_naming_it(prefect_harness, s3_
     assert "s3://empty/none.fa: not found" in str(state.result(raise_on_failure=False))
 
 
-def test_round_trip_through_s3rver_gives_the_same_bytes(tmp_path):
-    """A second S3 implementation (s3rver: objects in files, Node, two processes on one port),
-    through the same publish/fetch as the pipeline: the bytes come back unchanged, and the
-    benchmark's figures are filled in."""
-    from bench.s3 import s3_round_trip
-
-    result = s3_round_trip(64, tmp_path, "s3rver", processes=2)
-    assert result["same_bytes"] and result["mib"] == 64
-    assert min(result["up_mb_s"], result["down_mb_s"], result["ref_up_mb_s"], result["ref_down_mb_s"]) > 0
-    assert result["server_cpu_up_s"] > 0  # the server's own processes were found and measured
-
-
 def test_round_trip_through_ceph_radosgw_gives_the_same_bytes(tmp_path):
-    """A third S3 implementation, the gateway of a production object store: a one-node Ceph
+    """A second S3 implementation, the gateway of a production object store: a one-node Ceph
     with radosgw, started by deployments/ceph-rgw/rgw.sh as `make bench-data` starts it; two
     round trips on one cluster (the object deleted between them), then stopped."""
     import psutil
