@@ -111,6 +111,11 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
         e = NEG_INF
         j_lo = max(1, i + band_lo)
         j_hi = min(n, i + band_hi)
+        if j_lo > n:
+            # The band has left the matrix on the right (a read that overhangs a window clipped
+            # at a contig end); every later row is empty too, and h_cur[j_lo - 1] would be
+            # written past the end of the row.
+            break
         col = shift * (i + band_lo)
         h_cur[0] = 0
         h_cur[j_lo - 1] = 0  # left of the band: no alignment comes from there
