@@ -3,6 +3,7 @@ their command line."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TypeVar
 
@@ -143,3 +144,9 @@ def parse_cli(model: type[M], argv: list[str] | None, prog: str) -> M:
         print(f"usage: {prog} --help\n{prog}: error: {problems}", file=sys.stderr)
         raise SystemExit(2) from None
     return model.model_validate(parsed.model_dump())
+
+
+def quiet_exit() -> None:
+    """Call when the flow has ended: Prefect's ephemeral API logs 'Stopping temporary server'
+    as the interpreter exits, which would otherwise follow the CLI's own last line."""
+    logging.getLogger("prefect").setLevel(logging.WARNING)

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.params import PipelineParams, parse_cli
+from flows.params import PipelineParams, parse_cli, quiet_exit
 from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
 from tasks.collect import collect_results
@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = align_reads(params)
     except Exception as exc:  # noqa: BLE001 - the flow run is already Failed; say why and exit 1
+        quiet_exit()
         print(f"helixflow: align-reads failed: {exc}", file=sys.stderr)
         return 1
+    quiet_exit()
     print(f"PAF:     {summary['paf']}")
     print(f"summary: {summary['summary']}")
     print(f"reads: {summary['reads']}  mapped: {summary['mapped']}  unmapped: {summary['unmapped']}")

@@ -9,7 +9,7 @@ import sys
 
 from prefect import flow
 
-from flows.params import SimulateParams, parse_cli
+from flows.params import SimulateParams, parse_cli, quiet_exit
 from tasks.simulate import simulate_data
 
 
@@ -21,6 +21,7 @@ def simulate(params: SimulateParams) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     paths = simulate(parse_cli(SimulateParams, argv, "python -m flows.simulate"))
+    quiet_exit()
     print(f"reference: {paths['reference']}\nreads:     {paths['reads']}")
     return 0
 

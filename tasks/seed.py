@@ -13,7 +13,7 @@ from hpc.run_folder import CANDIDATES
 from tasks.genomics.seeding import ReferenceIndex, index_reference
 from tasks.ingest import IngestedReference
 from tasks.runtime.options import IO_TASK
-from tasks.runtime.ray_cluster import stream_on_ray
+from tasks.runtime.ray_cluster import ray_result, stream_on_ray
 from tasks.storage.index_cache import cache_paths, load_index, save_index
 from tasks.storage.shards import completed, seed_shard_file
 
@@ -29,7 +29,7 @@ def build_reference_index(reference: IngestedReference, k: int, w: int = 1,
     index = load_index(staging_dir, reference.sha256, k, w) if staging_dir else None
     source = "cache"
     if index is None:
-        index = ray.get(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
+        index = ray_result(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
         source = "built"
         if staging_dir:
             save_index(staging_dir, reference.sha256, index)

@@ -44,8 +44,14 @@ class FastxFormatError(ValueError):
     def __init__(self, path: str | Path, line: int | None, message: str) -> None:
         self.path = str(path)
         self.line = line
+        self.message = message
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        # Pickled by its own arguments: it crosses from Ray workers to the driver, and the
+        # default (the formatted text as the only argument) cannot be unpickled.
+        return type(self), (self.path, self.line, self.message)
 
 
 @dataclass(frozen=True, slots=True)

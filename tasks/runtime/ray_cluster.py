@@ -46,6 +46,21 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
         ray.shutdown()
 
 
+def ray_result(ref):
+    """``ray.get(ref)``, with an error raised in the worker re-raised as itself: its own type
+    (so bad input is not retried) and its own message (file, line, what was expected), not
+    Ray's wrapper with the worker's traceback as its text."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        cause = err.cause
+        if isinstance(cause, BaseException) and not isinstance(cause, ray.exceptions.RayError):
+            raise cause from err  # the worker's traceback stays in the chain, for the log
+        raise
+
+
 def stream_on_ray(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
     """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry, fraction) from
     ``work``, keeping at most twice the cluster's CPUs in flight; reused entries skip Ray.
@@ -67,7 +82,7 @@ def stream_on_ray(submit, work, label: str, key: str, total: int | None = None) 
         nonlocal reads, size, last_update, shown
         for ref in refs:
             shard_no, fraction = pending.pop(ref)
-            entry = ray.get(ref)
+            entry = ray_result(ref)
             entries[shard_no] = entry
             reads += entry.get("reads", 0)
             size += entry.get("chunk_bytes", 0)
