@@ -44,12 +44,12 @@ def align_reads(params: PipelineParams) -> dict:
         shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
         candidates = candidate_windows(index, root, shards, params.max_candidates)
-    manifest = stage_run(root, reads, reference, index, shards, candidates, settings)
-    align_dir = run_alignment(manifest, params.ranks, params.backend, params.kernel, params.launcher,
+    staged = stage_run(root, reads, reference, index, shards, candidates, settings)
+    align_dir = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
                               params.partition, params.time_limit, params.max_resubmits, params.mode)
     to_s3 = parse_uri(params.output).is_s3
-    output = str(Path(manifest).parent / RESULTS) if to_s3 else params.output
-    summary = collect_results(manifest, align_dir, output, params.ranks, params.sam)
+    output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
+    summary = collect_results(staged, align_dir, output, params.ranks, params.sam)
     return export_results(summary, params.output, params.s3) if to_s3 else summary
 
 

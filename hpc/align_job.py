@@ -27,7 +27,7 @@ from hpc.codec import unpack_codes
 from hpc.files import atomic_write_text, save_npz_atomic
 from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
-from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
+from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 
 SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
@@ -35,10 +35,13 @@ COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "n
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates")
 
 
-def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False) -> list[str]:
-    """The command line of this job, as a launcher wraps it (``array``: one Slurm array task)."""
+def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
+                staged: StagedRun | None = None) -> list[str]:
+    """The command line of this job, as a launcher wraps it (``array``: one Slurm array task;
+    ``staged``: every rank checks the manifest is the one staged, with every read)."""
+    check = ["--manifest-sha256", staged.sha256, "--reads", str(staged.reads)] if staged else []
     return [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
-            "--kernel", kernel, *(["--array"] if array else [])]
+            "--kernel", kernel, *check, *(["--array"] if array else [])]
 
 
 def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
@@ -53,9 +56,11 @@ def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
     return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
 
 
-def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu") -> tuple[dict[str, np.ndarray], dict]:
-    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, and its counters."""
-    manifest = load_manifest(manifest_path)
+def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
+               reads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, and its
+    counters. With ``sha256`` and ``reads``, the manifest must be the one staged."""
+    manifest = load_manifest(manifest_path, sha256=sha256, reads=reads)
     root = manifest_path.parent
     settings = manifest_settings(manifest)
     scoring = dataclasses.astuple(settings.scoring)
@@ -132,13 +137,14 @@ def write_marker(out_dir: Path, rank: int, status: int, **fields) -> None:
     atomic_write_text(rank_marker(out_dir, rank), json.dumps(body, indent=2))
 
 
-def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str) -> None:
+def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, sha256: str | None = None,
+              reads: int | None = None) -> None:
     """Align this worker's share and write its rows and marker; a failure is marked, then raised."""
     try:
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
-        columns, counters = align_rank(manifest, rank, size, kernel)
+        columns, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
         path = write_rank_output(out_dir, rank, columns)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         write_marker(out_dir, rank, 0, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True, type=Path, help="staging manifest.json")
     parser.add_argument("--out-dir", type=Path, help="where rank outputs go (default: <staging>/align)")
     parser.add_argument("--kernel", choices=KERNELS, default="cpu", help="Smith-Waterman kernel (default cpu)")
+    parser.add_argument("--manifest-sha256", help="refuse a manifest other than the one staged")
+    parser.add_argument("--reads", type=int, help="refuse a manifest whose shards hold another number of reads")
     parser.add_argument("--array", action="store_true",
                         help="Slurm job-array mode: no MPI; this task's share is SLURM_ARRAY_TASK_ID "
                              "of SLURM_ARRAY_TASK_COUNT, and the submitter checks the markers")
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
         size = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
         try:
-            run_share(args.manifest, out_dir, rank, size, args.kernel)
+            run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads)
         except Exception:  # noqa: BLE001 - already in the marker; the task's exit status says the rest
             traceback.print_exc()
             return 1
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     try:
-        run_share(args.manifest, out_dir, rank, size, args.kernel)
+        run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads)
     except Exception:  # noqa: BLE001 - in the marker; abort so no rank waits forever
         traceback.print_exc()
         sys.stderr.flush()

@@ -4,6 +4,7 @@ and verified by every reader (the MPI job, collect)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -61,22 +62,46 @@ def write_manifest(root: Path, body: dict[str, Any]) -> Path:
     return path
 
 
+@dataclasses.dataclass(frozen=True)
+class StagedRun:
+    """What the stage task hands on: the manifest, its sha256 as written, and how many reads
+    the encoder wrote into the shards it lists. The align job and collect check all three, so
+    a manifest edited or swapped after staging fails the run instead of losing reads."""
+
+    manifest: Path
+    sha256: str
+    reads: int
+
+    def verify(self) -> dict[str, Any]:
+        """The manifest, after checking it is the one staged and lists every read."""
+        return load_manifest(self.manifest, sha256=self.sha256, reads=self.reads)
+
+
 def manifest_settings(manifest: dict[str, Any]) -> RunSettings:
     return RunSettings.from_json(manifest["settings"])
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+def load_manifest(path: Path, sha256: str | None = None, reads: int | None = None) -> dict[str, Any]:
+    """The manifest at ``path``; with ``sha256``, only if it is byte for byte the one staged;
+    with ``reads``, only if its shards hold that many reads."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
+    data = path.read_bytes()  # hashed and parsed from the same bytes
+    if sha256 is not None and (digest := hashlib.sha256(data).hexdigest()) != sha256:
+        raise ManifestError(f"{path}: changed after staging (sha256 {digest[:16]}, staged {sha256[:16]}); "
+                            "nothing was aligned from it; run the flow again to stage afresh")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(data)
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
     if manifest.get("version") != MANIFEST_VERSION:
         raise ManifestError(
             f"{path}: field 'version' is {manifest.get('version')!r}, expected {MANIFEST_VERSION}"
         )
+    if reads is not None and (listed := sum(int(s.get("reads", 0)) for s in manifest.get("shards", []))) != reads:
+        raise ManifestError(f"{path}: lists {listed} reads in {len(manifest.get('shards', []))} shards, but "
+                            f"{reads} were encoded; a shard is missing from it")
     return manifest
 
 

@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import job_command
 from hpc.backend import JobFailedError, JobSpec, JobState, tail
+from hpc.manifest import StagedRun
 from hpc.choices import JOB_MODES, Backend, JobMode, Kernel, Launcher, check_choice
 from hpc.launchers import launcher as make_launcher
 from hpc.run_folder import align_dir, clear_align_dir, job_errors, job_logs, job_marker, rank_marker
@@ -44,7 +45,7 @@ def _report(attempts: list[Attempt], backend: str, command: list[str], failure: 
 
 # A job that ran and failed is not retried blindly; a failure to submit is.
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
-def run_alignment(manifest: Path, ranks: int, backend: Backend = "auto", kernel: Kernel = "cpu",
+def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kernel: Kernel = "cpu",
                   launcher: Launcher = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
                   max_resubmits: int = 2, mode: JobMode = "mpi") -> Path:
     """Run the alignment job on the staged manifest; return the folder of rank outputs.
@@ -53,6 +54,8 @@ def run_alignment(manifest: Path, ranks: int, backend: Backend = "auto", kernel:
     job array of ``ranks`` independent tasks, each aligning one cell-balanced share.
     """
     logger = get_run_logger()
+    staged.verify()  # before anything is submitted
+    manifest = staged.manifest
     out_dir = align_dir(Path(manifest).parent)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_align_dir(out_dir)
@@ -63,10 +66,10 @@ def run_alignment(manifest: Path, ranks: int, backend: Backend = "auto", kernel:
     if mode == "array":
         if kind != "slurm":
             raise ValueError(f"mode 'array' needs the slurm backend; backend {backend!r} resolved to {kind}")
-        command = job_command(manifest, out_dir, kernel, array=True)
+        command = job_command(manifest, out_dir, kernel, array=True, staged=staged)
         resources = {"array": f"0-{ranks - 1}", "ntasks": 1, "time": time_limit}
     else:
-        command = make_launcher(launcher, ranks).wrap(job_command(manifest, out_dir, kernel))
+        command = make_launcher(launcher, ranks).wrap(job_command(manifest, out_dir, kernel, staged=staged))
         resources = {"ntasks": ranks, "time": time_limit} if kind == "slurm" else {}
     out_log, err_log = job_logs(out_dir, array=mode == "array")
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import COLUMNS
 from hpc.files import atomic_write_text
-from hpc.manifest import load_manifest, load_npz_verified, manifest_settings
+from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings
 from hpc.run_folder import rank_output
 from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
 from tasks.genomics.paf import Hit, evaluate, mapq_from_scores
@@ -58,18 +58,45 @@ def hits_from_columns(cols: dict[str, np.ndarray], shards: list, tnames: list[st
     ]
 
 
-def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
+class ReconciliationError(ManifestError):
+    """The rank outputs do not account for every staged read exactly once."""
+
+
+def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], where: Path) -> None:
+    """Every row names a staged read, and no read has two primary alignments (a read without
+    one is reported unmapped), so each input read is in the output exactly once."""
+    shard, read = cols["shard"].astype(np.int64), cols["read"].astype(np.int64)
+    sizes = np.asarray(shard_reads, dtype=np.int64)
+    bad = (shard < 0) | (shard >= sizes.shape[0])
+    bad[~bad] = (read[~bad] < 0) | (read[~bad] >= sizes[shard[~bad]])
+    if bad.any():
+        k = int(np.nonzero(bad)[0][0])
+        raise ReconciliationError(f"{where}: an alignment names read {int(read[k])} of shard {int(shard[k])}, "
+                                  f"which the manifest does not list ({int(bad.sum())} such rows)")
+    base = np.concatenate([[0], np.cumsum(sizes)])
+    primaries = np.bincount(base[shard[cols["primary"] == 1]] + read[cols["primary"] == 1], minlength=int(base[-1]))
+    if (primaries > 1).any():
+        g = int(np.argmax(primaries > 1))
+        s = int(np.searchsorted(base, g, side="right") - 1)
+        raise ReconciliationError(f"{where}: read {g - int(base[s])} of shard {s} has {int(primaries[g])} primary "
+                                  "alignments (a rank output from another attempt?); expected at most one")
+
+
+def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False,
+                  staged: StagedRun | None = None) -> dict:
     """Write ``alignments.paf`` (and ``alignments.sam`` when ``sam``) and ``summary.json`` under
-    ``output_dir``; return the summary. Every input read is counted mapped or unmapped."""
-    manifest = load_manifest(Path(manifest_path))
+    ``output_dir``; return the summary. Every input read is counted once, mapped or unmapped;
+    with ``staged``, the manifest must be the one staged, holding every encoded read."""
+    manifest = staged.verify() if staged else load_manifest(Path(manifest_path))
     root = Path(manifest_path).parent
     ref = load_npz_verified(root, manifest["reference"])
     tnames = [str(n) for n in ref["names"]]
     shards = [load_npz_verified(root, s) for s in manifest["shards"]]
     scoring = manifest_settings(manifest).scoring
     mismatch_cost = scoring.match - scoring.mismatch
-    hits = hits_from_columns(load_rank_columns(align_dir, ranks), shards, tnames,
-                             [int(x) for x in ref["lengths"]], mismatch_cost)
+    cols = load_rank_columns(align_dir, ranks)
+    check_every_read_once(cols, [int(s["reads"]) for s in manifest["shards"]], Path(align_dir))
+    hits = hits_from_columns(cols, shards, tnames, [int(x) for x in ref["lengths"]], mismatch_cost)
     names = [n for s in shards for n in name_list(s["names"])]
     primaries = sum(h.primary for h in hits)
 
@@ -77,14 +104,18 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
     paf = out / "alignments.paf"
     atomic_write_text(paf, "".join(h.paf_line() + "\n" for h in hits))
     if sam:
-        by_name: dict[str, list[Hit]] = {}
-        for h in hits:
-            by_name.setdefault(h.qname, []).append(h)
+        # Hits are keyed by the read's place in the input, never its name: two reads may share one.
+        base = np.cumsum([0] + [len(s["lengths"]) for s in shards])
+        by_read: dict[int, list[Hit]] = {}
+        for g, h in zip((base[cols["shard"]] + cols["read"]).tolist(), hits):
+            by_read.setdefault(g, []).append(h)
         body = [sam_header(tnames, [int(x) for x in ref["lengths"]])]
+        g = 0
         for shard in shards:
             codes = EncodedShard.from_arrays(shard)
             for name, seq in zip(codes.names, decode_sequences(codes)):
-                body.extend(sam_records(name, seq, by_name.get(name, [])))
+                body.extend(sam_records(name, seq, by_read.get(g, [])))
+                g += 1
         atomic_write_text(out / "alignments.sam", "".join(body))
     accuracy = evaluate(hits, names)
     summary = {
@@ -103,9 +134,9 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
 
 
 @task(name="collect", **IO_TASK)
-def collect_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
+def collect_results(staged: StagedRun, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
     """:func:`write_results`, with the summary, accuracy and a plot as artifacts."""
-    summary = write_results(manifest_path, align_dir, output_dir, ranks, sam)
+    summary = write_results(staged.manifest, align_dir, output_dir, ranks, sam, staged=staged)
     out, paf, accuracy = Path(summary["summary"]).parent, Path(summary["paf"]), summary["accuracy"]
     get_run_logger().info("wrote %d alignments to %s", summary["mapped"], paf)
 

@@ -18,8 +18,8 @@ from tasks.ingest import ReadsInput
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import stream_on_ray
 # The functions Ray runs live in modules without Prefect, so workers start without importing it.
-from tasks.storage.shards import (clean_temp_files, completed, encode_chunk_file, encode_shard_file, has_record,
-                                  read_batches)
+from tasks.storage.shards import (check_unique_names, clean_temp_files, completed, encode_chunk_file, encode_shard_file,
+                                  has_record, read_batches)
 
 
 @task(name="encode-reads", **IO_TASK)
@@ -59,6 +59,7 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     fresh = not (root_path / READS).exists()
     try:
         entries = stream_on_ray(lambda item: remote.remote(*item, root), work(), "encode", "encode-progress")
+        check_unique_names(root_path, [entries[i] for i in range(len(entries))], source)
     except FastxFormatError:
         if fresh:  # bad input: leave no half-made run folder behind
             shutil.rmtree(root_path, ignore_errors=True)

@@ -13,7 +13,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.codec import pack_codes
 from hpc.files import save_npz_atomic
-from hpc.manifest import RunSettings, file_entry, load_manifest, write_manifest
+from hpc.files import sha256_file
+from hpc.manifest import RunSettings, StagedRun, file_entry, load_manifest, write_manifest
 from hpc.run_folder import CANDIDATES, READS, REFERENCE, run_folder, shard_path
 from tasks.genomics.encoding import EncodedShard
 from tasks.genomics.seeding import Candidates, ReferenceIndex
@@ -80,14 +81,16 @@ def stage_run(
     shards: list[dict],
     candidates: list[dict],
     settings: RunSettings,
-) -> Path:
+) -> StagedRun:
     """Complete the staging folder ``root`` (shards and candidates are already there):
-    reference, then the manifest with every file's size and sha256."""
+    reference, then the manifest with every file's size and sha256. Returns the manifest with
+    its own sha256 and the encoder's read count, which the align job and collect check."""
     root_path = Path(root)
     inputs = {"reads": {"uri": reads.uri, "sha256": reads.sha256},
               "reference": {"uri": reference.uri, "sha256": reference.sha256}}
     manifest = finish_staging(root_path, inputs, index, shards, candidates, settings)
-    entries = load_manifest(manifest)["shards"]
+    staged = StagedRun(manifest, sha256_file(manifest), sum(int(e["reads"]) for e in shards))
+    entries = staged.verify()["shards"]
     total = sum(e["bytes"] + e["candidates"]["bytes"] for e in entries)
     reused = sum(bool(e.get("reused")) for e in shards)
     get_run_logger().info("staged %d shards (%d bytes, %d reused from an earlier run) under %s",
@@ -104,7 +107,7 @@ def stage_run(
                  f"- shards: {len(entries)} ({reused} reused), {total} bytes with candidates\n",
         description="Staging manifest",
     )
-    return manifest
+    return staged
 
 
 @task(name="stage-reads", **IO_TASK)

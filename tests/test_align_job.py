@@ -1,18 +1,22 @@
 """The MPI job for real: mpiexec ranks from the mpich wheel, through the local backend."""
 
 import json
-import sys
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hpc.align_job import rank_marker, rank_output, split_by_cells
+from hpc.align_job import job_command, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
-from hpc.manifest import RunSettings
+from hpc.files import sha256_file
+from hpc.manifest import ManifestError, RunSettings, StagedRun
+from hpc.run_folder import rank_marker, rank_output
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
 from tasks.genomics.simulation import simulate_reads, simulate_reference
+from tasks.collect import ReconciliationError, check_every_read_once, write_results
 from tasks.stage import write_staging
 
 
@@ -38,9 +42,8 @@ def staged(tmp_path_factory):
     return manifest, reads
 
 
-def run_job(manifest, out_dir, ranks, env=None, kernel="cpu"):
-    command = MpiexecLauncher(ranks).wrap([sys.executable, "-m", "hpc.align_job", "--kernel", kernel,
-                                           "--manifest", str(manifest), "--out-dir", str(out_dir)])
+def run_job(manifest, out_dir, ranks, env=None, kernel="cpu", staged=None):
+    command = MpiexecLauncher(ranks).wrap(job_command(manifest, out_dir, kernel, staged=staged))
     spec = JobSpec("test-align", command, manifest.parent, out_dir / "job.out", out_dir / "job.err", env or {})
     backend = LocalBackend()
     return wait_for(backend, backend.submit(spec), timeout=240), spec
@@ -75,8 +78,6 @@ def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
 def test_tampered_shard_is_refused(staged, tmp_path):
     manifest, _ = staged
     copy = tmp_path / "run"
-    import shutil
-
     shutil.copytree(manifest.parent, copy)
     shard = copy / "reads" / "shard_00001.npz"
     data = bytearray(shard.read_bytes())
@@ -97,3 +98,49 @@ def test_scalar_and_vectorized_kernels_give_identical_rows(staged, tmp_path):
         outputs.append([dict(np.load(rank_output(tmp_path / kernel, r))) for r in range(2)])
     for a, b in zip(*outputs):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def without_last_shard(manifest, folder):
+    """A copy of the run folder whose manifest no longer lists its last shard (the files stay)."""
+    shutil.copytree(manifest.parent, folder)
+    body = json.loads((folder / "manifest.json").read_text())
+    body["shards"].pop()
+    (folder / "manifest.json").write_text(json.dumps(body, indent=2))
+    return folder / "manifest.json"
+
+
+def test_a_manifest_edited_after_staging_fails_every_rank(staged, tmp_path):
+    """The silent-loss case: one shard entry removed between stage and align. The job used to
+    align the 170 reads left and report them as all there is."""
+    manifest, reads = staged
+    as_staged = StagedRun(manifest, sha256_file(manifest), len(reads))
+    edited = without_last_shard(manifest, tmp_path / "run")
+    state, _ = run_job(edited, tmp_path / "out", 2, staged=as_staged)
+    assert state is JobState.FAILED
+    error = json.loads(rank_marker(tmp_path / "out", 0).read_text())["error"]
+    assert error.startswith(f"ManifestError: {edited}: changed after staging"), error
+    with pytest.raises(ManifestError, match=r"lists 170 reads in 1 shards, but 300 were encoded"):
+        StagedRun(edited, sha256_file(edited), len(reads)).verify()
+
+
+def test_collect_accounts_for_every_read_once(staged, tmp_path):
+    manifest, reads = staged
+    state, spec = run_job(manifest, tmp_path / "out", 2)
+    assert state is JobState.COMPLETED, tail(spec.stderr)
+    as_staged = StagedRun(manifest, sha256_file(manifest), len(reads))
+    summary = write_results(manifest, tmp_path / "out", str(tmp_path / "results"), 2, staged=as_staged)
+    assert summary["reads"] == summary["mapped"] + summary["unmapped"] == len(reads)
+    with pytest.raises(ManifestError, match="but 301 were encoded"):
+        write_results(manifest, tmp_path / "out", str(tmp_path / "results2"), 2,
+                      staged=StagedRun(manifest, as_staged.sha256, len(reads) + 1))
+    assert not (tmp_path / "results2").exists()
+
+
+def test_a_read_with_two_primaries_or_an_unknown_read_is_refused():
+    cols = {"shard": np.array([0, 0, 1]), "read": np.array([0, 0, 2]), "primary": np.array([1, 1, 1])}
+    with pytest.raises(ReconciliationError, match="read 0 of shard 0 has 2 primary alignments"):
+        check_every_read_once(cols, [2, 3], Path("align"))
+    cols = {"shard": np.array([0, 1]), "read": np.array([1, 3]), "primary": np.array([1, 1])}
+    with pytest.raises(ReconciliationError, match="names read 3 of shard 1, which the manifest does not list"):
+        check_every_read_once(cols, [2, 3], Path("align"))
+    check_every_read_once({"shard": np.array([0, 0]), "read": np.array([1, 1]), "primary": np.array([1, 0])}, [2], Path("align"))

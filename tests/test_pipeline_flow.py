@@ -185,6 +185,9 @@ BAD_INPUTS = {
     "invalid-char": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2", "ACG*AC", "IIIIII")]),
                      "bad.fq:6: invalid base '*' at column 4"),
     "empty-reads": ("reads", "", "bad.fq: file is empty"),
+    "duplicate-read-names": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2", "ACGTAC", "IIIIII"),
+                                             ("r1", "GGGTACGTAC", "IIIIIIIIII")]),
+                             "bad.fq:9: read name 'r1' repeats the read at line 1; expected unique read names"),
     "duplicate-contig": ("reference", ">c1\nACGTACGTAC\n>c2\nACGT\n>c1\nGGGG\n",
                          "bad.fa:5: duplicate contig name 'c1' (first seen at line 1)"),
 }

@@ -191,6 +191,22 @@ def gather_names(buf, name_s, name_e):
 
 
 @numba.njit(**NJIT)
+def name_hashes_of_rows(rows):
+    """64-bit FNV-1a of each row of a NUL-padded (reads, width) uint8 array, up to its first
+    NUL: equal names hash equally whatever the width of the array they sit in."""
+    out = np.empty(rows.shape[0], dtype=np.uint64)
+    for r in range(rows.shape[0]):
+        h = np.uint64(14695981039346656037)
+        for j in range(rows.shape[1]):
+            c = rows[r, j]
+            if c == 0:
+                break
+            h = (h ^ np.uint64(c)) * np.uint64(1099511628211)
+        out[r] = h
+    return out
+
+
+@numba.njit(**NJIT)
 def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads, letters):
     """Decode every base from ``packed`` (``quads``: a packed byte -> its four letters) and
     ``nmask`` (N) into ``letters`` (scratch, at least 4 per packed byte), and compare each

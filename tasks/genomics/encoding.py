@@ -37,6 +37,26 @@ def name_array(names: list[str]) -> np.ndarray:
     return np.array([n.encode("utf-8") for n in names], dtype=np.bytes_)
 
 
+def name_hashes(names: np.ndarray | list[str]) -> np.ndarray:
+    """A 64-bit hash per read name (uint64), to find repeated names without holding them."""
+    from hpc.kernels.fastq import name_hashes_of_rows
+
+    arr = names if isinstance(names, np.ndarray) and names.dtype.kind == "S" else name_array(list(names))
+    if arr.shape[0] == 0 or arr.dtype.itemsize == 0:
+        return np.zeros(arr.shape[0], dtype=np.uint64)
+    return name_hashes_of_rows(np.ascontiguousarray(arr).view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize))
+
+
+def repeated_name_candidates(hashes: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Pairs (earlier, later) of global read numbers whose name hashes are equal, ordered by
+    the later one; the caller confirms with the names themselves."""
+    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    order = np.argsort(every, kind="stable")  # stable: equal hashes stay in input order
+    same = np.nonzero(every[order][1:] == every[order][:-1])[0]
+    pairs = sorted(((int(order[i]), int(order[i + 1])) for i in same), key=lambda p: p[1])
+    return pairs
+
+
 def name_list(names: np.ndarray) -> list[str]:
     """Read names as text, from a shard's names array (bytes; older shards: unicode)."""
     if names.dtype.kind == "S":
@@ -73,6 +93,7 @@ class EncodedShard:
             "offsets": self.offsets,
             "packed": self.packed,
             "nmask": self.nmask,
+            "name_hash": name_hashes(self.names),
         }
 
     @classmethod

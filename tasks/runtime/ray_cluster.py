@@ -13,6 +13,13 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 PROGRESS_EVERY_S = 2.0  # the progress artifact is updated at most this often (and at the end)
+# Ray retries a task its memory monitor killed without limit by default: a reference too big
+# for the node was killed and retried forever. Twice here, then the task fails with Ray's
+# OutOfMemoryError (the node's memory in use and in total), which the Prefect task's own
+# retries see like any other failure. A cluster joined by address keeps its own setting
+# (RAY_task_oom_retries on its nodes).
+OOM_RETRIES = 2
+LOCAL_RAY_CONFIG = {"task_oom_retries": OOM_RETRIES}
 
 
 @contextlib.contextmanager
@@ -33,7 +40,7 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        ray.init(num_cpus=num_cpus or os.cpu_count(), _system_config=LOCAL_RAY_CONFIG, **kwargs)
     # Workers unpickle warm_up by reference to its module, which does not import Prefect.
     from tasks.genomics.chunks import warm_up
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hpc.files import FILE_MODE, MIB
+from hpc.files import FILE_MODE, MIB, atomic_write_text
 from hpc.run_folder import inputs_dir
 from tasks.storage.uri import BadLocation, StorageError, parse_uri, safe_relative
 
@@ -214,7 +214,7 @@ def fetch(uri: str, staging_dir: str | Path, settings: S3Settings | None = None)
                                "nothing was kept, run again")
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
-        tag_file.write_text(etag)
+        atomic_write_text(tag_file, etag)  # after the data: a crash between leaves a stale tag, so a refetch
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001

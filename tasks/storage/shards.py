@@ -22,8 +22,8 @@ from hpc.files import MIB, atomic_write_text, save_npz_atomic
 from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
 from hpc.run_folder import CANDIDATES, READS, record_path, shard_path
 from tasks.genomics.chunks import Chunk, chunk_identity, encode_chunk
-from tasks.genomics.encoding import EncodedShard, encode_and_check, name_list
-from tasks.genomics.fastx import read_fastx
+from tasks.genomics.encoding import EncodedShard, encode_and_check, name_hashes, name_list, repeated_name_candidates
+from tasks.genomics.fastx import FastxFormatError, read_fastx
 from tasks.genomics.seeding import find_candidates
 
 
@@ -102,6 +102,32 @@ def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> di
     shard = encode_chunk(data, source, chunk.first_line, shard_no)
     first, last = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
     return _write_reads(root, shard_no, shard, first, last, **chunk_identity(chunk, data))
+
+
+def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
+    """Refuse a reads file in which two reads share a name (they could not be told apart in
+    SAM/BAM, nor matched to their mates): FastxFormatError naming both lines (FASTQ) or
+    record numbers (FASTA). Reads only the names' hashes, then the two shards concerned."""
+    hashes = []
+    for e in entries:
+        with np.load(Path(root) / e["path"], allow_pickle=False) as data:
+            hashes.append(data["name_hash"] if "name_hash" in data.files else name_hashes(data["names"]))
+    base = np.cumsum([0] + [int(e["reads"]) for e in entries])
+
+    def where(g: int) -> tuple[str, int | None, str]:
+        s = int(np.searchsorted(base, g, side="right") - 1)
+        with np.load(Path(root) / entries[s]["path"], allow_pickle=False) as data:
+            name = name_list(data["names"][g - base[s]:g - base[s] + 1])[0]
+        first = entries[s].get("first_line")  # FASTQ chunks: four lines a record
+        line = None if first is None else int(first) + 4 * (g - int(base[s]))
+        return name, line, f"line {line}" if line is not None else f"record {g + 1}"
+
+    for a, b in repeated_name_candidates(hashes):
+        (name_a, _, at_a), (name_b, line_b, at_b) = where(a), where(b)
+        if name_a == name_b:
+            raise FastxFormatError(source, line_b, ("" if line_b is not None else f"{at_b}: ")
+                                   + f"read name {name_b!r} repeats the read at {at_a}; expected unique read "
+                                   "names (reads sharing a name cannot be told apart in SAM/BAM)")
 
 
 def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:

@@ -1,0 +1,39 @@
+"""Repeated read names are refused at encode, across shards, naming both places."""
+
+import numpy as np
+import pytest
+
+from tasks.genomics.encoding import name_hashes, repeated_name_candidates
+from tasks.genomics.fastx import FastxFormatError
+from tasks.storage.shards import check_unique_names, encode_shard_file
+
+
+def test_equal_names_hash_equally_whatever_the_array_width():
+    wide = np.array([b"r1", b"a-much-longer-name"])
+    assert name_hashes(wide)[0] == name_hashes(["r1"])[0] == name_hashes(np.array([b"r1"]))[0]
+    assert len(set(name_hashes([f"read{i}" for i in range(10_000)]).tolist())) == 10_000
+    assert repeated_name_candidates([name_hashes(["a", "b"]), name_hashes(["c", "a", "b"])]) == [(0, 3), (1, 4)]
+
+
+def write(root, shards):
+    entries = []
+    for no, names in enumerate(shards):
+        entries.append(encode_shard_file(no, names, [b"ACGT"] * len(names), str(root)))
+    return entries
+
+
+def test_a_name_repeated_in_another_shard_names_both_lines(tmp_path):
+    entries = write(tmp_path, [["r1", "r2", "r3"], ["r4", "r2"]])
+    for e, first in zip(entries, (1, 13)):  # as the FASTQ encoder records them
+        e["first_line"] = first
+    with pytest.raises(FastxFormatError) as err:
+        check_unique_names(tmp_path, entries, "reads.fq")
+    assert str(err.value) == ("reads.fq:17: read name 'r2' repeats the read at line 5; expected unique read names "
+                              "(reads sharing a name cannot be told apart in SAM/BAM)")
+
+
+def test_fasta_reads_are_named_by_record_and_unique_names_pass(tmp_path):
+    entries = write(tmp_path / "a", [["x", "y"], ["z", "x"]])
+    with pytest.raises(FastxFormatError, match=r"reads.fa: record 4: read name 'x' repeats the read at record 1"):
+        check_unique_names(tmp_path / "a", entries, "reads.fa")
+    check_unique_names(tmp_path / "b", write(tmp_path / "b", [["x", "y"], ["z"]]), "reads.fa")
