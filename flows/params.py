@@ -51,6 +51,8 @@ class PipelineParams(BaseModel):
     partition: str | None = Field(None, description="Slurm partition (default: the cluster's default)")
     time_limit: str = Field("01:00:00", description="Slurm time limit of the alignment job")
     max_resubmits: int = Field(2, ge=0, le=10, description="resubmissions after NODE_FAIL or PREEMPTED")
+    pending_timeout: int = Field(3600, ge=10, description="seconds a Slurm job may wait in the queue before it is "
+                                 "cancelled (one that Slurm says can never start is cancelled at once)")
     ranks: int = Field(2, ge=1, le=4096, description="MPI ranks")
     kernel: Kernel = Field(
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")

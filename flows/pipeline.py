@@ -46,7 +46,8 @@ def align_reads(params: PipelineParams) -> dict:
         candidates = candidate_windows(index, root, shards, params.max_candidates)
     staged = stage_run(root, reads, reference, index, shards, candidates, settings)
     align_dir = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
-                              params.partition, params.time_limit, params.max_resubmits, params.mode)
+                              params.partition, params.time_limit, params.max_resubmits, params.mode,
+                              params.pending_timeout)
     to_s3 = parse_uri(params.output).is_s3
     output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
     summary = collect_results(staged, align_dir, output, params.ranks, params.sam)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class JobState(enum.Enum):
@@ -27,6 +27,7 @@ class JobState(enum.Enum):
     NODE_FAIL = "node_fail"
     PREEMPTED = "preempted"
     OUT_OF_MEMORY = "out_of_memory"
+    UNSCHEDULABLE = "unschedulable"  # pending for a reason that will not pass, or too long: cancelled
     UNKNOWN = "unknown"
 
     @property
@@ -71,6 +72,7 @@ class JobHandle:
     spec: JobSpec
     process: subprocess.Popen | None = None
     script: Path | None = None  # the batch script, for schedulers that take one
+    reason: str = ""  # why the scheduler has not started it yet, as the scheduler says
 
 
 class Backend(Protocol):
@@ -120,15 +122,21 @@ class LocalBackend:
 
 def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
              timeout: float | None = None, timeline: list[tuple[float, JobState]] | None = None,
-             done_marker: Path | None = None, unknown_grace: float = 60.0) -> JobState:
+             done_marker: Path | None = None, unknown_grace: float = 60.0, pending_timeout: float | None = None,
+             on_change: Callable[[JobState, str], None] | None = None) -> JobState:
     """Poll until the job finishes; cancel it if interrupted or past ``timeout``.
 
-    Each change of state is appended to ``timeline`` as (unix time, state) when given. A job
-    the scheduler no longer knows is judged by the job's own ``done_marker``: COMPLETED when
-    it exists, FAILED when it is still missing after ``unknown_grace`` seconds.
+    Each change of state is appended to ``timeline`` as (unix time, state) when given, and
+    each change of state or pending reason goes to ``on_change``. A job the scheduler no
+    longer knows is judged by the job's own ``done_marker``: COMPLETED when it exists, FAILED
+    when it is still missing after ``unknown_grace`` seconds. A job the scheduler says can
+    never start (UNSCHEDULABLE), or still pending after ``pending_timeout`` seconds, is
+    cancelled and ends UNSCHEDULABLE with ``handle.reason`` saying why.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    started = time.monotonic()
     unknown_since: float | None = None
+    seen: tuple[JobState, str] | None = None
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
@@ -142,8 +150,18 @@ def wait_for(backend: Backend, handle: JobHandle, poll_seconds: float = 0.5,
                     state = JobState.FAILED
             else:
                 unknown_since = None
+            if (state is JobState.PENDING and pending_timeout is not None
+                    and time.monotonic() - started > pending_timeout):
+                handle.reason = f"still pending after {pending_timeout:g} s ({handle.reason or 'no reason given'})"
+                state = JobState.UNSCHEDULABLE
             if timeline is not None and (not timeline or timeline[-1][1] is not state):
                 timeline.append((time.time(), state))
+            if on_change is not None and seen != (state, handle.reason):
+                on_change(state, handle.reason)
+            seen = (state, handle.reason)
+            if state is JobState.UNSCHEDULABLE:
+                backend.cancel(handle)  # it would wait in the queue forever
+                return state
             if state.finished:
                 return state
             if deadline is not None and time.monotonic() > deadline:

@@ -112,6 +112,25 @@ def parse_sacct_state(text: str) -> str | None:
     return None
 
 
+# Pending reasons that no amount of waiting clears: the job asks for more than the partition,
+# its limits or its account allow, or for nodes that are not there.
+NEVER_STARTS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints",
+                "ReqNodeNotAvail", "InvalidQOS", "InvalidAccount", "QOSMaxCpuPerJobLimit",
+                "QOSMaxNodePerJobLimit", "AssocMaxCpuPerJobLimit", "AssocMaxNodePerJobLimit")
+
+
+def pending_state(fields: dict[str, str]) -> tuple[JobState, str]:
+    """(state, reason) of one ``scontrol show job`` record: a pending job whose Reason is in
+    :data:`NEVER_STARTS` is UNSCHEDULABLE."""
+    state = slurm_state(fields.get("JobState", "UNKNOWN"))
+    reason = fields.get("Reason", "") if state is JobState.PENDING else ""
+    if reason in ("None", "(null)"):
+        reason = ""
+    if reason.startswith(NEVER_STARTS):
+        return JobState.UNSCHEDULABLE, f"Reason={reason}: Slurm will never start it as asked"
+    return state, f"Reason={reason}" if reason else ""
+
+
 def slurm_state(name: str) -> JobState:
     return SLURM_STATES.get(name.split()[0].rstrip("+"), JobState.UNKNOWN)
 
@@ -164,8 +183,11 @@ class SlurmBackend:
     def status(self, handle: JobHandle) -> JobState:
         rc, out, err = self.run(["scontrol", "show", "job", "-o", handle.job_id])
         if rc == 0 and out.strip():
-            return combined_state([parse_scontrol_job(line).get("JobState", "UNKNOWN")
-                                   for line in out.splitlines() if line.strip()])
+            records = [parse_scontrol_job(line) for line in out.splitlines() if line.strip()]
+            first, handle.reason = pending_state(records[0])
+            if first is JobState.UNSCHEDULABLE:
+                return first
+            return combined_state([r.get("JobState", "UNKNOWN") for r in records])
         rc, out, _ = self.run(["sacct", "-X", "-n", "-P", "-o", "State", "-j", handle.job_id])
         state = parse_sacct_state(out) if rc == 0 else None
         return slurm_state(state) if state else JobState.UNKNOWN

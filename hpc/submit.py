@@ -4,6 +4,7 @@ preemption."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 from hpc.backend import Backend, JobHandle, JobSpec, JobState, LocalBackend, wait_for
@@ -32,13 +33,16 @@ class Attempt:
 
 
 def run_to_completion(backend: Backend, spec: JobSpec, *, max_resubmits: int = 2, poll_seconds: float = 1.0,
-                      timeout: float | None = None, done_marker: Path | None = None) -> list[Attempt]:
+                      timeout: float | None = None, done_marker: Path | None = None,
+                      pending_timeout: float | None = None,
+                      on_change: Callable[[JobState, str], None] | None = None) -> list[Attempt]:
     """Submit, wait, and resubmit while the job ends NODE_FAIL or PREEMPTED (up to
     ``max_resubmits`` times). Returns every attempt; the last one's state is the outcome."""
     attempts: list[Attempt] = []
     while True:
         attempt = Attempt(handle=backend.submit(spec))
         attempts.append(attempt)
-        attempt.state = wait_for(backend, attempt.handle, poll_seconds, timeout, attempt.timeline, done_marker)
+        attempt.state = wait_for(backend, attempt.handle, poll_seconds, timeout, attempt.timeline, done_marker,
+                                 pending_timeout=pending_timeout, on_change=on_change)
         if attempt.state not in RESUBMIT_STATES or len(attempts) > max_resubmits:
             return attempts

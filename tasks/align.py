@@ -47,7 +47,7 @@ def _report(attempts: list[Attempt], backend: str, command: list[str], failure: 
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
 def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kernel: Kernel = "cpu",
                   launcher: Launcher = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
-                  max_resubmits: int = 2, mode: JobMode = "mpi") -> Path:
+                  max_resubmits: int = 2, mode: JobMode = "mpi", pending_timeout: float | None = 3600) -> Path:
     """Run the alignment job on the staged manifest; return the folder of rank outputs.
 
     ``mode="mpi"`` runs one MPI job of ``ranks`` ranks; ``mode="array"`` (Slurm only) runs a
@@ -75,8 +75,12 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
                    workdir=Path(manifest).parent, stdout=out_log, stderr=err_log,
                    env={"NUMBA_NUM_THREADS": str(threads)}, resources=resources)
+    def log_change(state: JobState, reason: str) -> None:
+        logger.info("alignment job %s%s", state.name, f" ({reason})" if reason else "")
+
     attempts = run_to_completion(runner, spec, max_resubmits=max_resubmits,
-                                 done_marker=job_marker(out_dir) if mode == "mpi" else None)
+                                 done_marker=job_marker(out_dir) if mode == "mpi" else None,
+                                 pending_timeout=pending_timeout if kind == "slurm" else None, on_change=log_change)
     state = attempts[-1].state
     markers = read_markers(out_dir, ranks)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
@@ -84,6 +88,8 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
     if state is not JobState.COMPLETED or failed or missing:
         detail = "; ".join(f"rank {m['rank']}: {m.get('error')}" for m in failed) or (
             f"ranks without a completion marker: {missing}" if missing else "no rank reported an error")
+        if state is JobState.UNSCHEDULABLE:
+            detail = f"cancelled before it started: {attempts[-1].handle.reason}"
         stderr = "\n".join(tail(err) for err in job_errors(out_dir))
         create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
                                  + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n")

@@ -37,6 +37,29 @@ def test_job_in_folder_with_spaces_and_quotes_completes(slurm, tmp_path):
     assert "#SBATCH --output=" in attempts[-1].handle.script.read_text()
 
 
+def test_job_that_can_never_start_is_cancelled_at_once_with_its_reason(slurm, tmp_path):
+    """Six tasks on a two-CPU node: Slurm keeps it pending (Reason=PartitionConfig) forever;
+    the wait ends at once, says why, and leaves nothing in the queue."""
+    changes = []
+    t0 = time.monotonic()
+    attempts = run_to_completion(slurm, job(tmp_path, ["true"], ntasks=6), poll_seconds=0.3,
+                                 on_change=lambda state, reason: changes.append((state, reason)))
+    handle = attempts[-1].handle
+    assert attempts[-1].state is JobState.UNSCHEDULABLE and len(attempts) == 1
+    assert handle.reason.startswith("Reason=PartitionConfig"), handle.reason
+    assert changes[-1] == (JobState.UNSCHEDULABLE, handle.reason)
+    assert time.monotonic() - t0 < 60 and not in_squeue(handle.job_id)
+
+
+def test_job_pending_past_its_limit_is_cancelled(slurm, tmp_path):
+    """A job held in the queue (as one waiting for busy nodes would be) past pending_timeout."""
+    attempts = run_to_completion(slurm, job(tmp_path, ["true"], extra_directives=["--hold"]), poll_seconds=0.3,
+                                 pending_timeout=3)
+    handle = attempts[-1].handle
+    assert attempts[-1].state is JobState.UNSCHEDULABLE
+    assert handle.reason.startswith("still pending after 3 s (Reason=") and not in_squeue(handle.job_id)
+
+
 def test_nonzero_exit_ends_failed_with_its_stderr(slurm, tmp_path):
     attempts = run_to_completion(slurm, job(tmp_path, ["bash", "-c", "echo 'kernel exploded' >&2; exit 3"]),
                                  poll_seconds=0.3)

@@ -12,6 +12,7 @@ from hpc.slurm import (
     parse_sacct_state,
     parse_sbatch_parsable,
     parse_scontrol_job,
+    pending_state,
     render_sbatch,
     slurm_state,
 )
@@ -111,3 +112,16 @@ def test_job_array_state_is_combined_over_tasks():
     runner = FakeRunner([(0, "JobId=8 ArrayJobId=7 ArrayTaskId=1 JobState=COMPLETED\n"
                              "JobId=7 ArrayJobId=7 ArrayTaskId=0 JobState=NODE_FAIL\n", "")])
     assert SlurmBackend(runner=runner).status(type("H", (), {"job_id": "7"})()) is JobState.NODE_FAIL
+
+
+@pytest.mark.parametrize(("line", "state", "reason"), [
+    ("JobId=7 JobState=PENDING Reason=PartitionConfig Dependency=(null)", JobState.UNSCHEDULABLE,
+     "Reason=PartitionConfig: Slurm will never start it as asked"),
+    ("JobId=7 JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:vm", JobState.UNSCHEDULABLE,
+     "Reason=ReqNodeNotAvail,_UnavailableNodes:vm: Slurm will never start it as asked"),
+    ("JobId=7 JobState=PENDING Reason=Resources", JobState.PENDING, "Reason=Resources"),
+    ("JobId=7 JobState=PENDING Reason=None", JobState.PENDING, ""),
+    ("JobId=7 JobState=RUNNING Reason=None", JobState.RUNNING, ""),
+])
+def test_pending_reasons_that_never_clear_end_the_wait(line, state, reason):
+    assert pending_state(parse_scontrol_job(line)) == (state, reason)
