@@ -188,6 +188,8 @@ BAD_INPUTS = {
     "duplicate-read-names": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2", "ACGTAC", "IIIIII"),
                                              ("r1", "GGGTACGTAC", "IIIIIIIIII")]),
                              "bad.fq:9: read name 'r1' repeats the read at line 1; expected unique read names"),
+    "long-read-name": ("reads", fastq([("r1", "ACGTACGTAC", "IIIIIIIIII"), ("r2" + "x" * 300, "ACGTAC", "IIIIII")]),
+                       "bad.fq:5: read name is 302 bytes; expected at most 254"),
     "duplicate-contig": ("reference", ">c1\nACGTACGTAC\n>c2\nACGT\n>c1\nGGGG\n",
                          "bad.fa:5: duplicate contig name 'c1' (first seen at line 1)"),
 }

@@ -5,7 +5,8 @@ import pytest
 
 from tasks.genomics.encoding import name_hashes, repeated_name_candidates
 from tasks.genomics.fastx import FastxFormatError
-from tasks.storage.shards import check_unique_names, encode_shard_file
+from tasks.genomics.chunks import encode_chunk
+from tasks.storage.shards import check_unique_names, encode_shard_file, read_batches
 
 
 def test_equal_names_hash_equally_whatever_the_array_width():
@@ -37,3 +38,19 @@ def test_fasta_reads_are_named_by_record_and_unique_names_pass(tmp_path):
     with pytest.raises(FastxFormatError, match=r"reads.fa: record 4: read name 'x' repeats the read at record 1"):
         check_unique_names(tmp_path / "a", entries, "reads.fa")
     check_unique_names(tmp_path / "b", write(tmp_path / "b", [["x", "y"], ["z"]]), "reads.fa")
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_a_name_longer_than_sam_allows_is_refused_with_its_line(odd):
+    """Both FASTQ parsers (the compiled one, and the line parser that takes over for odd input)."""
+    records = [("r1", "ACGT"), ("r" * 255, "ACGT"), ("r3", "ACGT")]
+    text = "".join(f"@{n}\n{s}\n+\n{'I' * len(s)}\n" for n, s in records) + ("\n\n" if odd else "")
+    with pytest.raises(FastxFormatError, match=r"^reads.fq:5: read name is 255 bytes; expected at most 254"):
+        encode_chunk(np.frombuffer(text.encode(), dtype=np.uint8), "reads.fq", 1)
+
+
+def test_a_fasta_read_name_longer_than_sam_allows_is_refused(tmp_path):
+    path = tmp_path / "reads.fa"
+    path.write_text(">r1\nACGT\n>" + "n" * 300 + "\nACGT\n")
+    with pytest.raises(FastxFormatError, match=r"reads.fa:3: read name is 300 bytes; expected at most 254"):
+        list(read_batches(path, 10, 1.0))

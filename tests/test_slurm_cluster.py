@@ -94,8 +94,10 @@ def test_interrupting_the_waiter_scancels_the_job(slurm, tmp_path):
         time.sleep(0.2)
     assert in_squeue(job_id)
     proc.send_signal(signal.SIGINT)  # Ctrl-C; Prefect's cancellation raises in the same place
-    proc.wait(timeout=60)
-    deadline = time.monotonic() + 30
+    # Generous: with two CPU hogs beside it, scontrol and scancel (through munge and a busy
+    # slurmctld) took most of a minute once; the claim is that the job goes, not how fast.
+    proc.wait(timeout=240)
+    deadline = time.monotonic() + 120
     while in_squeue(job_id) and time.monotonic() < deadline:
         time.sleep(0.3)
     assert not in_squeue(job_id)

@@ -23,7 +23,8 @@ import numpy as np
 
 from hpc.codec import pack_codes
 from hpc.kernels.fastq import cut_block, encode_records, first_mismatch, gather_names
-from tasks.genomics.encoding import BASES, DecodeCheckError, EncodedShard, codes_of, name_array, name_list
+from tasks.genomics.encoding import (BASES, MAX_NAME_BYTES, DecodeCheckError, EncodedShard, codes_of, name_array,
+                                    name_list, name_too_long)
 from tasks.genomics.fastx import (
     GZIP_ERRORS,
     GZIP_MAGIC,
@@ -167,6 +168,9 @@ def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndar
     if first is None:
         return [], np.zeros(0, np.uint8), np.zeros(0, np.int32)
     records = list(_fastq(Path(source), lines, first))
+    for r in records:
+        if len(r.name.encode()) > MAX_NAME_BYTES:
+            raise FastxFormatError(source, r.line, name_too_long(len(r.name.encode())))
     seqs = b"".join(r.seq for r in records)
     return ([r.name for r in records], np.frombuffer(seqs, dtype=np.uint8),
             np.array([len(r.seq) for r in records], dtype=np.int32))
@@ -176,6 +180,9 @@ def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int =
     """Parse and encode one chunk; every base is decoded back and compared with its input
     (:class:`DecodeCheckError` names the first read that differs)."""
     ok, name_s, name_e, seq_s, lengths, packed, nmask = encode_records(data, _CODE_LUT)
+    if ok and (name_e - name_s).max(initial=0) > MAX_NAME_BYTES:  # before names are padded to the longest
+        i = int(np.argmax(name_e - name_s > MAX_NAME_BYTES))
+        raise FastxFormatError(source, first_line + 4 * i, name_too_long(int(name_e[i] - name_s[i])))
     if ok:
         raw = gather_names(data, name_s, name_e)
         names = raw.view(f"S{raw.shape[1]}").reshape(-1)

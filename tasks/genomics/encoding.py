@@ -9,6 +9,13 @@ import numpy as np
 from hpc.codec import CODE_N, pack_codes, unpack_codes
 
 BASES = b"ACGTN"
+# SAM's limit for QNAME. Shards store names at the width of the longest in the shard, so one
+# 200-kB name made every read in its shard cost 200 kB; a longer name is refused at encode.
+MAX_NAME_BYTES = 254
+
+
+def name_too_long(length: int) -> str:
+    return f"read name is {length} bytes; expected at most {MAX_NAME_BYTES} (SAM's limit for a read name)"
 _TO_CODE = np.full(256, 255, dtype=np.uint8)
 for _code, _ch in enumerate(BASES):
     _TO_CODE[_ch] = _code
