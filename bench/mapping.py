@@ -20,7 +20,7 @@ from hpc.align_job import job_command
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
 from hpc.manifest import RunSettings
-from hpc.run_folder import align_dir, job_logs
+from hpc.run_folder import AlignOutputs, align_dir, job_logs
 from tasks.collect import write_results
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.fastx import read_fastx
@@ -66,7 +66,7 @@ def run_ours(ref: Path, reads: Path, work: Path, ranks: int, shard_size: int) ->
         raise RuntimeError(f"alignment job failed:\n{tail(spec.stderr)}")
     times["kernel (mpiexec)"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary = write_results(manifest, out_dir, str(work / "out"), ranks)
+    summary = write_results(manifest, AlignOutputs(out_dir, "0", ranks), str(work / "out"))
     times["collect"] = time.perf_counter() - t
     return summary, times
 

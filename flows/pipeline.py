@@ -18,6 +18,7 @@ from tasks.collect import collect_results
 from tasks.encode import encode_reads
 from tasks.export import export_results
 from tasks.ingest import ingest_reads, ingest_reference
+from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
 from tasks.seed import build_reference_index, candidate_windows
 from tasks.stage import run_root, stage_run
@@ -37,20 +38,21 @@ def _run_name() -> str:
 def align_reads(params: PipelineParams) -> dict:
     """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
     settings = params.run_settings()
-    with ray_connection(params.ray_address, params.ray_workers):  # Ray workers warm up while inputs are hashed
-        reference = ingest_reference(params.reference, params.staging_dir, params.s3)
-        reads = ingest_reads(params.reads, params.staging_dir, params.s3)
-        root = str(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
-        shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
-        index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
-        candidates = candidate_windows(index, root, shards, params.max_candidates)
-    staged = stage_run(root, reads, reference, index, shards, candidates, settings)
-    align_dir = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
-                              params.partition, params.time_limit, params.max_resubmits, params.mode,
-                              params.pending_timeout)
-    to_s3 = parse_uri(params.output).is_s3
-    output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
-    summary = collect_results(staged, align_dir, output, params.ranks, params.sam)
+    with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect
+        with ray_connection(params.ray_address, params.ray_workers):  # workers warm up while inputs are hashed
+            reference = ingest_reference(params.reference, params.staging_dir, params.s3)
+            reads = ingest_reads(params.reads, params.staging_dir, params.s3)
+            root = owner.claim(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
+            shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
+            index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
+            candidates = candidate_windows(index, root, shards, params.max_candidates)
+        staged = stage_run(root, reads, reference, index, shards, candidates, settings)
+        aligned = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
+                                params.partition, params.time_limit, params.max_resubmits, params.mode,
+                                params.pending_timeout)
+        to_s3 = parse_uri(params.output).is_s3
+        output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
+        summary = collect_results(staged, aligned, output, params.sam)
     return export_results(summary, params.output, params.s3) if to_s3 else summary
 
 

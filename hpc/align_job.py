@@ -36,12 +36,13 @@ COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *
 
 
 def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
-                staged: StagedRun | None = None) -> list[str]:
+                staged: StagedRun | None = None, attempt: str = "0") -> list[str]:
     """The command line of this job, as a launcher wraps it (``array``: one Slurm array task;
-    ``staged``: every rank checks the manifest is the one staged, with every read)."""
+    ``staged``: every rank checks the manifest is the one staged, with every read; ``attempt``:
+    the token its output files carry)."""
     check = ["--manifest-sha256", staged.sha256, "--reads", str(staged.reads)] if staged else []
     return [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
-            "--kernel", kernel, *check, *(["--array"] if array else [])]
+            "--kernel", kernel, "--attempt", attempt, *check, *(["--array"] if array else [])]
 
 
 def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
@@ -126,31 +127,32 @@ def empty_columns() -> dict[str, np.ndarray]:
     return cols
 
 
-def write_rank_output(out_dir: Path, rank: int, columns: dict[str, np.ndarray]) -> Path:
-    path = rank_output(out_dir, rank)
+def write_rank_output(out_dir: Path, rank: int, columns: dict[str, np.ndarray], attempt: str = "0") -> Path:
+    path = rank_output(out_dir, rank, attempt)
     save_npz_atomic(path, **columns)
     return path
 
 
-def write_marker(out_dir: Path, rank: int, status: int, **fields) -> None:
-    body = {"rank": rank, "exit_status": status, "host": socket.gethostname(), "pid": os.getpid(), **fields}
-    atomic_write_text(rank_marker(out_dir, rank), json.dumps(body, indent=2))
+def write_marker(out_dir: Path, rank: int, status: int, attempt: str = "0", **fields) -> None:
+    body = {"rank": rank, "attempt": attempt, "exit_status": status, "host": socket.gethostname(),
+            "pid": os.getpid(), **fields}
+    atomic_write_text(rank_marker(out_dir, rank, attempt), json.dumps(body, indent=2))
 
 
 def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, sha256: str | None = None,
-              reads: int | None = None) -> None:
+              reads: int | None = None, attempt: str = "0") -> None:
     """Align this worker's share and write its rows and marker; a failure is marked, then raised."""
     try:
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
         columns, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
-        path = write_rank_output(out_dir, rank, columns)
+        path = write_rank_output(out_dir, rank, columns, attempt)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        write_marker(out_dir, rank, 0, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
+        write_marker(out_dir, rank, 0, attempt, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
                      cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024, **counters)
     except Exception as exc:
-        write_marker(out_dir, rank, 1, error=f"{type(exc).__name__}: {exc}")
+        write_marker(out_dir, rank, 1, attempt, error=f"{type(exc).__name__}: {exc}")
         raise
 
 
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True, type=Path, help="staging manifest.json")
     parser.add_argument("--out-dir", type=Path, help="where rank outputs go (default: <staging>/align)")
     parser.add_argument("--kernel", choices=KERNELS, default="cpu", help="Smith-Waterman kernel (default cpu)")
+    parser.add_argument("--attempt", default="0", help="token this attempt's output files carry")
     parser.add_argument("--manifest-sha256", help="refuse a manifest other than the one staged")
     parser.add_argument("--reads", type=int, help="refuse a manifest whose shards hold another number of reads")
     parser.add_argument("--array", action="store_true",
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         rank = int(os.environ["SLURM_ARRAY_TASK_ID"])
         size = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
         try:
-            run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads)
+            run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads, args.attempt)
         except Exception:  # noqa: BLE001 - already in the marker; the task's exit status says the rest
             traceback.print_exc()
             return 1
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     try:
-        run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads)
+        run_share(args.manifest, out_dir, rank, size, args.kernel, args.manifest_sha256, args.reads, args.attempt)
     except Exception:  # noqa: BLE001 - in the marker; abort so no rank waits forever
         traceback.print_exc()
         sys.stderr.flush()
@@ -191,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     statuses = comm.gather(0, root=0)
     if rank == 0:
-        bad = [r for r in range(size) if not rank_marker(out_dir, r).is_file()]
+        bad = [r for r in range(size) if not rank_marker(out_dir, r, args.attempt).is_file()]
         if bad or any(statuses):
             print(f"ranks without a completion marker: {bad}", file=sys.stderr)
             return 1
-        atomic_write_text(job_marker(out_dir), json.dumps({"ranks": size, "exit_status": 0}))
+        atomic_write_text(job_marker(out_dir, args.attempt),
+                          json.dumps({"ranks": size, "attempt": args.attempt, "exit_status": 0}))
     return 0
 
 

@@ -6,8 +6,10 @@ A run folder is ``<staging_dir>/run-<key>/``::
     reference.npz                 the packed reference
     reads/shard_NNNNN.npz         encoded read shards (+ ``.done.json`` completion records)
     candidates/shard_NNNNN.npz    candidate windows per shard (+ ``.done.json``)
-    align/rank_NNNN.npz           each rank's alignments, and ``rank_NNNN.done.json`` its marker
-    align/job.done.json           written by rank 0 once every rank has its marker
+    .owner.lock                   flock-ed by the flow that owns the folder (pid, host, since)
+    align/rank_NNNN-A.npz         each rank's alignments in attempt A, ``rank_NNNN-A.done.json`` its marker
+    align/job-A.done.json         written by rank 0 once every rank of attempt A has its marker
+    align/job.json                the job the current attempt submitted (id, backend, process group)
     align/job[_N].out, .err       the job's stdout and stderr (``_N``: a job array's task)
     results/                      outputs bound for S3, before upload
 
@@ -17,6 +19,7 @@ reference index cache).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"
@@ -25,14 +28,17 @@ READS = "reads"
 CANDIDATES = "candidates"
 ALIGN = "align"
 RESULTS = "results"
-JOB_DONE = "job.done.json"
 RECORD_SUFFIX = ".done.json"
+JOB_RECORD = "job.json"
+OWNER_LOCK = ".owner.lock"
 INPUTS = "inputs"
 INDEX = "index"
 RUN_PREFIX = "run-"
 
 # What a previous attempt of the align job leaves behind, cleared before the next one starts.
-ALIGN_LEFTOVERS = ("rank_*.npz", f"rank_*{RECORD_SUFFIX}", JOB_DONE, "job*.out", "job*.err")
+# Each attempt's files carry its token, so a rank of an earlier attempt that is still running
+# (its flow was killed) can only write files the current attempt never reads.
+ALIGN_LEFTOVERS = ("rank_*.npz", f"rank_*{RECORD_SUFFIX}", f"job*{RECORD_SUFFIX}", "job*.out", "job*.err")
 
 
 def run_folder(staging_dir: str | Path, key: str) -> Path:
@@ -53,20 +59,28 @@ def align_dir(root: Path) -> Path:
     return Path(root) / ALIGN
 
 
-def rank_output(out_dir: Path, rank: int) -> Path:
-    return Path(out_dir) / f"rank_{rank:04d}.npz"
+def rank_output(out_dir: Path, rank: int, attempt: str = "0") -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}-{attempt}.npz"
 
 
-def rank_marker(out_dir: Path, rank: int) -> Path:
-    return Path(out_dir) / f"rank_{rank:04d}{RECORD_SUFFIX}"
+def rank_marker(out_dir: Path, rank: int, attempt: str = "0") -> Path:
+    return Path(out_dir) / f"rank_{rank:04d}-{attempt}{RECORD_SUFFIX}"
 
 
 def rank_markers(out_dir: Path) -> list[Path]:
     return sorted(Path(out_dir).glob(f"rank_*{RECORD_SUFFIX}"))
 
 
-def job_marker(out_dir: Path) -> Path:
-    return Path(out_dir) / JOB_DONE
+def job_marker(out_dir: Path, attempt: str = "0") -> Path:
+    return Path(out_dir) / f"job-{attempt}{RECORD_SUFFIX}"
+
+
+def job_record(out_dir: Path) -> Path:
+    return Path(out_dir) / JOB_RECORD
+
+
+def owner_lock(root: Path) -> Path:
+    return Path(root) / OWNER_LOCK
 
 
 def job_logs(out_dir: Path, array: bool = False) -> tuple[Path, Path]:
@@ -91,3 +105,18 @@ def inputs_dir(staging_dir: str | Path, bucket: str) -> Path:
 
 def index_stem(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> Path:
     return Path(staging_dir).resolve() / INDEX / f"{reference_sha256[:16]}-k{k}-w{w}"
+
+
+@dataclass(frozen=True)
+class AlignOutputs:
+    """Where one attempt of the align job left its rank outputs: what collect reads."""
+
+    dir: Path
+    attempt: str
+    ranks: int
+
+    def output(self, rank: int) -> Path:
+        return rank_output(self.dir, rank, self.attempt)
+
+    def marker(self, rank: int) -> Path:
+        return rank_marker(self.dir, rank, self.attempt)

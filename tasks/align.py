@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,18 +17,32 @@ from hpc.backend import JobFailedError, JobSpec, JobState, tail
 from hpc.manifest import StagedRun
 from hpc.choices import JOB_MODES, Backend, JobMode, Kernel, Launcher, check_choice
 from hpc.launchers import launcher as make_launcher
-from hpc.run_folder import align_dir, clear_align_dir, job_errors, job_logs, job_marker, rank_marker
+from hpc.files import atomic_write_text
+from hpc.run_folder import AlignOutputs, align_dir, clear_align_dir, job_errors, job_logs, job_marker, job_record
 from hpc.slurm import SlurmBackend
-from hpc.submit import Attempt, run_to_completion, select_backend
+from hpc.submit import Attempt, cancel_recorded, run_to_completion, select_backend
+from hpc.submit import job_record as record_job
 from tasks.runtime.options import IO_TASK, PERMANENT_ERRORS, retry_unless
 
 
-def read_markers(out_dir: Path, ranks: int) -> list[dict | None]:
+def read_markers(outputs: AlignOutputs) -> list[dict | None]:
+    """Each rank's marker of this attempt (None where there is none)."""
     markers = []
-    for r in range(ranks):
-        path = rank_marker(out_dir, r)
+    for r in range(outputs.ranks):
+        path = outputs.marker(r)
         markers.append(json.loads(path.read_text()) if path.is_file() else None)
     return markers
+
+
+def stop_leftover_job(out_dir: Path, logger) -> None:
+    """A job recorded by an earlier attempt whose flow died (this flow owns the run folder now,
+    so no live flow is waiting on it): stop it before its ranks can write again."""
+    record = job_record(out_dir)
+    if record.is_file():
+        body = json.loads(record.read_text())
+        logger.warning("stopping job %s left by an earlier attempt (%s): %s", body.get("job_id"),
+                       body.get("backend"), cancel_recorded(body))
+        record.unlink()
 
 
 def _report(attempts: list[Attempt], backend: str, command: list[str], failure: str = "") -> str:
@@ -47,7 +62,7 @@ def _report(attempts: list[Attempt], backend: str, command: list[str], failure: 
 @task(name="align", **{**IO_TASK, "retry_condition_fn": retry_unless(JobFailedError, *PERMANENT_ERRORS)})
 def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kernel: Kernel = "cpu",
                   launcher: Launcher = "mpiexec", partition: str | None = None, time_limit: str = "01:00:00",
-                  max_resubmits: int = 2, mode: JobMode = "mpi", pending_timeout: float | None = 3600) -> Path:
+                  max_resubmits: int = 2, mode: JobMode = "mpi", pending_timeout: float | None = 3600) -> AlignOutputs:
     """Run the alignment job on the staged manifest; return the folder of rank outputs.
 
     ``mode="mpi"`` runs one MPI job of ``ranks`` ranks; ``mode="array"`` (Slurm only) runs a
@@ -58,7 +73,9 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
     manifest = staged.manifest
     out_dir = align_dir(Path(manifest).parent)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stop_leftover_job(out_dir, logger)
     clear_align_dir(out_dir)
+    outputs = AlignOutputs(out_dir, uuid.uuid4().hex[:12], ranks)
     threads = max(1, (os.cpu_count() or 1) // ranks)
     runner = select_backend(backend, partition=partition)
     kind = "slurm" if isinstance(runner, SlurmBackend) else "local"
@@ -66,10 +83,11 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
     if mode == "array":
         if kind != "slurm":
             raise ValueError(f"mode 'array' needs the slurm backend; backend {backend!r} resolved to {kind}")
-        command = job_command(manifest, out_dir, kernel, array=True, staged=staged)
+        command = job_command(manifest, out_dir, kernel, array=True, staged=staged, attempt=outputs.attempt)
         resources = {"array": f"0-{ranks - 1}", "ntasks": 1, "time": time_limit}
     else:
-        command = make_launcher(launcher, ranks).wrap(job_command(manifest, out_dir, kernel, staged=staged))
+        command = make_launcher(launcher, ranks).wrap(job_command(manifest, out_dir, kernel, staged=staged,
+                                                                  attempt=outputs.attempt))
         resources = {"ntasks": ranks, "time": time_limit} if kind == "slurm" else {}
     out_log, err_log = job_logs(out_dir, array=mode == "array")
     spec = JobSpec(name=f"helixflow-align-{Path(manifest).parent.name}", command=command,
@@ -79,10 +97,13 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
         logger.info("alignment job %s%s", state.name, f" ({reason})" if reason else "")
 
     attempts = run_to_completion(runner, spec, max_resubmits=max_resubmits,
-                                 done_marker=job_marker(out_dir) if mode == "mpi" else None,
-                                 pending_timeout=pending_timeout if kind == "slurm" else None, on_change=log_change)
+                                 done_marker=job_marker(out_dir, outputs.attempt) if mode == "mpi" else None,
+                                 pending_timeout=pending_timeout if kind == "slurm" else None, on_change=log_change,
+                                 on_submit=lambda handle: atomic_write_text(
+                                     job_record(out_dir), json.dumps(record_job(handle, kind, outputs.attempt))))
+    job_record(out_dir).unlink(missing_ok=True)  # ended: nothing left for a later run to stop
     state = attempts[-1].state
-    markers = read_markers(out_dir, ranks)
+    markers = read_markers(outputs)
     failed = [m for m in markers if m is not None and m["exit_status"] != 0]
     missing = [r for r, m in enumerate(markers) if m is None]
     if state is not JobState.COMPLETED or failed or missing:
@@ -105,4 +126,4 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
         description=f"Smith-Waterman kernel per MPI rank (job {attempts[-1].handle.job_id})",
     )
     logger.info("alignment job %s (%s) completed on %d ranks", attempts[-1].handle.job_id, kind, ranks)
-    return out_dir
+    return outputs

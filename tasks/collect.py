@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from hpc.align_job import COLUMNS
 from hpc.files import atomic_write_text
 from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings
-from hpc.run_folder import rank_output
+from hpc.run_folder import AlignOutputs
 from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
 from tasks.genomics.paf import Hit, evaluate, mapq_from_scores
 from tasks.genomics.plots import mapq_accuracy_png, write_png
@@ -20,11 +20,11 @@ from tasks.genomics.sam import sam_header, sam_records
 from tasks.runtime.options import IO_TASK
 
 
-def load_rank_columns(align_dir: Path, ranks: int) -> dict[str, np.ndarray]:
-    """Every rank's columns, concatenated and ordered by (shard, read), primary first."""
+def load_rank_columns(outputs: AlignOutputs) -> dict[str, np.ndarray]:
+    """Every rank's columns (of this attempt), concatenated and ordered by (shard, read), primary first."""
     parts = []
-    for r in range(ranks):
-        path = rank_output(align_dir, r)
+    for r in range(outputs.ranks):
+        path = outputs.output(r)
         with np.load(path, allow_pickle=False) as data:
             parts.append({k: data[k] for k in COLUMNS})
     cols = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
@@ -82,7 +82,7 @@ def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], w
                                   "alignments (a rank output from another attempt?); expected at most one")
 
 
-def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: int, sam: bool = False,
+def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, sam: bool = False,
                   staged: StagedRun | None = None) -> dict:
     """Write ``alignments.paf`` (and ``alignments.sam`` when ``sam``) and ``summary.json`` under
     ``output_dir``; return the summary. Every input read is counted once, mapped or unmapped;
@@ -94,8 +94,8 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
     shards = [load_npz_verified(root, s) for s in manifest["shards"]]
     scoring = manifest_settings(manifest).scoring
     mismatch_cost = scoring.match - scoring.mismatch
-    cols = load_rank_columns(align_dir, ranks)
-    check_every_read_once(cols, [int(s["reads"]) for s in manifest["shards"]], Path(align_dir))
+    cols = load_rank_columns(outputs)
+    check_every_read_once(cols, [int(s["reads"]) for s in manifest["shards"]], outputs.dir)
     hits = hits_from_columns(cols, shards, tnames, [int(x) for x in ref["lengths"]], mismatch_cost)
     names = [n for s in shards for n in name_list(s["names"])]
     primaries = sum(h.primary for h in hits)
@@ -134,9 +134,9 @@ def write_results(manifest_path: Path, align_dir: Path, output_dir: str, ranks: 
 
 
 @task(name="collect", **IO_TASK)
-def collect_results(staged: StagedRun, align_dir: Path, output_dir: str, ranks: int, sam: bool = False) -> dict:
+def collect_results(staged: StagedRun, outputs: AlignOutputs, output_dir: str, sam: bool = False) -> dict:
     """:func:`write_results`, with the summary, accuracy and a plot as artifacts."""
-    summary = write_results(staged.manifest, align_dir, output_dir, ranks, sam, staged=staged)
+    summary = write_results(staged.manifest, outputs, output_dir, sam, staged=staged)
     out, paf, accuracy = Path(summary["summary"]).parent, Path(summary["paf"]), summary["accuracy"]
     get_run_logger().info("wrote %d alignments to %s", summary["mapped"], paf)
 

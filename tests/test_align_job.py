@@ -12,7 +12,7 @@ from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
 from hpc.files import sha256_file
 from hpc.manifest import ManifestError, RunSettings, StagedRun
-from hpc.run_folder import rank_marker, rank_output
+from hpc.run_folder import AlignOutputs, job_marker, rank_marker, rank_output
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
 from tasks.genomics.simulation import simulate_reads, simulate_reference
@@ -63,7 +63,7 @@ def test_two_ranks_align_every_read_and_write_markers(staged, tmp_path):
     scores = np.concatenate([c["score"] for c in cols])
     assert primary.sum() == len(reads)  # one primary per read; no repeats in this reference
     assert (scores[primary] >= 200).all()  # 150 bp at <1% error
-    assert (out / "job.done.json").is_file()
+    assert job_marker(out, "0").is_file()
 
 
 def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
@@ -72,7 +72,7 @@ def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
     assert state is JobState.FAILED
     marker = json.loads(rank_marker(tmp_path, 1).read_text())
     assert marker["exit_status"] == 1 and "failure injected" in marker["error"]
-    assert not (tmp_path / "job.done.json").exists()
+    assert not job_marker(tmp_path, "0").exists()
 
 
 def test_tampered_shard_is_refused(staged, tmp_path):
@@ -128,12 +128,15 @@ def test_collect_accounts_for_every_read_once(staged, tmp_path):
     state, spec = run_job(manifest, tmp_path / "out", 2)
     assert state is JobState.COMPLETED, tail(spec.stderr)
     as_staged = StagedRun(manifest, sha256_file(manifest), len(reads))
-    summary = write_results(manifest, tmp_path / "out", str(tmp_path / "results"), 2, staged=as_staged)
+    outputs = AlignOutputs(tmp_path / "out", "0", 2)
+    summary = write_results(manifest, outputs, str(tmp_path / "results"), staged=as_staged)
     assert summary["reads"] == summary["mapped"] + summary["unmapped"] == len(reads)
     with pytest.raises(ManifestError, match="but 301 were encoded"):
-        write_results(manifest, tmp_path / "out", str(tmp_path / "results2"), 2,
-                      staged=StagedRun(manifest, as_staged.sha256, len(reads) + 1))
+        write_results(manifest, outputs, str(tmp_path / "results2"), staged=StagedRun(manifest, as_staged.sha256,
+                                                                                       len(reads) + 1))
     assert not (tmp_path / "results2").exists()
+    with pytest.raises(FileNotFoundError, match="rank_0000-other.npz"):  # another attempt's outputs are never read
+        write_results(manifest, AlignOutputs(tmp_path / "out", "other", 2), str(tmp_path / "results3"))
 
 
 def test_a_read_with_two_primaries_or_an_unknown_read_is_refused():

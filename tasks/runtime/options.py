@@ -8,11 +8,12 @@ from hpc.backend import SubmissionRejected
 from hpc.files import StagingFullError
 from hpc.manifest import ManifestError
 from tasks.genomics.fastx import FastxFormatError
+from tasks.runtime.owner import RunFolderBusy
 from tasks.storage.uri import BadLocation
 
 # Errors that retrying cannot fix: the input is wrong, or the scheduler said no.
 PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected, BadLocation,
-                    StagingFullError)
+                    StagingFullError, RunFolderBusy)
 
 
 def retry_unless(*permanent: type[BaseException]):
