@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping soak chaos clean
 
 install: $(STAMP)
 
@@ -78,6 +78,16 @@ bench-kernel: $(STAMP)
 # minimap2 -x sr side by side when it is installed (apt-get install minimap2).
 bench-mapping: $(STAMP)
 	$(PY) -m bench mapping
+
+# 2M simulated reads aligned three times from scratch (fresh staging, fresh Numba cache): every
+# run must exit 0 and write the same PAF byte for byte.
+soak: $(STAMP)
+	$(PY) -m bench soak
+
+# One fault a row through the CLI, then the user's rerun: nothing lost, output identical to a
+# clean run; the table's last line says whether every row held.
+chaos: $(STAMP)
+	$(PY) -m bench chaos
 
 clean:
 	rm -rf .helixflow .pytest_cache

@@ -8,6 +8,10 @@ data       10M reads through ingest + Ray encode + stage; S3 round trips on loop
            (``make bench-data``)
 pipeline   the align-reads flow over a settings grid, with cost (``make bench``)
 device     the CUDA kernel on a GPU machine, exactness and GCUPS (needs only numpy and numba)
+soak       the same 2M reads aligned three times from scratch: every run exits 0, outputs identical
+           (``make soak``)
+chaos      one fault a row (killed flow, crashed rank, edited manifest, two runs in one folder, bad
+           input), then the user's rerun: nothing lost, output identical to a clean run (``make chaos``)
 =========  =======================================================================
 """
 
@@ -17,7 +21,8 @@ import importlib
 import sys
 
 ENTRIES = {"kernel": "bench.kernel", "mapping": "bench.mapping", "data": "bench.data",
-           "pipeline": "flows.benchmark", "device": "bench.device"}
+           "pipeline": "flows.benchmark", "device": "bench.device", "soak": "bench.soak",
+           "chaos": "bench.chaos"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from hpc.choices import Backend, JobMode, Kernel, Launcher
@@ -16,6 +16,19 @@ from hpc.manifest import RunSettings
 from tasks.storage.s3 import S3Settings
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _printable(value: str) -> str:
+    """Paths, URIs and scheduler values reach shell scripts, sbatch directives and file names:
+    a newline or other control character there would change what they say."""
+    bad = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character {bad!r} at position {value.index(bad)}; "
+                         "expected printable text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
 
 
 class ScoringParams(BaseModel):
@@ -37,19 +50,19 @@ class PipelineParams(BaseModel):
     """Parameters of the align-reads flow."""
 
     model_config = ConfigDict(extra="forbid")
-    reads: str = Field(description="FASTQ/FASTA (plain or .gz): local path, file:// or s3://bucket/key")
-    reference: str = Field(description="reference FASTA (plain or .gz): local path, file:// or s3://bucket/key")
-    output: str = Field(".helixflow/out", description="folder (or s3://bucket/prefix) for alignments.paf and summary.json")
-    staging_dir: str = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
-    ray_address: str | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
+    reads: Text = Field(description="FASTQ/FASTA (plain or .gz): local path, file:// or s3://bucket/key")
+    reference: Text = Field(description="reference FASTA (plain or .gz): local path, file:// or s3://bucket/key")
+    output: Text = Field(".helixflow/out", description="folder (or s3://bucket/prefix) for alignments.paf and summary.json")
+    staging_dir: Text = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
+    ray_address: Text | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
     ray_workers: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the flow (default: all)")
     backend: Backend = Field(
         "auto", description="where the MPI job runs: auto picks slurm when sinfo answers, else local")
     launcher: Launcher = Field("mpiexec", description="how ranks start inside the job")
     mode: JobMode = Field(
         "mpi", description="one MPI job of `ranks` ranks, or (slurm) a job array of `ranks` tasks")
-    partition: str | None = Field(None, description="Slurm partition (default: the cluster's default)")
-    time_limit: str = Field("01:00:00", description="Slurm time limit of the alignment job")
+    partition: Text | None = Field(None, description="Slurm partition (default: the cluster's default)")
+    time_limit: Text = Field("01:00:00", description="Slurm time limit of the alignment job")
     max_resubmits: int = Field(2, ge=0, le=10, description="resubmissions after NODE_FAIL or PREEMPTED")
     pending_timeout: int = Field(3600, ge=10, description="seconds a Slurm job may wait in the queue before it is "
                                  "cancelled (one that Slurm says can never start is cancelled at once)")

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import resource
+import signal
 import socket
 import sys
 import time
@@ -145,6 +146,8 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, 
     try:
         if os.environ.get("HELIXFLOW_FAIL_RANK") == str(rank):  # fault injection for tests
             raise RuntimeError(f"rank {rank}: failure injected by HELIXFLOW_FAIL_RANK")
+        if os.environ.get("HELIXFLOW_KILL_RANK") == str(rank):  # as the out-of-memory killer would
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
         columns, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
         path = write_rank_output(out_dir, rank, columns, attempt)

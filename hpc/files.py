@@ -20,13 +20,25 @@ MIB = 2**20
 
 
 def _file_mode() -> int:
-    """What a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
+    """``HELIXFLOW_FILE_MODE`` (octal, e.g. ``0640``) when set; else what a plain
+    ``open(path, "w")`` would give: 0o666 less the process umask."""
+    text = os.environ.get("HELIXFLOW_FILE_MODE", "").strip()
+    if text:
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f"HELIXFLOW_FILE_MODE={text!r}: expected an octal file mode such as 0640")
+        return mode
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
-FILE_MODE = _file_mode()  # mkstemp makes 0o600 files; staged files must be readable by the job's user
+# mkstemp makes 0o600 files; staged files must be readable by the job's user. Read once per
+# process: the flow, its Ray workers and the job's ranks inherit the same environment.
+FILE_MODE = _file_mode()
 
 
 class StagingFullError(OSError):

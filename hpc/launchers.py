@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpc.choices import LAUNCHERS, check_choice
+
+
+def killing_signal(text: str) -> str | None:
+    """The signal that killed a rank, as the launcher reported it: mpiexec's "Killed (signal 9)"
+    or "EXIT CODE: 9"-style lines, srun's "Killed" / "task 1: Killed", bash's "Killed"."""
+    found = re.search(r"\(signal (\d+)\)", text) or re.search(r"terminated with signal (\d+)", text, re.I)
+    if found:
+        number = int(found.group(1))
+        try:
+            return f"{signal.Signals(number).name} (signal {number})"
+        except ValueError:
+            return f"signal {number}"
+    if re.search(r"(^|\s)(Killed|oom-kill|OOM Killed|Out Of Memory)\b", text, re.M):
+        return "SIGKILL ('Killed': the kernel's out-of-memory killer, or kill -9)"
+    return None
 
 
 def find_mpiexec() -> str:

@@ -93,6 +93,10 @@ def job_errors(out_dir: Path) -> list[Path]:
     return sorted(Path(out_dir).glob("job*.err"))
 
 
+def job_outputs(out_dir: Path) -> list[Path]:
+    return sorted(Path(out_dir).glob("job*.out"))
+
+
 def clear_align_dir(out_dir: Path) -> None:
     for pattern in ALIGN_LEFTOVERS:
         for old in Path(out_dir).glob(pattern):

@@ -55,6 +55,21 @@ _DIRECTIVES = {  # render_sbatch keyword -> sbatch option
 VALID_OPTIONS = (*_DIRECTIVES, "extra_directives", "env", "command")
 
 
+# What the job gets from the submitting environment; nothing else (sbatch exports everything by
+# default, credentials included). The job's own variables are exported by the script itself.
+JOB_ENVIRONMENT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "NUMBA_CACHE_DIR",
+                   "NUMBA_BOUNDSCHECK", "HELIXFLOW_FILE_MODE", "HELIXFLOW_FAIL_RANK", "HELIXFLOW_KILL_RANK",
+                   "HELIXFLOW_RANK_SLEEP")
+
+
+def _one_line(option: str, value: str) -> str:
+    """sbatch reads directives line by line: a newline in a value would start a directive of its own."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"sbatch option {option!r}: {value!r} contains a control character; expected one line "
+                         "of printable text")
+    return value
+
+
 def render_sbatch(**options) -> str:
     """A batch script from keyword options; unknown options are refused with the valid list.
 
@@ -71,11 +86,11 @@ def render_sbatch(**options) -> str:
     for key, flag in _DIRECTIVES.items():
         value = options.get(key)
         if value is not None:
-            lines.append(f"#SBATCH {flag}={shlex.quote(str(value))}")
+            lines.append(f"#SBATCH {flag}={shlex.quote(_one_line(key, str(value)))}")
     for directive in options.get("extra_directives") or []:
         if not str(directive).startswith("--"):
             raise ValueError(f"extra directive {directive!r} must start with '--'")
-        lines.append(f"#SBATCH {shlex.quote(str(directive))}")
+        lines.append(f"#SBATCH {shlex.quote(_one_line('extra_directives', str(directive)))}")
     lines.append("set -euo pipefail")
     for name, value in sorted((options.get("env") or {}).items()):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -115,8 +130,11 @@ def parse_sacct_state(text: str) -> str | None:
 # Pending reasons that no amount of waiting clears: the job asks for more than the partition,
 # its limits or its account allow, or for nodes that are not there.
 NEVER_STARTS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints",
-                "ReqNodeNotAvail", "InvalidQOS", "InvalidAccount", "QOSMaxCpuPerJobLimit",
-                "QOSMaxNodePerJobLimit", "AssocMaxCpuPerJobLimit", "AssocMaxNodePerJobLimit")
+                "InvalidQOS", "InvalidAccount", "QOSMaxCpuPerJobLimit", "QOSMaxNodePerJobLimit",
+                "AssocMaxCpuPerJobLimit", "AssocMaxNodePerJobLimit")
+# Nodes down or drained: final unless they come back, as a node does after the NODE_FAIL we
+# resubmit on. Such a job is given ``node_grace`` seconds before it is called unschedulable.
+NODES_GONE = ("ReqNodeNotAvail",)
 
 
 def pending_state(fields: dict[str, str]) -> tuple[JobState, str]:
@@ -150,8 +168,11 @@ class SlurmBackend:
     """submit with ``sbatch --parsable``, status from scontrol (or sacct), cancel with scancel."""
 
     def __init__(self, runner: Callable[..., tuple[int, str, str]] = run_command,
-                 submit_attempts: int = 4, backoff_seconds: float = 1.0, **sbatch_options) -> None:
+                 submit_attempts: int = 4, backoff_seconds: float = 1.0, node_grace: float = 180.0,
+                 **sbatch_options) -> None:
         self.run = runner
+        self.node_grace = node_grace
+        self._nodes_gone_since: dict[str, float] = {}
         self.submit_attempts = submit_attempts
         self.backoff_seconds = backoff_seconds
         self.sbatch_options = sbatch_options
@@ -160,7 +181,8 @@ class SlurmBackend:
         # --no-requeue: after NODE_FAIL or preemption we resubmit ourselves (a set number of
         # times, with a fresh completion marker) rather than Slurm requeueing behind our back.
         options = {"job_name": job.name, "output": str(job.stdout), "error": str(job.stderr),
-                   "chdir": str(job.workdir), "extra_directives": ["--no-requeue"],
+                   "chdir": str(job.workdir),
+                   "extra_directives": ["--no-requeue", f"--export={','.join(JOB_ENVIRONMENT)}"],
                    **self.sbatch_options, **job.resources, "env": job.env, "command": job.command}
         return render_sbatch(**options)
 
@@ -187,6 +209,13 @@ class SlurmBackend:
             first, handle.reason = pending_state(records[0])
             if first is JobState.UNSCHEDULABLE:
                 return first
+            if handle.reason.startswith(tuple(f"Reason={r}" for r in NODES_GONE)):
+                since = self._nodes_gone_since.setdefault(handle.job_id, time.monotonic())
+                if time.monotonic() - since > self.node_grace:
+                    handle.reason = f"{handle.reason} for over {self.node_grace:g} s: its nodes are gone"
+                    return JobState.UNSCHEDULABLE
+            else:
+                self._nodes_gone_since.pop(handle.job_id, None)
             return combined_state([r.get("JobState", "UNKNOWN") for r in records])
         rc, out, _ = self.run(["sacct", "-X", "-n", "-P", "-o", "State", "-j", handle.job_id])
         state = parse_sacct_state(out) if rc == 0 else None

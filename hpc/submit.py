@@ -8,8 +8,8 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from hpc.backend import Backend, JobHandle, JobSpec, JobState, LocalBackend, wait_for
 from hpc.choices import BACKENDS, check_choice

@@ -14,11 +14,21 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import job_command
 from hpc.backend import JobFailedError, JobSpec, JobState, tail
-from hpc.manifest import StagedRun
 from hpc.choices import JOB_MODES, Backend, JobMode, Kernel, Launcher, check_choice
-from hpc.launchers import launcher as make_launcher
 from hpc.files import atomic_write_text
-from hpc.run_folder import AlignOutputs, align_dir, clear_align_dir, job_errors, job_logs, job_marker, job_record
+from hpc.launchers import killing_signal
+from hpc.launchers import launcher as make_launcher
+from hpc.manifest import StagedRun
+from hpc.run_folder import (
+    AlignOutputs,
+    align_dir,
+    clear_align_dir,
+    job_errors,
+    job_logs,
+    job_marker,
+    job_outputs,
+    job_record,
+)
 from hpc.slurm import SlurmBackend
 from hpc.submit import Attempt, cancel_recorded, run_to_completion, select_backend
 from hpc.submit import job_record as record_job
@@ -112,10 +122,14 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
         if state is JobState.UNSCHEDULABLE:
             detail = f"cancelled before it started: {attempts[-1].handle.reason}"
         stderr = "\n".join(tail(err) for err in job_errors(out_dir))
+        stdout = "\n".join(tail(out, 15) for out in job_outputs(out_dir))  # mpiexec reports a killed rank here
+        if (killed := killing_signal(stdout + "\n" + stderr)) and not failed:
+            detail = f"{detail}; a rank was killed by {killed}"
         create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
-                                 + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n")
+                                 + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n"
+                                 + f"\nstdout tail:\n\n```\n{stdout}\n```\n")
         raise JobFailedError(spec.name, state if state is not JobState.COMPLETED else JobState.FAILED,
-                             f"{detail}\n--- stderr tail ---\n{stderr}")
+                             f"{detail}\n--- stderr tail ---\n{stderr}\n--- stdout tail ---\n{stdout}")
     create_markdown_artifact(key="align-submit", markdown=_report(attempts, kind, command),
                              description="Job submission, sbatch script and state timeline")
     create_table_artifact(

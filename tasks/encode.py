@@ -17,9 +17,17 @@ from tasks.genomics.fastx import FastxFormatError
 from tasks.ingest import ReadsInput
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import stream_on_ray
+
 # The functions Ray runs live in modules without Prefect, so workers start without importing it.
-from tasks.storage.shards import (check_unique_names, clean_temp_files, completed, encode_chunk_file, encode_shard_file,
-                                  has_record, read_batches)
+from tasks.storage.shards import (
+    check_unique_names,
+    clean_temp_files,
+    completed,
+    encode_chunk_file,
+    encode_shard_file,
+    has_record,
+    read_batches,
+)
 
 
 @task(name="encode-reads", **IO_TASK)

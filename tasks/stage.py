@@ -12,8 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.codec import pack_codes
-from hpc.files import save_npz_atomic
-from hpc.files import sha256_file
+from hpc.files import save_npz_atomic, sha256_file
 from hpc.manifest import RunSettings, StagedRun, file_entry, load_manifest, write_manifest
 from hpc.run_folder import CANDIDATES, READS, REFERENCE, run_folder, shard_path
 from tasks.genomics.encoding import EncodedShard

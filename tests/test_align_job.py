@@ -9,14 +9,14 @@ import pytest
 
 from hpc.align_job import job_command, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
-from hpc.launchers import MpiexecLauncher
 from hpc.files import sha256_file
+from hpc.launchers import MpiexecLauncher, killing_signal
 from hpc.manifest import ManifestError, RunSettings, StagedRun
 from hpc.run_folder import AlignOutputs, job_marker, rank_marker, rank_output
+from tasks.collect import ReconciliationError, check_every_read_once, write_results
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
 from tasks.genomics.simulation import simulate_reads, simulate_reference
-from tasks.collect import ReconciliationError, check_every_read_once, write_results
 from tasks.stage import write_staging
 
 
@@ -73,6 +73,14 @@ def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
     marker = json.loads(rank_marker(tmp_path, 1).read_text())
     assert marker["exit_status"] == 1 and "failure injected" in marker["error"]
     assert not job_marker(tmp_path, "0").exists()
+
+
+def test_a_rank_killed_by_a_signal_is_named_by_it(staged, tmp_path):
+    manifest, _ = staged
+    state, spec = run_job(manifest, tmp_path, 2, env={"HELIXFLOW_KILL_RANK": "1"})
+    assert state is JobState.FAILED
+    assert not rank_marker(tmp_path, 1).exists()  # it had no chance to write one
+    assert killing_signal(tail(spec.stdout) + tail(spec.stderr)) == "SIGKILL (signal 9)"
 
 
 def test_tampered_shard_is_refused(staged, tmp_path):

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,22 @@ def test_slurm_job_array_mode_gives_the_same_paf(good_run, slurm, tmp_path):
     params, state, _ = good_run
     _, summary = run_on_slurm(params, state, tmp_path / "fsx", mode="array")
     align = Path(summary["staging"]) / "align"
-    assert sorted(p.name for p in align.glob("rank_*.done.json")) == ["rank_0000.done.json", "rank_0001.done.json"]
+    names = sorted(p.name for p in align.glob("rank_*.done.json"))
+    assert [n.split("-")[0] for n in names] == ["rank_0000", "rank_0001"]
+    assert len({n.split("-")[1] for n in names}) == 1  # both of this run's attempt
+
+
+def test_a_rank_killed_by_a_signal_fails_the_run_naming_it(good_run, tmp_path, monkeypatch):
+    """What the out-of-memory killer does to a rank: the error says which signal, with the tails."""
+    params, _, _ = good_run
+    monkeypatch.setenv("HELIXFLOW_KILL_RANK", "1")
+    state = align_reads(params.model_copy(update={"staging_dir": str(tmp_path)}), return_state=True)
+    assert state.is_failed()
+    error = str(state.result(raise_on_failure=False))
+    # mpiexec takes the other rank down with it, so rank 0 may have no marker either
+    assert re.search(r"ranks without a completion marker: \[(0, )?1\]; a rank was killed by SIGKILL \(signal 9\)",
+                     error), error
+    assert "--- stdout tail ---" in error
 
 
 def test_failing_slurm_job_fails_the_run_with_its_stderr(good_run, slurm, tmp_path, monkeypatch):

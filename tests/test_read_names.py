@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from tasks.genomics.chunks import encode_chunk
 from tasks.genomics.encoding import name_hashes, repeated_name_candidates
 from tasks.genomics.fastx import FastxFormatError
-from tasks.genomics.chunks import encode_chunk
 from tasks.storage.shards import check_unique_names, encode_shard_file, read_batches
 
 

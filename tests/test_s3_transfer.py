@@ -175,8 +175,9 @@ def test_the_same_guarantees_hold_on_ceph_radosgw(tmp_path, big, monkeypatch):
     import tempfile
     from pathlib import Path
 
-    from bench.s3_servers import RGW_KEYS, start_rgw, stop_rgw
     from s3_proxy import FaultProxy
+
+    from bench.s3_servers import RGW_KEYS, start_rgw, stop_rgw
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", RGW_KEYS[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", RGW_KEYS[1])

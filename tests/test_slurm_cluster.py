@@ -60,6 +60,16 @@ def test_job_pending_past_its_limit_is_cancelled(slurm, tmp_path):
     assert handle.reason.startswith("still pending after 3 s (Reason=") and not in_squeue(handle.job_id)
 
 
+def test_secrets_in_the_submitting_environment_do_not_reach_the_job(slurm, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-the-job")
+    monkeypatch.setenv("HELIXFLOW_RANK_SLEEP", "0")
+    attempts = run_to_completion(slurm, job(tmp_path, ["env"]), poll_seconds=0.3)
+    assert attempts[-1].state is JobState.COMPLETED
+    names = {line.split("=", 1)[0] for line in (tmp_path / "job.out").read_text().splitlines() if "=" in line}
+    assert "AWS_SECRET_ACCESS_KEY" not in names
+    assert {"PATH", "HELIXFLOW_RANK_SLEEP"} <= names
+
+
 def test_nonzero_exit_ends_failed_with_its_stderr(slurm, tmp_path):
     attempts = run_to_completion(slurm, job(tmp_path, ["bash", "-c", "echo 'kernel exploded' >&2; exit 3"]),
                                  poll_seconds=0.3)

@@ -1,11 +1,13 @@
 """Slurm rendering and parsing on captured text; the backend's retry rules with a fake runner."""
 
+import time
 from pathlib import Path
 
 import pytest
 
-from hpc.backend import JobSpec, JobState, SubmissionError, SubmissionRejected
+from hpc.backend import JobHandle, JobSpec, JobState, SubmissionError, SubmissionRejected
 from hpc.slurm import (
+    JOB_ENVIRONMENT,
     SLURM_STATES,
     VALID_OPTIONS,
     SlurmBackend,
@@ -117,11 +119,35 @@ def test_job_array_state_is_combined_over_tasks():
 @pytest.mark.parametrize(("line", "state", "reason"), [
     ("JobId=7 JobState=PENDING Reason=PartitionConfig Dependency=(null)", JobState.UNSCHEDULABLE,
      "Reason=PartitionConfig: Slurm will never start it as asked"),
-    ("JobId=7 JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:vm", JobState.UNSCHEDULABLE,
-     "Reason=ReqNodeNotAvail,_UnavailableNodes:vm: Slurm will never start it as asked"),
+    ("JobId=7 JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:vm", JobState.PENDING,
+     "Reason=ReqNodeNotAvail,_UnavailableNodes:vm"),
     ("JobId=7 JobState=PENDING Reason=Resources", JobState.PENDING, "Reason=Resources"),
     ("JobId=7 JobState=PENDING Reason=None", JobState.PENDING, ""),
     ("JobId=7 JobState=RUNNING Reason=None", JobState.RUNNING, ""),
 ])
 def test_pending_reasons_that_never_clear_end_the_wait(line, state, reason):
     assert pending_state(parse_scontrol_job(line)) == (state, reason)
+
+
+def test_a_control_character_in_a_value_is_refused_before_it_reaches_sbatch():
+    with pytest.raises(ValueError, match=r"sbatch option 'partition': .* contains a control character"):
+        render_sbatch(partition="cpu\n#SBATCH --wrap=rm", command=["true"])
+    with pytest.raises(ValueError, match="contains a control character"):
+        render_sbatch(extra_directives=["--comment=a\rb"], command=["true"])
+
+
+def test_the_job_gets_only_the_listed_environment():
+    spec = JobSpec("j", ["true"], Path(STAGING), Path(STAGING) / "o", Path(STAGING) / "e", {"NUMBA_NUM_THREADS": "1"})
+    script = SlurmBackend().script_for(spec)
+    assert f"#SBATCH --export={','.join(JOB_ENVIRONMENT)}" in script.splitlines()
+    assert "export NUMBA_NUM_THREADS=1" in script.splitlines()
+
+
+def test_a_job_whose_nodes_stay_gone_is_unschedulable_after_the_grace():
+    line = "JobId=7 JobState=PENDING Reason=ReqNodeNotAvail,_UnavailableNodes:vm"
+    backend = SlurmBackend(runner=lambda args, **kw: (0, line, ""), node_grace=0.2)
+    handle = JobHandle(job_id="7", spec=None)
+    assert backend.status(handle) is JobState.PENDING
+    time.sleep(0.3)
+    assert backend.status(handle) is JobState.UNSCHEDULABLE
+    assert handle.reason.endswith("for over 0.2 s: its nodes are gone")

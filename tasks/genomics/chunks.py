@@ -23,8 +23,16 @@ import numpy as np
 
 from hpc.codec import pack_codes
 from hpc.kernels.fastq import cut_block, encode_records, first_mismatch, gather_names
-from tasks.genomics.encoding import (BASES, MAX_NAME_BYTES, DecodeCheckError, EncodedShard, codes_of, name_array,
-                                    name_list, name_too_long)
+from tasks.genomics.encoding import (
+    BASES,
+    MAX_NAME_BYTES,
+    DecodeCheckError,
+    EncodedShard,
+    codes_of,
+    name_array,
+    name_list,
+    name_too_long,
+)
 from tasks.genomics.fastx import (
     GZIP_ERRORS,
     GZIP_MAGIC,

@@ -22,8 +22,15 @@ from hpc.files import MIB, atomic_write_text, save_npz_atomic
 from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
 from hpc.run_folder import CANDIDATES, READS, record_path, shard_path
 from tasks.genomics.chunks import Chunk, chunk_identity, encode_chunk
-from tasks.genomics.encoding import (MAX_NAME_BYTES, EncodedShard, encode_and_check, name_hashes, name_list,
-                                    name_too_long, repeated_name_candidates)
+from tasks.genomics.encoding import (
+    MAX_NAME_BYTES,
+    EncodedShard,
+    encode_and_check,
+    name_hashes,
+    name_list,
+    name_too_long,
+    repeated_name_candidates,
+)
 from tasks.genomics.fastx import FastxFormatError, read_fastx
 from tasks.genomics.seeding import find_candidates
 
