@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = align_reads(params)
     except Exception as exc:  # noqa: BLE001 - the flow run is already Failed; say why and exit 1
         quiet_exit()
-        print(f"helixflow: align-reads failed: {exc}", file=sys.stderr)
+        first, _, details = str(exc).partition("\n")
+        if details:  # tails of the job's logs first; the last line says what failed
+            print(details, file=sys.stderr)
+        print(f"helixflow: align-reads failed: {first}", file=sys.stderr)
         return 1
     quiet_exit()
     print(f"PAF:     {summary['paf']}")
