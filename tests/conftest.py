@@ -84,7 +84,7 @@ def bucket(s3_server, request):
     """A fresh bucket on the loopback server, named after the test."""
     import hashlib
 
-    from s3_proxy import client
+    from bench.s3_proxy import client
 
     node = request.node
     name = f"b-{hashlib.sha1(node.nodeid.encode()).hexdigest()[:8]}-{node.name.replace('_', '-')[:40].lower()}"
@@ -94,7 +94,7 @@ def bucket(s3_server, request):
 
 @pytest.fixture
 def s3_proxy(s3_server):
-    from s3_proxy import FaultProxy
+    from bench.s3_proxy import FaultProxy
 
     proxy = FaultProxy(s3_server)
     try:

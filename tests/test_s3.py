@@ -4,7 +4,7 @@ faults injected by a small proxy."""
 import gzip
 
 import pytest
-from s3_proxy import client
+from bench.s3_proxy import client
 
 from tasks.storage.s3 import S3Settings, fetch, publish
 from tasks.storage.uri import StorageError, parse_uri, safe_relative

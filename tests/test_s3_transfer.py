@@ -8,7 +8,7 @@ import os
 import zlib
 
 import pytest
-from s3_proxy import client
+from bench.s3_proxy import client
 
 from hpc.files import MIB
 from tasks.storage import s3 as storage
@@ -175,7 +175,7 @@ def test_the_same_guarantees_hold_on_ceph_radosgw(tmp_path, big, monkeypatch):
     import tempfile
     from pathlib import Path
 
-    from s3_proxy import FaultProxy
+    from bench.s3_proxy import FaultProxy
 
     from bench.s3_servers import RGW_KEYS, start_rgw, stop_rgw
 
