@@ -73,6 +73,9 @@ class PipelineParams(BaseModel):
     shard_mb: float = Field(64.0, gt=0, description="MiB of bases per shard (at most)")
     kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
     minimizer_window: int = Field(5, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every k-mer")
+    index_memory_gb: float | None = Field(None, gt=0, description="memory the reference index may take, GiB "
+                                          "(default: what the node has available); a larger one is refused "
+                                          "before it is built")
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
     max_secondary: int = Field(5, ge=0, le=50, description="secondary alignments (tp:A:S) reported per read, "
                                "at other loci scoring >= 80% of the primary")

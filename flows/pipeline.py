@@ -42,9 +42,11 @@ def align_reads(params: PipelineParams) -> dict:
         with ray_connection(params.ray_address, params.ray_workers):  # workers warm up while inputs are hashed
             reference = ingest_reference(params.reference, params.staging_dir, params.s3)
             reads = ingest_reads(params.reads, params.staging_dir, params.s3)
+            # The reference first: a bad one fails the run before any read is encoded.
+            index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir,
+                                          params.index_memory_gb)
             root = owner.claim(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
             shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
-            index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir)
             candidates = candidate_windows(index, root, shards, params.max_candidates)
         staged = stage_run(root, reads, reference, index, shards, candidates, settings)
         aligned = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,

@@ -26,9 +26,10 @@ import numpy as np
 from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
 from hpc.files import atomic_write_text, save_npz_atomic
+from hpc.genome import open_genome
 from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
-from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings
+from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 
 SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
@@ -68,9 +69,8 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     scoring = dataclasses.astuple(settings.scoring)
     score_pairs = score_batch(kernel)
     max_secondary = settings.max_secondary
-    ref = load_npz_verified(root, manifest["reference"])
-    ref_codes = unpack_codes(ref["packed"], ref["nmask"], int(ref["lengths"].sum()))
-    ref_starts = ref["starts"]
+    genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
+    ref_starts = genome.starts
 
     # Cells per read, over all shards, decide which reads are ours.
     cands = [load_npz_verified(root, s["candidates"]) for s in manifest["shards"]]
@@ -100,7 +100,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
         wstart, wend = c["start"][mine], c["end"][mine]
         base = ref_starts[contig]
-        batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, ref_codes,
+        batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, genome,
                              base + wstart, base + wend)
         scores, q_ends, r_ends = score_pairs(*batch, *scoring)
         pairs += mine.shape[0]

@@ -12,6 +12,8 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +47,16 @@ class StagingFullError(OSError):
     """The file system under the staging folder has no space left."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+@contextmanager
+def atomic_stream(path: Path) -> Iterator[io.BufferedWriter]:
+    """A binary file to write ``path`` through: a temp file in the same folder, renamed over
+    ``path`` when the block ends without error and removed when it does not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
@@ -61,12 +65,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise StagingFullError(errno.ENOSPC, f"{path.parent}: no space left on the device while writing "
-                                   f"{path.name} ({len(data)} bytes); free space there or choose another "
-                                   "--staging-dir (the temp file was removed)") from exc
+                                   f"{path.name}; free space there or choose another --staging-dir "
+                                   "(the temp file was removed)") from exc
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    with atomic_stream(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -3,7 +3,7 @@
 A run folder is ``<staging_dir>/run-<key>/``::
 
     manifest.json                 written last by the stage task: its presence marks staging complete
-    reference.npz                 the packed reference
+    reference/                    the packed genome (hard links to the index cache's copy)
     reads/shard_NNNNN.npz         encoded read shards (+ ``.done.json`` completion records)
     candidates/shard_NNNNN.npz    candidate windows per shard (+ ``.done.json``)
     .owner.lock                   flock-ed by the flow that owns the folder (pid, host, since)
@@ -13,8 +13,9 @@ A run folder is ``<staging_dir>/run-<key>/``::
     align/job[_N].out, .err       the job's stdout and stderr (``_N``: a job array's task)
     results/                      outputs bound for S3, before upload
 
-Beside the run folders: ``inputs/<bucket>/<key>`` (S3 downloads) and ``index/`` (the
-reference index cache).
+Beside the run folders: ``inputs/<bucket>/<key>`` (S3 downloads) and the reference index
+cache, ``index/<sha256[:16]>/genome/`` (the packed genome) and ``index/<sha256[:16]>/k<k>-w<w>/``
+(its minimizer index), keyed by the reference file's checksum.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"
-REFERENCE = "reference.npz"
+REFERENCE = "reference"
 READS = "reads"
 CANDIDATES = "candidates"
 ALIGN = "align"
@@ -107,8 +108,12 @@ def inputs_dir(staging_dir: str | Path, bucket: str) -> Path:
     return Path(staging_dir).resolve() / INPUTS / bucket
 
 
-def index_stem(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> Path:
-    return Path(staging_dir).resolve() / INDEX / f"{reference_sha256[:16]}-k{k}-w{w}"
+def genome_cache(staging_dir: str | Path, reference_sha256: str) -> Path:
+    return Path(staging_dir).resolve() / INDEX / reference_sha256[:16] / "genome"
+
+
+def index_cache(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> Path:
+    return Path(staging_dir).resolve() / INDEX / reference_sha256[:16] / f"k{k}-w{w}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.align_job import COLUMNS
 from hpc.files import atomic_write_text
-from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings
+from hpc.genome import read_genome_json
+from hpc.manifest import (ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings,
+                          verify_entry)
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
 from tasks.genomics.paf import Hit, evaluate, mapq_from_scores
@@ -89,7 +91,7 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     with ``staged``, the manifest must be the one staged, holding every encoded read."""
     manifest = staged.verify() if staged else load_manifest(Path(manifest_path))
     root = Path(manifest_path).parent
-    ref = load_npz_verified(root, manifest["reference"])
+    ref = read_genome_json(verify_entry(root, manifest["reference"]).parent)
     tnames = [str(n) for n in ref["names"]]
     shards = [load_npz_verified(root, s) for s in manifest["shards"]]
     scoring = manifest_settings(manifest).scoring

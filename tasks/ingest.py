@@ -1,4 +1,4 @@
-"""Ingest tasks: locate and checksum the reads; read and validate the reference."""
+"""Ingest tasks: locate and checksum the reads and the reference."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from hpc.files import sha256_file
-from tasks.genomics.fastx import FastxFormatError, read_fastx
+from tasks.genomics.fastx import FastxFormatError
 from tasks.runtime.options import IO_TASK
 from tasks.storage.s3 import S3Settings, fetch
 
@@ -25,9 +25,9 @@ class ReadsInput:
 @dataclass
 class IngestedReference:
     uri: str
+    path: Path  # local (an S3 object's copy on the staging folder)
     sha256: str
-    names: list[str]
-    seqs: list[bytes]
+    bytes: int
 
 
 @task(name="ingest-reads", **IO_TASK)
@@ -51,25 +51,18 @@ def ingest_reads(uri: str, staging_dir: str = ".helixflow/fsx", s3: S3Settings |
 
 @task(name="ingest-reference", **IO_TASK)
 def ingest_reference(uri: str, staging_dir: str = ".helixflow/fsx", s3: S3Settings | None = None) -> IngestedReference:
-    """Parse and validate a reference FASTA; contig names must be unique."""
+    """Locate the reference FASTA (an ``s3://`` object is first copied to the staging folder)
+    and checksum it; it is parsed, validated and packed once per checksum by the index task."""
     path = fetch(uri, staging_dir, s3)
-    names: list[str] = []
-    seqs: list[bytes] = []
-    first_line: dict[str, int] = {}
-    for record in read_fastx(path):
-        if record.name in first_line:
-            raise FastxFormatError(
-                path, record.line,
-                f"duplicate contig name {record.name!r} (first seen at line {first_line[record.name]}); "
-                "expected unique contig names",
-            )
-        first_line[record.name] = record.line
-        names.append(record.name)
-        seqs.append(record.seq)
-    ref = IngestedReference(str(uri), sha256_file(path), names, seqs)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found")
+    if path.is_dir():
+        raise FastxFormatError(path, None, "is a directory, expected a FASTA file")
+    ref = IngestedReference(str(uri), path, sha256_file(path), path.stat().st_size)
+    get_run_logger().info("reference: %s (%d bytes, sha256 %s)", uri, ref.bytes, ref.sha256[:16])
     create_table_artifact(
         key="ingest-reference",
-        table=[{"contig": n, "length": len(s)} for n, s in zip(names, seqs)],
-        description=f"Reference {uri}: {len(names)} contigs, {sum(map(len, seqs))} bases",
+        table=[{"file": str(uri), "local": str(path), "bytes": ref.bytes, "sha256": ref.sha256[:16]}],
+        description="Reference located and checksummed",
     )
     return ref

@@ -1,5 +1,5 @@
-"""Seed tasks: the reference's minimizer index (cached on the staging folder by checksum) and
-candidate reference windows for every staged shard, on Ray."""
+"""Seed tasks: the reference's packed genome and minimizer index (files cached on the staging
+folder by checksum) and candidate reference windows for every staged shard, on Ray."""
 
 from __future__ import annotations
 
@@ -9,52 +9,70 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from hpc.genome import read_genome_json
 from hpc.run_folder import CANDIDATES
-from tasks.genomics.seeding import ReferenceIndex, index_reference
 from tasks.ingest import IngestedReference
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import ray_result, stream_on_ray
-from tasks.storage.index_cache import cache_paths, load_index, save_index
+from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index, open_index
 from tasks.storage.shards import completed, seed_shard_file
+
+GIB = 2**30
 
 
 @task(name="index-reference", **IO_TASK)
-def build_reference_index(reference: IngestedReference, k: int, w: int = 1,
-                          staging_dir: str | None = None) -> ReferenceIndex:
-    """The (w,k)-minimizer index: from the staging folder's cache when this reference
-    (by checksum) was indexed with the same k and w before, else built on Ray and cached."""
+def build_reference_index(reference: IngestedReference, k: int, w: int, staging_dir: str,
+                          memory_gb: float | None = None) -> IndexFiles:
+    """The packed genome and its (w,k)-minimizer index as files on the staging folder: the
+    cached ones when this reference (by checksum) was indexed with the same k and w before
+    and every file verifies, else packed and built on Ray (after checking the index fits in
+    ``memory_gb``, default the node's available memory) and cached."""
     import ray
 
     t0 = time.perf_counter()
-    index = load_index(staging_dir, reference.sha256, k, w) if staging_dir else None
+    files, why = load_index(staging_dir, reference.sha256, k, w)
     source = "cache"
-    if index is None:
-        index = ray_result(ray.remote(index_reference).remote(reference.names, reference.seqs, k, w))
+    if files is None:
+        logger = get_run_logger()
+        if "no complete index" not in why:
+            logger.warning("reference index not reused: %s; building it again", why)
+        budget = int(memory_gb * GIB) if memory_gb else None
+        build = ray.remote(num_cpus=1)(build_cached_index)
+        files = ray_result(build.remote(reference.uri, str(reference.path), staging_dir, reference.sha256, k, w,
+                                        budget))
         source = "built"
-        if staging_dir:
-            save_index(staging_dir, reference.sha256, index)
-    where = str(cache_paths(staging_dir, reference.sha256, k, w)[0]) if staging_dir else "not cached"
-    get_run_logger().info("reference index %s in %.2f s (%s)", source, time.perf_counter() - t0, where)
+    index = open_index(files)
+    seconds = time.perf_counter() - t0
+    get_run_logger().info("reference index %s in %.2f s: %d contigs, %d bases, %d minimizers (k=%d, w=%d, "
+                          "masked above %d occurrences) in %s", source, seconds, len(index.names),
+                          index.genome.total, index.size, k, w, index.occ_limit, files.index)
+    contigs = read_genome_json(files.genome)
     create_table_artifact(
         key="reference-index",
-        table=[{"contigs": len(index.names), "bases": int(index.lengths.sum()), "k": k, "w": w,
-                "minimizers": int(index.kmers.shape[0]), "source": source, "cache": where}],
+        table=[{"contigs": len(index.names), "bases": index.genome.total, "k": k, "w": w,
+                "minimizers": index.size, "masked_above": index.occ_limit, "source": source,
+                "seconds": round(seconds, 2), "cache": files.index}],
         description="Reference (w,k)-minimizer index",
     )
-    return index
+    create_table_artifact(
+        key="reference-contigs",
+        table=[{"contig": n, "length": n_bases} for n, n_bases in
+               list(zip(contigs["names"], contigs["lengths"]))[:1000]],
+        description=f"Reference {reference.uri}: {len(contigs['names'])} contigs (the first 1,000 listed)",
+    )
+    return files
 
 
 @task(name="candidate-windows", **IO_TASK)
-def candidate_windows(index: ReferenceIndex, root: str, shards: list[dict], max_candidates: int) -> list[dict]:
-    """Seed every staged shard on Ray (the index goes to the object store once); each worker
-    reads its shard from the staging folder and writes the candidates beside it."""
+def candidate_windows(index: IndexFiles, root: str, shards: list[dict], max_candidates: int) -> list[dict]:
+    """Seed every staged shard on Ray; each worker memory-maps the index files (once per
+    worker), reads its shard from the staging folder and writes the candidates beside it."""
     import ray
 
-    index_ref = ray.put(index)
     remote = ray.remote(seed_shard_file)
     work = ((e["shard"], e, completed(Path(root), CANDIDATES, e["shard"], reads_sha256=e["sha256"]), 0.0)
             for e in shards)
-    entries = stream_on_ray(lambda e: remote.remote(e, index_ref, root, max_candidates), work, "candidates",
+    entries = stream_on_ray(lambda e: remote.remote(e, index, root, max_candidates), work, "candidates",
                       "candidates-progress", total=len(shards))
     cands = [entries[e["shard"]] for e in shards]
     n_reads = sum(e["reads"] for e in shards)

@@ -1,5 +1,5 @@
-"""Stage task: reference and a checksummed manifest complete the run folder on FSx (the
-shards and candidates were written there by the Ray stage)."""
+"""Stage task: the packed genome and a checksummed manifest complete the run folder on FSx
+(the shards and candidates were written there by the Ray stage)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from hpc.codec import pack_codes
 from hpc.files import save_npz_atomic, sha256_file
+from hpc.genome import GENOME_JSON, link_genome, read_genome_json, save_genome
 from hpc.manifest import RunSettings, StagedRun, file_entry, load_manifest, write_manifest
 from hpc.run_folder import CANDIDATES, READS, REFERENCE, run_folder, shard_path
 from tasks.genomics.encoding import EncodedShard
 from tasks.genomics.seeding import Candidates, ReferenceIndex
 from tasks.ingest import IngestedReference, ReadsInput
 from tasks.runtime.options import IO_TASK
+from tasks.storage.index_cache import IndexFiles
 
 
 def run_key(reads_sha256: str, reference_sha256: str, settings: RunSettings) -> str:
@@ -31,13 +31,11 @@ def run_root(staging_dir: str, reads_sha256: str, reference_sha256: str, setting
     return run_folder(staging_dir, run_key(reads_sha256, reference_sha256, settings))
 
 
-def finish_staging(root: Path, inputs: dict, index: ReferenceIndex, shards: list[dict], candidates: list[dict],
+def finish_staging(root: Path, inputs: dict, shards: list[dict], candidates: list[dict],
                    settings: RunSettings) -> Path:
-    """Write the reference, then the manifest (last: its presence marks the staging complete)."""
-    packed, nmask = pack_codes(index.codes)
-    ref_path = root / REFERENCE
-    save_npz_atomic(ref_path, names=np.array(index.names, dtype=np.str_),
-                    lengths=index.lengths, starts=index.starts, packed=packed, nmask=nmask)
+    """Write the manifest (last: its presence marks the staging complete); the genome is
+    already in ``root/reference``."""
+    genome = root / REFERENCE / GENOME_JSON
     keep = ("path", "bytes", "sha256", "reads", "bases", "windows")
     entries = [{**{k: e[k] for k in keep if k in e}, "candidates": {k: c[k] for k in keep if k in c}}
                for e, c in zip(shards, candidates)]
@@ -45,7 +43,7 @@ def finish_staging(root: Path, inputs: dict, index: ReferenceIndex, shards: list
         "run_key": root.name,
         "inputs": inputs,
         "settings": settings.to_json(),
-        "reference": file_entry(root, ref_path, contigs=len(index.names)),
+        "reference": file_entry(root, genome, contigs=len(read_genome_json(genome.parent)["names"])),
         "shards": entries,
     })
 
@@ -67,7 +65,8 @@ def write_staging(
         save_npz_atomic(cand_path, **cands.to_arrays())
         shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases))
         cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
-    manifest = finish_staging(root, inputs, index, shard_entries, cand_entries, settings)
+    save_genome(root / REFERENCE, index.genome)
+    manifest = finish_staging(root, inputs, shard_entries, cand_entries, settings)
     return manifest, load_manifest(manifest)["shards"]
 
 
@@ -76,18 +75,20 @@ def stage_run(
     root: str,
     reads: ReadsInput,
     reference: IngestedReference,
-    index: ReferenceIndex,
+    index: IndexFiles,
     shards: list[dict],
     candidates: list[dict],
     settings: RunSettings,
 ) -> StagedRun:
-    """Complete the staging folder ``root`` (shards and candidates are already there):
-    reference, then the manifest with every file's size and sha256. Returns the manifest with
-    its own sha256 and the encoder's read count, which the align job and collect check."""
+    """Complete the staging folder ``root`` (shards and candidates are already there): the
+    genome (linked from the index cache), then the manifest with every file's size and
+    sha256. Returns the manifest with its own sha256 and the encoder's read count, which the
+    align job and collect check."""
     root_path = Path(root)
     inputs = {"reads": {"uri": reads.uri, "sha256": reads.sha256},
               "reference": {"uri": reference.uri, "sha256": reference.sha256}}
-    manifest = finish_staging(root_path, inputs, index, shards, candidates, settings)
+    link_genome(index.genome, root_path / REFERENCE)  # hard links: no copy of the genome
+    manifest = finish_staging(root_path, inputs, shards, candidates, settings)
     staged = StagedRun(manifest, sha256_file(manifest), sum(int(e["reads"]) for e in shards))
     entries = staged.verify()["shards"]
     total = sum(e["bytes"] + e["candidates"]["bytes"] for e in entries)

@@ -1,49 +1,93 @@
-"""The reference index cache on the staging folder."""
+"""The packed genome and minimizer index cached on the staging folder by checksum."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
+import pytest
 
+from hpc.genome import open_genome
 from tasks.genomics.encoding import to_codes
-from tasks.genomics.seeding import ReferenceIndex
-from tasks.genomics.simulation import simulate_reference
-from tasks.storage.index_cache import cache_paths, load_index, save_index
+from tasks.genomics.seeding import ReferenceIndex, estimate_index_bytes
+from tasks.genomics.simulation import fasta_text, simulate_reference
+from tasks.storage.index_cache import IndexMemoryError, build_cached_index, load_index, open_index
 
 SHA = "ab" * 32
 
 
-def build():
-    ref = simulate_reference(2, 5000, seed=3)
-    return ReferenceIndex.build([n for n, _ in ref], [to_codes(s) for _, s in ref], 15, 5)
+@pytest.fixture()
+def fasta(tmp_path):
+    ref = simulate_reference(3, 5000, seed=3)
+    path = tmp_path / "ref.fa"
+    path.write_text(fasta_text(ref))
+    return path, ref
 
 
-def test_round_trip(tmp_path):
-    index = build()
-    path = save_index(tmp_path, SHA, index)
-    assert path == cache_paths(tmp_path, SHA, 15, 5)[0] and path.parent == tmp_path / "index"
-    back = load_index(tmp_path, SHA, 15, 5)
-    assert back.names == index.names and (back.k, back.w) == (15, 5)
-    for field in ("lengths", "starts", "codes", "kmers", "positions"):
-        assert np.array_equal(getattr(back, field), getattr(index, field))
-    assert not list((tmp_path / "index").glob("*.tmp"))
+def test_the_cached_index_is_the_in_memory_index(tmp_path, fasta):
+    path, ref = fasta
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    assert load_index(tmp_path, SHA, 15, 5) == (files, "verified")
+    index = open_index(files)
+    expected = ReferenceIndex.build([n for n, _ in ref], [to_codes(s) for _, s in ref], 15, 5)
+    assert index.names == [n for n, _ in ref] and (index.k, index.w) == (15, 5)
+    for field in ("table", "rest", "positions"):
+        assert isinstance(getattr(index, field), np.memmap)
+        assert np.array_equal(getattr(index, field), getattr(expected, field))
+    assert index.occ_limit == expected.occ_limit
+    assert index.window_codes(1, 10, 40).tobytes() == to_codes(ref[1][1][10:40]).tobytes()
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_other_reference_or_settings_miss(tmp_path):
-    save_index(tmp_path, SHA, build())
-    assert load_index(tmp_path, "cd" * 32, 15, 5) is None
-    assert load_index(tmp_path, SHA, 15, 10) is None
-    assert load_index(tmp_path / "elsewhere", SHA, 15, 5) is None
+def test_other_reference_or_settings_miss(tmp_path, fasta):
+    path, _ = fasta
+    build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    assert load_index(tmp_path, "cd" * 32, 15, 5)[0] is None
+    assert load_index(tmp_path, SHA, 15, 10)[0] is None
+    assert load_index(tmp_path / "elsewhere", SHA, 15, 5)[0] is None
 
 
-def test_damaged_or_half_written_cache_is_not_used(tmp_path):
-    path = save_index(tmp_path, SHA, build())
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    assert load_index(tmp_path, SHA, 15, 5) is None  # sha256 disagrees: rebuilt by the caller
-    meta = cache_paths(tmp_path, SHA, 15, 5)[1]
-    meta.write_text("{not json")
-    assert load_index(tmp_path, SHA, 15, 5) is None
-    path.unlink()
-    meta.write_text(json.dumps({"version": 1}))
-    assert load_index(tmp_path, SHA, 15, 5) is None
+@pytest.mark.parametrize("damage", ["flip", "truncate", "remove", "json"])
+@pytest.mark.parametrize("target", ["genome/packed.bin", "k15-w5/rest.bin", "k15-w5/table.bin"])
+def test_a_damaged_or_truncated_index_is_found_and_rebuilt(tmp_path, fasta, damage, target):
+    path, _ = fasta
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    before = open_index(files)
+    rest, positions = np.array(before.rest), np.array(before.positions)
+    victim = tmp_path / "index" / SHA[:16] / target
+    if damage == "flip":
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    elif damage == "truncate":
+        os.truncate(victim, victim.stat().st_size // 2)
+    elif damage == "remove":
+        victim.unlink()
+    else:
+        victim = victim.parent / ("genome.json" if "genome" in target else "index.json")
+        victim.write_text("{not json")
+    found, why = load_index(tmp_path, SHA, 15, 5)
+    assert found is None and why
+    again = open_index(build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5))
+    assert np.array_equal(again.rest, rest) and np.array_equal(again.positions, positions)
+    assert load_index(tmp_path, SHA, 15, 5)[1] == "verified"
+
+
+def test_a_reference_over_the_memory_budget_is_refused_before_the_build(tmp_path, fasta):
+    path, _ = fasta
+    need = estimate_index_bytes(15_000, 3, 15, 5)
+    with pytest.raises(IndexMemoryError) as err:
+        build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5, budget=need // 2)
+    message = str(err.value)
+    assert f"reference {path}" in message and "15000 bases in 3 contigs" in message
+    assert f"{need / 2**30:.1f} GiB" in message and "--index-memory-gb" in message
+    assert not (tmp_path / "index" / SHA[:16] / "k15-w5").exists()  # nothing built
+    assert open_genome(tmp_path / "index" / SHA[:16] / "genome").total == 15_000  # the packing is kept
+
+
+def test_the_estimate_is_close_to_what_is_written(tmp_path, fasta):
+    path, _ = fasta
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    written = sum(p.stat().st_size for d in (files.genome, files.index) for p in Path(d).glob("*.bin"))
+    assert 0.7 < estimate_index_bytes(15_000, 3, 15, 5) / written < 1.5
+    assert json.loads((tmp_path / "index" / SHA[:16] / "k15-w5" / "index.json").read_text())["minimizers"] > 0

@@ -163,7 +163,7 @@ def artifact_table(flow_run_id, key: str) -> list[dict]:
 def test_second_run_reuses_the_cached_reference_index(good_run, tmp_path):
     params, state, work = good_run
     first = artifact_table(state.state_details.flow_run_id, "reference-index")[0]
-    assert first["source"] == "built" and Path(first["cache"]).is_file()
+    assert first["source"] == "built" and (Path(first["cache"]) / "index.json").is_file()
     again = align_reads(params.model_copy(update={"output": str(tmp_path / "out")}), return_state=True)
     assert again.is_completed(), again.message
     second = artifact_table(again.state_details.flow_run_id, "reference-index")[0]

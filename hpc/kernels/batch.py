@@ -10,7 +10,9 @@ import numba
 import numpy as np
 
 from hpc.codec import COMPLEMENT
+from hpc.genome import Genome
 from hpc.kernels.jit import NJIT
+from hpc.kernels.packed import unpack_range
 from hpc.kernels.scalar import alignment_stats, sw_traceback_band
 
 # Diagonals either side of the best end that the traceback searches first. On 200k
@@ -20,7 +22,7 @@ TRACE_BAND = 6
 
 
 @numba.njit(**NJIT)
-def _gather(codes, offsets, lengths, read, strand, ref_codes, win_start, win_end, complement):
+def _gather(codes, offsets, lengths, read, strand, packed, nmask, win_start, win_end, complement):
     n = read.shape[0]
     q_len = np.empty(n, dtype=np.int64)
     r_len = np.empty(n, dtype=np.int64)
@@ -47,16 +49,18 @@ def _gather(codes, offsets, lengths, read, strand, ref_codes, win_start, win_end
         else:
             for t in range(m):
                 qs[dst + t] = codes[src + t]
-        rs[r_off[p] : r_off[p] + r_len[p]] = ref_codes[win_start[p] : win_end[p]]
+        unpack_range(packed, nmask, win_start[p], rs[r_off[p] : r_off[p] + r_len[p]])
     return qs, q_off, q_len, rs, r_off, r_len
 
 
 def gather_pairs(codes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, read: np.ndarray,
-                 strand: np.ndarray, ref_codes: np.ndarray, win_start: np.ndarray, win_end: np.ndarray):
+                 strand: np.ndarray, genome: Genome, win_start: np.ndarray, win_end: np.ndarray):
     """Queries (reverse-complemented where ``strand`` is 1) and windows of many candidates,
     concatenated: ``(qs, q_off, q_len, rs, r_off, r_len)`` for :func:`score_batch`.
-    ``win_start``/``win_end`` are offsets into ``ref_codes``."""
-    return _gather(codes, offsets.astype(np.int64), lengths.astype(np.int64), read, strand, ref_codes,
+    ``win_start``/``win_end`` are global positions in the packed genome (memory-mapped:
+    only the windows' pages are read)."""
+    return _gather(codes, offsets.astype(np.int64), lengths.astype(np.int64), read, strand, genome.packed,
+                   genome.nmask,
                    win_start.astype(np.int64), win_end.astype(np.int64), COMPLEMENT)
 
 

@@ -1,7 +1,7 @@
 """Numba kernels behind :mod:`tasks.genomics.seeding`: minimizer lookup and diagonal clustering,
 one read at a time, so a shard needs no global sort of its seed hits. No I/O.
 
-Semantics (kept in step with :func:`tasks.genomics.seeding.minimizer_mask` and the index): a k-mer's
+Semantics (kept in step with the index, :mod:`hpc.kernels.index`): a k-mer's
 hash is ``v * 0x9E3779B97F4A7C15`` xor-shifted right by 29; a minimizer is the first
 smallest hash in a window of ``w`` consecutive N-free k-mers of the read (the whole read
 when it has fewer than ``w``); the reverse strand is the reverse-complemented read.
@@ -16,21 +16,31 @@ from hpc.kernels.jit import NJIT
 
 HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 NO_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
-BUCKET_BITS = 22  # direct-address table over the top bits of a k-mer: 4M int32 entries
-
-
-def bucket_table(kmers: np.ndarray, k: int) -> tuple[np.ndarray, int]:
-    """Offsets into the sorted ``kmers`` per value of their top bits, and the shift to get them."""
-    bits = min(2 * k, BUCKET_BITS)
-    shift = 2 * k - bits
-    counts = np.bincount((kmers >> np.uint64(shift)).astype(np.int64), minlength=1 << bits)
-    table = np.zeros((1 << bits) + 1, dtype=np.int64)
-    np.cumsum(counts, out=table[1:])
-    return table, shift
 
 
 @numba.njit(**NJIT)
-def _strand_hits(seq, k, w, kmers, positions, table, shift, max_occ, values, hashes, diag_out):
+def _lookup(key, rest, table, shift):
+    """The entries ``lo .. hi`` of the index that hold k-mer ``key``: its bucket by the top
+    bits, then a binary search on the low bits."""
+    bucket = np.int64(key >> shift)
+    r = key & ((np.uint64(1) << shift) - np.uint64(1))
+    lo = np.int64(table[bucket])
+    hi = np.int64(table[bucket + 1])
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if rest[mid] < r:
+            lo = mid + 1
+        else:
+            hi = mid
+    end = lo
+    top = np.int64(table[bucket + 1])
+    while end < top and rest[end] == r:
+        end += 1
+    return lo, end
+
+
+@numba.njit(**NJIT)
+def _strand_hits(seq, k, w, rest, positions, table, shift, max_occ, values, hashes, diag_out):
     """Seed hits of one strand of one read: fills ``diag_out`` with reference position minus
     query position per hit and returns how many."""
     m = seq.shape[0]
@@ -65,26 +75,18 @@ def _strand_hits(seq, k, w, kmers, positions, table, shift, max_occ, values, has
         if best == last or hashes[best] == NO_HASH:
             continue
         last = best
-        key = values[best]
-        bucket = np.int64(key >> np.uint64(shift))
-        lo = table[bucket]
-        hi = table[bucket + 1]
-        while lo < hi and kmers[lo] < key:
-            lo += 1
-        end = lo
-        while end < hi and kmers[end] == key:
-            end += 1
+        lo, end = _lookup(values[best], rest, table, shift)
         count = end - lo
         if count == 0 or count > max_occ:
             continue
         for t in range(lo, end):
-            diag_out[nh] = positions[t] - best
+            diag_out[nh] = np.int64(positions[t]) - best
             nh += 1
     return nh
 
 
 @numba.njit(**NJIT)
-def seed_shard(codes, offsets, lengths, k, w, kmers, positions, table, shift, complement,
+def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, complement,
                ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap):
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
@@ -121,7 +123,7 @@ def seed_shard(codes, offsets, lengths, k, w, kmers, positions, table, shift, co
         for strand in range(2):
             for i in range(m):
                 seq[i] = codes[base + i] if strand == 0 else complement[codes[base + m - 1 - i]]
-            nh = _strand_hits(seq[:m], k, w, kmers, positions, table, shift, max_occ, values, hashes, diags)
+            nh = _strand_hits(seq[:m], k, w, rest, positions, table, shift, max_occ, values, hashes, diags)
             if nh == 0:
                 continue
             d = np.sort(diags[:nh])

@@ -1,6 +1,8 @@
 """Reference (w,k)-minimizer index and candidate windows per read (both strands).
 
-The index is built in numpy. A read's minimizers are looked up in the sorted reference
+The index is built from the packed genome by a counting sort in Numba
+(:mod:`hpc.kernels.index`); :func:`kmer_values` and :func:`minimizer_mask` are the plain
+numpy statement of the same minimizers, which the tests hold the kernels to. A read's minimizers are looked up in the sorted reference
 minimizers (:mod:`hpc.kernels.seed`, Numba); hits are clustered by diagonal (reference
 position minus read position) per read and strand, and the clusters with the most hits
 become candidate windows: the read's span on the reference plus a margin for indels,
@@ -9,12 +11,14 @@ clipped to the contig.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from hpc.codec import CODE_N, COMPLEMENT
-from hpc.kernels.seed import HASH_MUL, NO_HASH, bucket_table, seed_shard
+from hpc.genome import Genome, genome_from_codes
+from hpc.kernels.index import occurrence_histogram, scan_minimizers, sort_buckets
+from hpc.kernels.seed import HASH_MUL, NO_HASH, seed_shard
 from tasks.genomics.encoding import EncodedShard
 
 STRAND_FWD = 0
@@ -53,52 +57,113 @@ def minimizer_mask(values: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
     return mask & valid
 
 
+MID_OCC_FRAC = 2e-4  # minimap2's -f: the most frequent 0.02% of distinct minimizers are masked
+MIN_MID_OCC, MAX_MID_OCC = 10, 1_000_000  # minimap2's clamps on that cut-off
+HIST_CAP = 1 << 16
+
+
+def index_layout(total: int, n_contigs: int, k: int, w: int) -> dict:
+    """Bucket bits and dtypes of an index over ``total`` bases: about 4-8 minimizers a bucket
+    (at most 2^26 buckets), the k-mer's low bits in 32 bits when they fit, positions in 32
+    bits below 4 Gbp."""
+    if not 1 <= k <= 31:
+        raise ValueError(f"k must be in 1..31, got {k}")
+    if w < 1:
+        raise ValueError(f"w must be at least 1, got {w}")
+    expected = 2 * total // (w + 1) + n_contigs
+    bits = min(2 * k, max(8, min(26, expected.bit_length() - 2)))
+    shift = 2 * k - bits
+    return {"bits": bits, "shift": shift, "rest": "uint32" if shift <= 32 else "uint64",
+            "position": "uint32" if total < 2**32 else "uint64"}
+
+
+def estimate_index_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
+    """Bytes of the packed genome and its index (what every node keeps in its page cache)."""
+    layout = index_layout(total, n_contigs, k, w)
+    per = np.dtype(layout["rest"]).itemsize + np.dtype(layout["position"]).itemsize
+    expected = 2 * total // (w + 1) + n_contigs
+    return total // 4 + total // 8 + expected * per + (1 << layout["bits"]) * 8
+
+
 @dataclass
 class ReferenceIndex:
-    names: list[str]
-    lengths: np.ndarray  # int64, per contig
-    starts: np.ndarray  # int64, contig start in the concatenated codes
-    codes: np.ndarray  # uint8, all contigs concatenated
+    """The (w,k)-minimizer index of a packed genome. Bucket ``b`` (the k-mer's top bits)
+    holds entries ``table[b] .. table[b+1]``, sorted by ``rest`` (the k-mer's low ``shift``
+    bits); ``positions`` are global starts in the genome. Arrays may be memory-mapped."""
+
+    genome: Genome
     k: int
-    kmers: np.ndarray  # uint64, sorted
-    positions: np.ndarray  # int64, global start of each k-mer in `kmers` order
-    w: int = 1  # minimizer window; 1 indexes every k-mer
-    _table: tuple[np.ndarray, int] | None = field(default=None, repr=False, compare=False)
+    w: int
+    shift: int
+    table: np.ndarray
+    rest: np.ndarray
+    positions: np.ndarray
+    occ_limit: int  # minimizers occurring more often are masked (minimap2's -f cut-off)
 
-    def bucket_table(self) -> tuple[np.ndarray, int]:
-        """Direct-address offsets into ``kmers`` by top bits (built on first use, not stored)."""
-        if self._table is None:
-            self._table = bucket_table(self.kmers, self.k)
-        return self._table
+    @property
+    def names(self) -> list[str]:
+        return self.genome.names
 
-    def __getstate__(self) -> dict:  # ship the index without its 32-MiB lookup table
-        return {**self.__dict__, "_table": None}
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.genome.lengths
 
-    @classmethod
-    def build(cls, names: list[str], contig_codes: list[np.ndarray], k: int, w: int = 1) -> "ReferenceIndex":
-        lengths = np.array([c.shape[0] for c in contig_codes], dtype=np.int64)
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        codes = np.concatenate(contig_codes) if contig_codes else np.zeros(0, np.uint8)
-        values, valid = kmer_values(codes, k)
-        # A k-mer that crosses into the next contig is not a reference k-mer.
-        pos = np.arange(values.shape[0], dtype=np.int64)
-        contig_of = np.searchsorted(starts, pos, side="right") - 1
-        valid &= pos + k <= starts[contig_of] + lengths[contig_of]
-        keep = np.nonzero(minimizer_mask(values, valid, w))[0]
-        order = np.argsort(values[keep], kind="stable")
-        return cls(list(names), lengths, starts, codes, k, values[keep][order], keep[order], w)
+    @property
+    def starts(self) -> np.ndarray:
+        return self.genome.starts
+
+    @property
+    def size(self) -> int:
+        return int(self.rest.shape[0])
 
     def window_codes(self, contig: int, start: int, end: int) -> np.ndarray:
         base = int(self.starts[contig])
-        return self.codes[base + start : base + end]
+        return self.genome.codes(base + start, base + end)
+
+    @classmethod
+    def build(cls, names: list[str], contig_codes: list[np.ndarray], k: int, w: int = 1) -> "ReferenceIndex":
+        """The index of in-memory sequences (tests, benchmarks, small references)."""
+        return build_index(genome_from_codes(names, contig_codes), k, w)
 
 
-def index_reference(names: list[str], seqs: list[bytes], k: int, w: int) -> ReferenceIndex:
-    """The index of reference sequences given as bytes (what the Ray task runs)."""
-    from tasks.genomics.encoding import to_codes
+def occurrence_limit(hist: np.ndarray) -> int:
+    """minimap2's cut-off: the occurrence count below which all but the most frequent
+    :data:`MID_OCC_FRAC` of distinct minimizers fall, clamped to its bounds."""
+    distinct = int(hist.sum())
+    allowed = MID_OCC_FRAC * distinct
+    above = 0
+    limit = 1
+    for count in range(hist.shape[0] - 1, 0, -1):
+        if above + hist[count] > allowed:
+            limit = count
+            break
+        above += int(hist[count])
+    return int(min(max(limit, MIN_MID_OCC), MAX_MID_OCC))
 
-    return ReferenceIndex.build(names, [to_codes(s) for s in seqs], k, w)
+
+def build_index(genome: Genome, k: int, w: int, alloc=None) -> ReferenceIndex:
+    """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
+    dtype, n)`` makes each output array (a memory-mapped file for a large reference);
+    by default they are in memory."""
+    alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
+    layout = index_layout(genome.total, len(genome.names), k, w)
+    shift = layout["shift"]
+    starts, lengths = genome.starts, genome.lengths
+    counts = np.zeros(1 << layout["bits"], dtype=np.uint32)
+    none = np.zeros(0, dtype=np.uint32)
+    found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 0, counts,
+                            none, none, none, none)
+    table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
+    table[0] = 0
+    np.cumsum(counts, out=table[1:], dtype=table.dtype)
+    counts[:] = 0  # now the fill count per bucket
+    rest = alloc("rest", layout["rest"], found)
+    positions = alloc("positions", layout["position"], found)
+    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 1, counts, table,
+                    counts, rest, positions)
+    sort_buckets(table, rest, positions)
+    limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
+    return ReferenceIndex(genome, k, w, shift, table, rest, positions, limit)
 
 
 @dataclass
@@ -132,9 +197,10 @@ def find_candidates(
     max_diag_gap: int = 24,
 ) -> Candidates:
     """Best candidate windows per read over both strands, by seed hits per diagonal cluster
-    (minimizers that occur over ``max_occ`` times in the reference are masked)."""
-    table, shift = index.bucket_table()
+    (minimizers that occur over ``max_occ`` times, or over the index's frequency cut-off,
+    are masked)."""
     out = seed_shard(shard.codes(), shard.offsets.astype(np.int64), shard.lengths.astype(np.int64), index.k,
-                     index.w, index.kmers, index.positions, table, shift, COMPLEMENT, index.starts,
-                     index.lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap)
+                     index.w, index.rest, index.positions, index.table, np.uint64(index.shift), COMPLEMENT,
+                     index.starts, index.lengths, max_candidates, min_votes, min(max_occ, index.occ_limit),
+                     margin, max_diag_gap)
     return Candidates(*out)

@@ -9,11 +9,12 @@ from hpc.files import StagingFullError
 from hpc.manifest import ManifestError
 from tasks.genomics.fastx import FastxFormatError
 from tasks.runtime.owner import RunFolderBusy
+from tasks.storage.index_cache import IndexMemoryError
 from tasks.storage.uri import BadLocation
 
 # Errors that retrying cannot fix: the input is wrong, or the scheduler said no.
 PERMANENT_ERRORS = (FastxFormatError, FileNotFoundError, ManifestError, ValueError, SubmissionRejected, BadLocation,
-                    StagingFullError, RunFolderBusy)
+                    StagingFullError, RunFolderBusy, IndexMemoryError)
 
 
 def retry_unless(*permanent: type[BaseException]):

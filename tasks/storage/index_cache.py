@@ -1,53 +1,191 @@
-"""The reference index cached on the staging folder, keyed by the reference's checksum.
+"""The packed genome and its minimizer index, cached on the staging folder by the reference
+file's checksum, as flat files every process memory-maps.
 
-``<staging>/index/<sha256[:16]>-k<k>-w<w>.npz`` holds the index arrays; the JSON beside it
-holds that file's own sha256 and size, written after it (temp file + rename), so a reader
-sees either a complete, verified index or none. A file that fails the check is rebuilt.
+``index/<sha256[:16]>/genome/`` is a genome folder (:mod:`hpc.genome`);
+``index/<sha256[:16]>/k<k>-w<w>/`` holds ``table.bin``, ``rest.bin`` and ``positions.bin``
+and, written last, ``index.json`` with the layout and each file's size and sha256. The
+index task checks every sha256 once per run (:func:`load_index`): a damaged or truncated
+file is reported and rebuilt. Ray workers and ranks then map the files after a size check
+(:func:`open_index`), one copy in the page cache per node.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
+import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hpc.files import atomic_write_text, save_npz_atomic
-from hpc.manifest import ManifestError, file_entry, load_npz_verified
-from hpc.run_folder import index_stem
-from tasks.genomics.seeding import ReferenceIndex
+from hpc.files import StagingFullError, atomic_write_text, sha256_file
+from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
+from hpc.run_folder import genome_cache, index_cache
+from tasks.genomics.reference import pack_fasta
+from tasks.genomics.seeding import ReferenceIndex, build_index, estimate_index_bytes
 
-CACHE_VERSION = 1
-
-
-def cache_paths(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> tuple[Path, Path]:
-    stem = index_stem(staging_dir, reference_sha256, k, w)
-    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+CACHE_VERSION = 2
+INDEX_JSON = "index.json"
+ARRAYS = ("table", "rest", "positions")
 
 
-def save_index(staging_dir: str | Path, reference_sha256: str, index: ReferenceIndex) -> Path:
-    data, meta = cache_paths(staging_dir, reference_sha256, index.k, index.w)
-    save_npz_atomic(data, names=np.array(index.names, dtype=np.str_), lengths=index.lengths, starts=index.starts,
-                    codes=index.codes, kmers=index.kmers, positions=index.positions,
-                    kw=np.array([index.k, index.w], dtype=np.int64))
-    entry = file_entry(data.parent, data)
-    atomic_write_text(meta, json.dumps({"version": CACHE_VERSION, "reference_sha256": reference_sha256,
-                                        "k": index.k, "w": index.w, "file": entry}, indent=2))
-    return data
+class IndexMemoryError(MemoryError):
+    """The reference's index would not fit in the memory there is."""
 
 
-def load_index(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> ReferenceIndex | None:
-    """The cached index, or None when there is none or it does not verify."""
-    data, meta = cache_paths(staging_dir, reference_sha256, k, w)
-    if not meta.is_file():
-        return None
+@dataclass(frozen=True)
+class IndexFiles:
+    """Where a cached index lives: what the Ray workers are handed instead of the index."""
+
+    genome: str
+    index: str
+
+
+def _verify(folder: Path, files: dict[str, dict]) -> str | None:
+    """Why the files in ``folder`` disagree with their records, or None when they agree."""
+    for name, entry in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != entry["bytes"]:
+            return f"{path} has {path.stat().st_size} bytes, expected {entry['bytes']}"
+        if sha256_file(path) != entry["sha256"]:
+            return f"{path} does not match its sha256"
+    return None
+
+
+def _map(folder: Path, name: str, dtype: str, n: int) -> np.ndarray:
+    path = folder / f"{name}.bin"
+    if path.stat().st_size != n * np.dtype(dtype).itemsize:
+        raise GenomeError(f"{path}: {path.stat().st_size} bytes, expected {n * np.dtype(dtype).itemsize}")
+    return np.memmap(path, dtype=dtype, mode="r") if n else np.zeros(0, dtype=dtype)
+
+
+def open_index(files: IndexFiles) -> ReferenceIndex:
+    """The cached index, memory-mapped read-only, after checking every file's size."""
+    genome = open_genome(files.genome)
+    folder = Path(files.index)
+    body = json.loads((folder / INDEX_JSON).read_text())
+    table = _map(folder, "table", body["dtypes"]["table"], (1 << body["bits"]) + 1)
+    rest = _map(folder, "rest", body["dtypes"]["rest"], body["minimizers"])
+    positions = _map(folder, "positions", body["dtypes"]["positions"], body["minimizers"])
+    return ReferenceIndex(genome, body["k"], body["w"], body["shift"], table, rest, positions, body["occ_limit"])
+
+
+_OPENED: dict[IndexFiles, ReferenceIndex] = {}
+
+
+def open_index_cached(files: IndexFiles) -> ReferenceIndex:
+    """:func:`open_index`, once per process (a Ray worker seeds many shards with one map)."""
+    if files not in _OPENED:
+        _OPENED[files] = open_index(files)
+    return _OPENED[files]
+
+
+def load_index(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -> tuple[IndexFiles | None, str]:
+    """The cached index's files if every one verifies, else None; and why not."""
+    files = IndexFiles(str(genome_cache(staging_dir, reference_sha256)),
+                       str(index_cache(staging_dir, reference_sha256, k, w)))
     try:
-        body = json.loads(meta.read_text())
-        if body.get("version") != CACHE_VERSION or body.get("reference_sha256") != reference_sha256:
-            return None
-        arrays = load_npz_verified(data.parent, body["file"])
-    except (ManifestError, OSError, ValueError, KeyError):
-        return None
-    k_, w_ = (int(x) for x in arrays["kw"])
-    return ReferenceIndex([str(n) for n in arrays["names"]], arrays["lengths"], arrays["starts"], arrays["codes"],
-                          k_, arrays["kmers"], arrays["positions"], w_)
+        genome = read_genome_json(Path(files.genome))
+        body = json.loads((Path(files.index) / INDEX_JSON).read_text())
+    except (GenomeError, OSError, ValueError) as exc:
+        return None, f"no complete index ({exc})"
+    if body.get("version") != CACHE_VERSION or body.get("reference_sha256") != reference_sha256:
+        return None, f"{files.index}: written by another version or for another reference"
+    problem = _verify(Path(files.genome), genome["files"]) or _verify(Path(files.index), body["files"])
+    return (None, problem) if problem else (files, "verified")
+
+
+def available_memory() -> int:
+    """MemAvailable of this node, in bytes."""
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/meminfo has no MemAvailable")  # pragma: no cover - every Linux since 3.14 has it
+
+
+def check_fits(reference: str, total: int, contigs: int, k: int, w: int, budget: int | None) -> int:
+    """The index's estimated bytes, after checking they fit in ``budget`` (default: the
+    memory available now); :class:`IndexMemoryError` naming both when they do not."""
+    need = estimate_index_bytes(total, contigs, k, w)
+    have = available_memory() if budget is None else budget
+    if need > have:
+        gib = 2**30
+        raise IndexMemoryError(
+            f"reference {reference}: {total} bases in {contigs} contigs need about {need / gib:.1f} GiB for the "
+            f"packed genome and its k={k}, w={w} minimizer index, and {have / gib:.1f} GiB is available "
+            f"({'--index-memory-gb' if budget is not None else 'MemAvailable on this node'}); nothing was "
+            "built. Use a node with more memory or a larger minimizer window (--minimizer-window)")
+    return need
+
+
+def build_cached_index(reference: str, local: str, staging_dir: str, reference_sha256: str, k: int, w: int,
+                       budget: int | None = None) -> IndexFiles:
+    """Pack the reference (unless its genome is cached and verifies), check the index fits,
+    build it into memory-mapped files and write ``index.json`` last. Runs on a Ray worker."""
+    genome_dir = genome_cache(staging_dir, reference_sha256)
+    index_dir = index_cache(staging_dir, reference_sha256, k, w)
+    genome_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(genome_dir.parent, os.O_RDONLY)  # one build of a reference at a time (no lock file)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached, _ = load_index(staging_dir, reference_sha256, k, w)  # built while we waited?
+        return cached or _build(reference, local, genome_dir, index_dir, reference_sha256, k, w, budget)
+    finally:
+        os.close(lock)
+
+
+def _build(reference: str, local: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
+           budget: int | None) -> IndexFiles:
+    try:
+        packed = read_genome_json(genome_dir)
+        stale = _verify(genome_dir, packed["files"])
+    except GenomeError:
+        stale = "missing"
+    if stale:
+        shutil.rmtree(genome_dir, ignore_errors=True)
+        pack_fasta(local, genome_dir)
+    genome = open_genome(genome_dir)
+    check_fits(reference, genome.total, len(genome.names), k, w, budget)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    index_dir.mkdir(parents=True)
+    arrays: dict[str, np.ndarray] = {}
+
+    def alloc(name: str, dtype, n: int) -> np.ndarray:
+        """A file of the array's size, its blocks reserved first (a full disk is an error
+        here, not a SIGBUS when a mapped page is written), mapped for writing."""
+        path = index_dir / f"{name}.bin"
+        size = n * np.dtype(dtype).itemsize
+        with open(path, "wb") as fh:
+            if size:
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, size)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise StagingFullError(errno.ENOSPC, f"{index_dir}: no space left on the device for "
+                                               f"{path.name} ({size} bytes) of the reference index; free "
+                                               "space there or choose another --staging-dir") from exc
+                    raise
+        arrays[name] = np.memmap(path, dtype=dtype, mode="r+", shape=(n,)) if n else np.zeros(0, dtype=dtype)
+        return arrays[name]
+
+    index = build_index(genome, k, w, alloc)
+    files = {}
+    for name, array in arrays.items():
+        if isinstance(array, np.memmap):
+            array.flush()
+        files[f"{name}.bin"] = {"bytes": (index_dir / f"{name}.bin").stat().st_size,
+                                "sha256": sha256_file(index_dir / f"{name}.bin")}
+    atomic_write_text(index_dir / INDEX_JSON, json.dumps({
+        "version": CACHE_VERSION, "reference_sha256": reference_sha256, "k": k, "w": w, "shift": index.shift,
+        "bits": int(index.table.shape[0] - 1).bit_length() - 1, "minimizers": index.size,
+        "occ_limit": index.occ_limit, "dtypes": {n: str(a.dtype) for n, a in arrays.items()}, "files": files,
+        "genome": hashlib.sha256((genome_dir / GENOME_JSON).read_bytes()).hexdigest(),
+    }, indent=1))
+    return IndexFiles(str(genome_dir), str(index_dir))

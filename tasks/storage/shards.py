@@ -33,6 +33,7 @@ from tasks.genomics.encoding import (
 )
 from tasks.genomics.fastx import FastxFormatError, read_fastx
 from tasks.genomics.seeding import find_candidates
+from tasks.storage.index_cache import IndexFiles, open_index_cached
 
 
 def read_batches(path: Path, shard_reads: int, shard_mb: float) -> Iterator[tuple[list[str], list[bytes]]]:
@@ -140,10 +141,11 @@ def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
                                    "names (reads sharing a name cannot be told apart in SAM/BAM)")
 
 
-def seed_shard_file(shard: dict, index, root: str, max_candidates: int) -> dict:
-    """Candidate windows of one staged shard (verified before use), written with a record."""
+def seed_shard_file(shard: dict, files: IndexFiles, root: str, max_candidates: int) -> dict:
+    """Candidate windows of one staged shard (verified before use), written with a record;
+    the index is memory-mapped from ``files``, once per worker process."""
     arrays = load_npz_verified(Path(root), shard)
-    cands = find_candidates(index, EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
+    cands = find_candidates(open_index_cached(files), EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
     path = shard_path(Path(root), CANDIDATES, shard["shard"])
     digest = save_npz_atomic(path, **cands.to_arrays())
     return _finish(Path(root), path, digest, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
