@@ -3,6 +3,7 @@
 import numpy as np
 
 from hpc.codec import reverse_complement
+from hpc.genome import genome_from_codes
 from hpc.kernels.batch import cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
 from hpc.kernels.scalar import cigar_string, sw_traceback
@@ -16,7 +17,8 @@ def test_gather_reverse_complements_reverse_strand_queries():
     offsets, lengths = np.array([0, 10, 25]), np.array([10, 15, 15])
     ref = rng.integers(0, 4, 100).astype(np.uint8)
     read, strand = np.array([2, 0, 2], np.int32), np.array([1, 0, 0], np.uint8)
-    qs, q_off, q_len, rs, r_off, r_len = gather_pairs(codes, offsets, lengths, read, strand, ref,
+    genome = genome_from_codes(["c0"], [ref])
+    qs, q_off, q_len, rs, r_off, r_len = gather_pairs(codes, offsets, lengths, read, strand, genome,
                                                       np.array([5, 0, 50]), np.array([30, 12, 100]))
     assert q_len.tolist() == [15, 10, 15] and r_len.tolist() == [25, 12, 50]
     assert np.array_equal(qs[0:15], reverse_complement(codes[25:40]))
