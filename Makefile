@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping soak chaos clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping bench-scale soak chaos clean
 
 install: $(STAMP)
 
@@ -78,6 +78,10 @@ bench-kernel: $(STAMP)
 # minimap2 -x sr side by side when it is installed (apt-get install minimap2).
 bench-mapping: $(STAMP)
 	$(PY) -m bench mapping
+
+# Index and map 100-Mbp, 300-Mbp and 1-Gbp synthetic genomes, minimap2 beside it (about 20 min).
+bench-scale: $(STAMP)
+	$(PY) -m bench scale
 
 # 2M simulated reads aligned three times from scratch (fresh staging, fresh Numba cache): every
 # run must exit 0 and write the same PAF byte for byte.

@@ -10,6 +10,8 @@ pipeline   the align-reads flow over a settings grid, with cost (``make bench``)
 device     the CUDA kernel on a GPU machine, exactness and GCUPS (needs only numpy and numba)
 soak       the same 2M reads aligned three times from scratch: every run exits 0, outputs identical
            (``make soak``)
+scale      index and map synthetic genomes of 100 Mbp to 1 Gbp, minimap2 -x sr beside it
+           (``make bench-scale``)
 chaos      one fault a row (killed flow, crashed rank, edited manifest, two runs in one folder, bad
            input), then the user's rerun: nothing lost, output identical to a clean run (``make chaos``)
 =========  =======================================================================
@@ -22,7 +24,7 @@ import sys
 
 ENTRIES = {"kernel": "bench.kernel", "mapping": "bench.mapping", "data": "bench.data",
            "pipeline": "flows.benchmark", "device": "bench.device", "soak": "bench.soak",
-           "chaos": "bench.chaos"}
+           "chaos": "bench.chaos", "scale": "bench.scale"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,3 +86,20 @@ def pareto_png(points: list[dict], front: list[dict]) -> bytes:
     ax.legend(fontsize=8)
     ax.set_title("Cost vs time")
     return _png(fig)
+
+
+def scale_png(rows: list[dict]) -> bytes:
+    """Index build time and peak memory against genome size, helixflow beside minimap2."""
+    plt = _plt()
+    size = [r["genome_mbp"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    for ax, ours, theirs, label in ((left, "index_s", "mm2_index_s", "index build, s"),
+                                    (right, "index_rss_gib", "mm2_index_rss_gib", "index build peak RSS, GiB")):
+        ax.plot(size, [r[ours] for r in rows], "o-", label="helixflow")
+        ax.plot(size, [r[theirs] for r in rows], "s--", label="minimap2 -x sr")
+        ax.set_xscale("log")
+        ax.set_xlabel("genome, Mbp")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.suptitle("Reference index against genome size (same machine, same run)")
+    return _png(fig)

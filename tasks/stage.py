@@ -55,9 +55,11 @@ def write_staging(
     shards: list[EncodedShard],
     candidates: list[Candidates],
     settings: RunSettings,
+    genome_folder: Path | None = None,
 ) -> tuple[Path, list[dict]]:
     """Stage in-memory shards (benchmarks, tests): every file to a temp name and renamed;
-    the manifest goes last."""
+    the manifest goes last. The genome is written from the index, or linked from
+    ``genome_folder`` (an index cache's) when given."""
     shard_entries, cand_entries = [], []
     for i, (shard, cands) in enumerate(zip(shards, candidates)):
         reads_path, cand_path = shard_path(root, READS, i), shard_path(root, CANDIDATES, i)
@@ -65,7 +67,10 @@ def write_staging(
         save_npz_atomic(cand_path, **cands.to_arrays())
         shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases))
         cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
-    save_genome(root / REFERENCE, index.genome)
+    if genome_folder:
+        link_genome(genome_folder, root / REFERENCE)
+    else:
+        save_genome(root / REFERENCE, index.genome)
     manifest = finish_staging(root, inputs, shard_entries, cand_entries, settings)
     return manifest, load_manifest(manifest)["shards"]
 

@@ -16,12 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpc.align_job import COLUMNS, align_rank
+from hpc.codec import CODE_N
 from hpc.kernels.batch import TRACE_BAND
 from hpc.kernels.scalar import sw_score, sw_traceback, sw_traceback_band
 from hpc.manifest import RunSettings
 from tasks.genomics.chunks import encode_chunk
 from tasks.genomics.encoding import encode_sequences, to_bytes
-from tasks.genomics.seeding import ReferenceIndex, find_candidates
+from tasks.genomics.seeding import ReferenceIndex, find_candidates, kmer_values, minimizer_mask
 from tasks.stage import write_staging
 
 SC = (2, -4, -6, -1)
@@ -131,6 +132,36 @@ def test_fastq_kernel_on_odd_records():
             + b"@long\n" + b"ACGT" * 500 + b"\n+\n" + b"I" * 2000 + b"\n@last\nGG\n+\nII")
     shard = encode_chunk(np.frombuffer(text, dtype=np.uint8), "odd.fq", 1)
     assert shard.n_reads == 5 and shard.lengths.tolist() == [1, 4, 5, 2000, 2]
+
+
+def index_entries(index: ReferenceIndex) -> list[tuple[int, int]]:
+    table = index.table.astype(np.int64)
+    return [((b << index.shift) | int(index.rest[i]), int(index.positions[i]))
+            for b in range(table.shape[0] - 1) for i in range(table[b], table[b + 1])]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=4), k=st.integers(3, 17), w=st.integers(1, 12),
+       n_runs=st.integers(0, 4), repetitive=st.booleans(), seed=st.integers(0, 2**16))
+def test_index_build_equals_the_numpy_minimizers(lengths, k, w, n_runs, repetitive, seed):
+    """The counting-sort index over the packed genome holds exactly the numpy statement's
+    minimizers, sorted, for contigs shorter than k or w, N runs and one-letter contigs."""
+    local = np.random.default_rng(seed)
+    contigs = []
+    for n in lengths:
+        codes = np.full(n, local.integers(0, 4), np.uint8) if repetitive else local.integers(0, 4, n).astype(np.uint8)
+        for _ in range(n_runs):
+            at = int(local.integers(0, n))
+            codes[at : at + int(local.integers(1, 20))] = CODE_N
+        contigs.append(codes)
+    index = ReferenceIndex.build([f"c{i}" for i in range(len(contigs))], contigs, k, w)
+    expected, base = [], 0
+    for codes in contigs:
+        values, valid = kmer_values(codes, k)
+        expected += [(int(values[p]), base + int(p)) for p in np.nonzero(minimizer_mask(values, valid, w))[0]]
+        base += codes.shape[0]
+    assert index_entries(index) == sorted(expected)
+    assert index.genome.codes(0, base).tobytes() == np.concatenate(contigs).tobytes()
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="this is the bounds-checked run")

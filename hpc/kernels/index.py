@@ -21,32 +21,39 @@ import numba
 import numpy as np
 
 from hpc.kernels.jit import NJIT
-from hpc.kernels.packed import code_at
+from hpc.kernels.packed import unpack_range
 from hpc.kernels.seed import HASH_MUL, NO_HASH
 
 INSERTION_MAX = 32  # buckets up to this size are insertion-sorted; larger ones use a merge sort
 
 
-@numba.njit(**NJIT)
-def _emit(mode, key, p, shift, rest_mask, counts, table, fill, rest, positions):
+RING = 64  # the window queue's ring (a power of two, so no division per base); w <= 32
+CHUNK = 1 << 16  # bases unpacked at a time
+
+
+@numba.njit(**NJIT, inline="always")
+def _emit(mode, key, p, shift, rest_mask, counts, slots, rest, positions):
     bucket = key >> shift
     if mode == 0:
         counts[bucket] += 1
     else:
-        slot = table[bucket] + fill[bucket]
-        fill[bucket] += 1
+        slot = slots[bucket]
+        slots[bucket] = slot + 1
         rest[slot] = key & rest_mask
         positions[slot] = p
 
 
 @numba.njit(**NJIT)
-def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, table, fill, rest, positions):
-    """One scan over every contig (see the module doc). Returns the minimizers found."""
+def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, slots, rest, positions):
+    """One scan over every contig (see the module doc). ``mode=0`` counts per bucket into
+    ``counts``; ``mode=1`` writes each minimizer at ``slots[bucket]`` (the bucket's next
+    free entry, advanced). Returns the minimizers found."""
     mask = (np.uint64(1) << np.uint64(2 * k)) - np.uint64(1)
     rest_mask = (np.uint64(1) << np.uint64(shift)) - np.uint64(1)
-    ring_v = np.empty(w, dtype=np.uint64)
-    ring_h = np.empty(w, dtype=np.uint64)
-    dq = np.empty(w, dtype=np.int64)  # monotonic queue of k-mer starts, smallest hash in front
+    ring_v = np.empty(RING, dtype=np.uint64)
+    ring_h = np.empty(RING, dtype=np.uint64)
+    dq = np.empty(RING, dtype=np.int64)  # monotonic queue of k-mer starts, smallest hash in front
+    buf = np.empty(CHUNK, dtype=np.uint8)
     found = 0
     for c in range(lengths.shape[0]):
         base = starts[c]
@@ -56,45 +63,48 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, t
             continue
         v = np.uint64(0)
         last_n = -1
-        head = 0
-        size = 0
+        head = 0  # the queue is dq[head .. tail), indices taken & (RING - 1)
+        tail = 0
         last = -1
-        for i in range(n):
-            b = code_at(packed, nmask, base + i)
-            if b > 3:
-                last_n = i
-                b = 0
-            v = ((v << np.uint64(2)) | np.uint64(b)) & mask
-            if i < k - 1:
-                continue
-            p = i - k + 1
-            if last_n >= p:
-                h = NO_HASH
-            else:
-                h = v * HASH_MUL
-                h ^= h >> np.uint64(29)
-            if nk <= w:  # a short contig keeps every N-free k-mer
-                if h != NO_HASH:
-                    _emit(mode, v, base + p, shift, rest_mask, counts, table, fill, rest, positions)
+        for chunk in range(0, n, CHUNK):
+            m = min(CHUNK, n - chunk)
+            unpack_range(packed, nmask, base + chunk, buf[:m])
+            for j in range(m):
+                i = chunk + j
+                b = buf[j]
+                if b > 3:
+                    last_n = i
+                    b = 0
+                v = ((v << np.uint64(2)) | np.uint64(b)) & mask
+                if i < k - 1:
+                    continue
+                p = i - k + 1
+                if last_n >= p:
+                    h = NO_HASH
+                else:
+                    h = v * HASH_MUL
+                    h ^= h >> np.uint64(29)
+                if nk <= w:  # a short contig keeps every N-free k-mer
+                    if h != NO_HASH:
+                        _emit(mode, v, base + p, shift, rest_mask, counts, slots, rest, positions)
+                        found += 1
+                    continue
+                if tail > head and dq[head & (RING - 1)] <= p - w:  # the front left the window
+                    head += 1
+                ring_v[p & (RING - 1)] = v
+                ring_h[p & (RING - 1)] = h
+                while tail > head and ring_h[dq[(tail - 1) & (RING - 1)] & (RING - 1)] > h:
+                    tail -= 1
+                dq[tail & (RING - 1)] = p
+                tail += 1
+                if p < w - 1:
+                    continue
+                best = dq[head & (RING - 1)]
+                if best != last and ring_h[best & (RING - 1)] != NO_HASH:
+                    last = best
+                    _emit(mode, ring_v[best & (RING - 1)], base + best, shift, rest_mask, counts, slots, rest,
+                          positions)
                     found += 1
-                continue
-            if size > 0 and dq[head] <= p - w:  # the front left the window
-                head = (head + 1) % w
-                size -= 1
-            ring_v[p % w] = v
-            ring_h[p % w] = h
-            while size > 0 and ring_h[dq[(head + size - 1) % w] % w] > h:
-                size -= 1
-            dq[(head + size) % w] = p
-            size += 1
-            if p < w - 1:
-                continue
-            best = dq[head]
-            if best != last and ring_h[best % w] != NO_HASH:
-                last = best
-                _emit(mode, ring_v[best % w], base + best, shift, rest_mask, counts, table, fill, rest,
-                      positions)
-                found += 1
     return found
 
 

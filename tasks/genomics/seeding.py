@@ -152,15 +152,16 @@ def build_index(genome: Genome, k: int, w: int, alloc=None) -> ReferenceIndex:
     counts = np.zeros(1 << layout["bits"], dtype=np.uint32)
     none = np.zeros(0, dtype=np.uint32)
     found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 0, counts,
-                            none, none, none, none)
+                            none, none, none)
     table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
     table[0] = 0
     np.cumsum(counts, out=table[1:], dtype=table.dtype)
-    counts[:] = 0  # now the fill count per bucket
+    slots = counts if table.dtype == counts.dtype else np.empty(counts.shape[0], dtype=table.dtype)
+    slots[:] = table[:-1]  # each bucket's next free entry
     rest = alloc("rest", layout["rest"], found)
     positions = alloc("positions", layout["position"], found)
-    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 1, counts, table,
-                    counts, rest, positions)
+    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 1, none, slots,
+                    rest, positions)
     sort_buckets(table, rest, positions)
     limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
     return ReferenceIndex(genome, k, w, shift, table, rest, positions, limit)
