@@ -22,7 +22,7 @@ from hpc.kernels.scalar import sw_score, sw_traceback, sw_traceback_band
 from hpc.manifest import RunSettings
 from tasks.genomics.chunks import encode_chunk
 from tasks.genomics.encoding import encode_sequences, to_bytes
-from tasks.genomics.seeding import ReferenceIndex, find_candidates, kmer_values, minimizer_mask
+from tasks.genomics.seeding import ReferenceIndex, build_index, find_candidates, kmer_values, minimizer_mask
 from tasks.stage import write_staging
 
 SC = (2, -4, -6, -1)
@@ -161,6 +161,9 @@ def test_index_build_equals_the_numpy_minimizers(lengths, k, w, n_runs, repetiti
         expected += [(int(values[p]), base + int(p)) for p in np.nonzero(minimizer_mask(values, valid, w))[0]]
         base += codes.shape[0]
     assert index_entries(index) == sorted(expected)
+    small = build_index(index.genome, k, w, batch=int(local.integers(1, 8)))  # many batches of a few
+    assert [a.tolist() for a in (small.table, small.rest, small.positions)] == \
+        [a.tolist() for a in (index.table, index.rest, index.positions)]
     assert index.genome.codes(0, base).tobytes() == np.concatenate(contigs).tobytes()
 
 

@@ -1,13 +1,18 @@
 """Numba kernels that build the reference's minimizer index from the packed genome. No I/O:
 the output arrays may be memory-mapped files.
 
-The build is a counting sort in two scans of the genome, so its memory is the index itself
-plus one counter per bucket, never a list of (k-mer, position) pairs to sort:
+The build is a counting sort in two scans of the genome, so its memory is the index itself,
+one counter per bucket and one batch buffer, never a list of every (k-mer, position) pair:
 1. :func:`scan_minimizers` with ``mode=0`` counts the minimizers per bucket (top bits of
    the k-mer); a cumulative sum gives each bucket's offset;
 2. the same scan with ``mode=1`` writes each minimizer's low bits (``rest``) and global
    position at its bucket's next free slot, in position order;
 3. :func:`sort_buckets` sorts each bucket by ``rest`` (stable: equal k-mers keep position order).
+Both scans gather minimizers into a batch and group it by the top bits of the bucket (one
+stable radix pass) before counting or placing them, so each group's accesses stay within a
+small part of the counters and the index: one random access per minimizer into arrays of
+hundreds of MB cost a cache miss each (3.6 s of a 100-Mbp counting scan, 9.5 s of the
+placing scan; 2.6 s for the whole build after batching).
 
 Minimizer semantics are those of the read side (:mod:`hpc.kernels.seed`): hash
 ``v * 0x9E3779B97F4A7C15`` xor-shifted right by 29, the first smallest hash in each window
@@ -31,23 +36,53 @@ RING = 64  # the window queue's ring (a power of two, so no division per base); 
 CHUNK = 1 << 16  # bases unpacked at a time
 
 
-@numba.njit(**NJIT, inline="always")
-def _emit(mode, key, p, shift, rest_mask, counts, slots, rest, positions):
-    bucket = key >> shift
-    if mode == 0:
-        counts[bucket] += 1
-    else:
-        slot = slots[bucket]
-        slots[bucket] = slot + 1
-        rest[slot] = key & rest_mask
-        positions[slot] = p
+RADIX_BITS = 12  # a batch is grouped by this many top bits of the bucket (a 4,096-entry histogram)
 
 
 @numba.njit(**NJIT)
-def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, slots, rest, positions):
+def _group_by_top_bits(keys, pos, n, shift, bits, keys2, pos2):
+    """``keys[:n]`` and ``pos[:n]`` copied into ``keys2``/``pos2``, stably grouped by the top
+    :data:`RADIX_BITS` of their bucket (``key >> shift``, ``bits`` wide), in one radix pass:
+    the counters and slots that one group touches then lie within a few KB (8 KB at 2^23
+    buckets, 64 KB at 2^26), where a random access costs no cache miss."""
+    step = min(RADIX_BITS, bits)
+    low = shift + np.uint64(bits - step)
+    hist = np.zeros((1 << step) + 1, dtype=np.int64)
+    for i in range(n):
+        hist[np.int64(keys[i] >> low) + 1] += 1
+    for d in range(1 << step):
+        hist[d + 1] += hist[d]
+    for i in range(n):
+        d = np.int64(keys[i] >> low)
+        j = hist[d]
+        hist[d] = j + 1
+        keys2[j] = keys[i]
+        pos2[j] = pos[i]
+
+
+@numba.njit(**NJIT)
+def _flush(mode, keys, pos, n, shift, bits, rest_mask, counts, slots, rest, positions, keys2, pos2):
+    """Count (``mode=0``) or place (``mode=1``) one batch of minimizers, grouped by bucket."""
+    _group_by_top_bits(keys, pos, n, shift, bits, keys2, pos2)
+    if mode == 0:
+        for i in range(n):
+            counts[keys2[i] >> shift] += 1
+    else:
+        for i in range(n):
+            bucket = keys2[i] >> shift
+            slot = slots[bucket]
+            slots[bucket] = slot + 1
+            rest[slot] = keys2[i] & rest_mask
+            positions[slot] = pos2[i]
+
+
+@numba.njit(**NJIT)
+def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, bits, mode, counts, slots, rest, positions,
+                    keys, pos, keys2, pos2):
     """One scan over every contig (see the module doc). ``mode=0`` counts per bucket into
     ``counts``; ``mode=1`` writes each minimizer at ``slots[bucket]`` (the bucket's next
-    free entry, advanced). Returns the minimizers found."""
+    free entry, advanced). ``keys``/``pos`` and ``keys2``/``pos2`` are the batch and its
+    radix buffer (equal lengths). Returns the minimizers found."""
     mask = (np.uint64(1) << np.uint64(2 * k)) - np.uint64(1)
     rest_mask = (np.uint64(1) << np.uint64(shift)) - np.uint64(1)
     ring_v = np.empty(RING, dtype=np.uint64)
@@ -55,6 +90,8 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, s
     dq = np.empty(RING, dtype=np.int64)  # monotonic queue of k-mer starts, smallest hash in front
     buf = np.empty(CHUNK, dtype=np.uint8)
     found = 0
+    batch = keys.shape[0]
+    filled = 0  # minimizers in the batch
     for c in range(lengths.shape[0]):
         base = starts[c]
         n = lengths[c]
@@ -86,8 +123,14 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, s
                     h ^= h >> np.uint64(29)
                 if nk <= w:  # a short contig keeps every N-free k-mer
                     if h != NO_HASH:
-                        _emit(mode, v, base + p, shift, rest_mask, counts, slots, rest, positions)
+                        keys[filled] = v
+                        pos[filled] = base + p
+                        filled += 1
                         found += 1
+                        if filled == batch:
+                            _flush(mode, keys, pos, filled, shift, bits, rest_mask, counts, slots, rest, positions,
+                                   keys2, pos2)
+                            filled = 0
                     continue
                 if tail > head and dq[head & (RING - 1)] <= p - w:  # the front left the window
                     head += 1
@@ -102,9 +145,15 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, mode, counts, s
                 best = dq[head & (RING - 1)]
                 if best != last and ring_h[best & (RING - 1)] != NO_HASH:
                     last = best
-                    _emit(mode, ring_v[best & (RING - 1)], base + best, shift, rest_mask, counts, slots, rest,
-                          positions)
+                    keys[filled] = ring_v[best & (RING - 1)]
+                    pos[filled] = base + best
+                    filled += 1
                     found += 1
+                    if filled == batch:
+                        _flush(mode, keys, pos, filled, shift, bits, rest_mask, counts, slots, rest, positions,
+                               keys2, pos2)
+                        filled = 0
+    _flush(mode, keys, pos, filled, shift, bits, rest_mask, counts, slots, rest, positions, keys2, pos2)
     return found
 
 

@@ -141,18 +141,24 @@ def occurrence_limit(hist: np.ndarray) -> int:
     return int(min(max(limit, MIN_MID_OCC), MAX_MID_OCC))
 
 
-def build_index(genome: Genome, k: int, w: int, alloc=None) -> ReferenceIndex:
+def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None) -> ReferenceIndex:
     """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
     dtype, n)`` makes each output array (a memory-mapped file for a large reference);
-    by default they are in memory."""
+    by default they are in memory. ``batch``: minimizers sorted by bucket at a time."""
     alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
     layout = index_layout(genome.total, len(genome.names), k, w)
     shift = layout["shift"]
     starts, lengths = genome.starts, genome.lengths
-    counts = np.zeros(1 << layout["bits"], dtype=np.uint32)
+    bits = layout["bits"]
+    counts = np.zeros(1 << bits, dtype=np.uint32)
     none = np.zeros(0, dtype=np.uint32)
-    found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 0, counts,
-                            none, none, none)
+    # The batch: as many minimizers as buckets (each scan then walks the counters a few
+    # times, in order), at least 2^20 and at most 2^24 (384 MB with its radix buffer).
+    batch = batch or min(max(1 << bits, 1 << 20), 1 << 24, 2 * genome.total // (w + 1) + len(genome.names) + 1)
+    buffers = (np.empty(batch, np.uint64), np.empty(batch, layout["position"]),
+               np.empty(batch, np.uint64), np.empty(batch, layout["position"]))
+    found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), bits, 0, counts,
+                            none, none, none, *buffers)
     table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
     table[0] = 0
     np.cumsum(counts, out=table[1:], dtype=table.dtype)
@@ -160,8 +166,8 @@ def build_index(genome: Genome, k: int, w: int, alloc=None) -> ReferenceIndex:
     slots[:] = table[:-1]  # each bucket's next free entry
     rest = alloc("rest", layout["rest"], found)
     positions = alloc("positions", layout["position"], found)
-    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), 1, none, slots,
-                    rest, positions)
+    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), bits, 1, none, slots,
+                    rest, positions, *buffers)
     sort_buckets(table, rest, positions)
     limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
     return ReferenceIndex(genome, k, w, shift, table, rest, positions, limit)
