@@ -79,7 +79,7 @@ bench-kernel: $(STAMP)
 bench-mapping: $(STAMP)
 	$(PY) -m bench mapping
 
-# Index and map 100-Mbp, 300-Mbp and 1-Gbp synthetic genomes, minimap2 beside it (about 20 min).
+# Index and map 100-Mbp, 300-Mbp and 1-Gbp synthetic genomes, minimap2 -x sr beside it (about 8 min here).
 bench-scale: $(STAMP)
 	$(PY) -m bench scale
 
