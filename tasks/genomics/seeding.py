@@ -85,6 +85,19 @@ def estimate_index_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
     return total // 4 + total // 8 + expected * per + (1 << layout["bits"]) * 8
 
 
+def build_batch(total: int, n_contigs: int, k: int, w: int) -> int:
+    """Minimizers the build gathers before grouping them by bucket: as many as buckets (each
+    scan then walks the counters a few times, in order), at least 2^20 and at most 2^24."""
+    layout = index_layout(total, n_contigs, k, w)
+    return min(max(1 << layout["bits"], 1 << 20), 1 << 24, 2 * total // (w + 1) + n_contigs + 1)
+
+
+def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
+    """Bytes of the build's batch and its radix buffer (384 MB at most), beside the index."""
+    position = np.dtype(index_layout(total, n_contigs, k, w)["position"]).itemsize
+    return 2 * build_batch(total, n_contigs, k, w) * (8 + position)
+
+
 @dataclass
 class ReferenceIndex:
     """The (w,k)-minimizer index of a packed genome. Bucket ``b`` (the k-mer's top bits)
@@ -144,7 +157,8 @@ def occurrence_limit(hist: np.ndarray) -> int:
 def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None) -> ReferenceIndex:
     """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
     dtype, n)`` makes each output array (a memory-mapped file for a large reference);
-    by default they are in memory. ``batch``: minimizers sorted by bucket at a time."""
+    by default they are in memory. ``batch``: minimizers grouped by bucket at a time
+    (:func:`build_batch` by default)."""
     alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
     layout = index_layout(genome.total, len(genome.names), k, w)
     shift = layout["shift"]
@@ -152,9 +166,7 @@ def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = 
     bits = layout["bits"]
     counts = np.zeros(1 << bits, dtype=np.uint32)
     none = np.zeros(0, dtype=np.uint32)
-    # The batch: as many minimizers as buckets (each scan then walks the counters a few
-    # times, in order), at least 2^20 and at most 2^24 (384 MB with its radix buffer).
-    batch = batch or min(max(1 << bits, 1 << 20), 1 << 24, 2 * genome.total // (w + 1) + len(genome.names) + 1)
+    batch = batch or build_batch(genome.total, len(genome.names), k, w)
     buffers = (np.empty(batch, np.uint64), np.empty(batch, layout["position"]),
                np.empty(batch, np.uint64), np.empty(batch, layout["position"]))
     found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), bits, 0, counts,

@@ -26,7 +26,7 @@ from hpc.files import StagingFullError, atomic_write_text, sha256_file
 from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
 from tasks.genomics.reference import pack_fasta
-from tasks.genomics.seeding import ReferenceIndex, build_index, estimate_index_bytes
+from tasks.genomics.seeding import ReferenceIndex, build_buffer_bytes, build_index, estimate_index_bytes
 
 CACHE_VERSION = 2
 INDEX_JSON = "index.json"
@@ -111,16 +111,17 @@ def available_memory() -> int:
 
 
 def check_fits(reference: str, total: int, contigs: int, k: int, w: int, budget: int | None) -> int:
-    """The index's estimated bytes, after checking they fit in ``budget`` (default: the
-    memory available now); :class:`IndexMemoryError` naming both when they do not."""
-    need = estimate_index_bytes(total, contigs, k, w)
+    """The index's estimated bytes and the build's buffers, after checking they fit in
+    ``budget`` (default: the memory available now); :class:`IndexMemoryError` naming both
+    when they do not."""
+    need = estimate_index_bytes(total, contigs, k, w) + build_buffer_bytes(total, contigs, k, w)
     have = available_memory() if budget is None else budget
     if need > have:
         gib = 2**30
         raise IndexMemoryError(
             f"reference {reference}: {total} bases in {contigs} contigs need about {need / gib:.1f} GiB for the "
-            f"packed genome and its k={k}, w={w} minimizer index, and {have / gib:.1f} GiB is available "
-            f"({'--index-memory-gb' if budget is not None else 'MemAvailable on this node'}); nothing was "
+            f"packed genome, its k={k}, w={w} minimizer index and the build's buffers, and {have / gib:.1f} GiB "
+            f"is available ({'--index-memory-gb' if budget is not None else 'MemAvailable on this node'}); nothing was "
             "built. Use a node with more memory or a larger minimizer window (--minimizer-window)")
     return need
 
