@@ -83,11 +83,17 @@ def test_job_over_its_time_limit_ends_timeout(slurm, tmp_path):
     assert [s for _, s in attempts[-1].timeline][-1] is JobState.TIMEOUT
 
 
+# The waiter takes Ctrl-C as a terminal's process does, whatever this test inherited: a
+# background job of a shell without job control (`setsid make test &`, some CI runners) starts
+# with SIGINT ignored, Python then leaves it ignored, and the waiter went on polling until its
+# job ended (the 240-s timeout below, seen here; the "loaded slurmctld" it was blamed on before).
 WAITER = """
+import signal
 import sys
 from pathlib import Path
 from hpc.backend import JobSpec, wait_for
 from hpc.slurm import SlurmBackend
+signal.signal(signal.SIGINT, signal.default_int_handler)
 folder = Path(sys.argv[1])
 backend = SlurmBackend()
 handle = backend.submit(JobSpec("helixflow-cancel", ["sleep", "300"], folder, folder / "o", folder / "e"))
