@@ -91,6 +91,7 @@ def pareto_png(points: list[dict], front: list[dict]) -> bytes:
 def scale_png(rows: list[dict]) -> bytes:
     """Index build time and peak memory against genome size, helixflow beside minimap2."""
     plt = _plt()
+    rows = [r for r in rows if r.get("kind", "repeats") == "repeats"] or rows
     size = [r["genome_mbp"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
     for ax, ours, theirs, label in ((left, "index_s", "mm2_index_s", "index build, s"),

@@ -65,6 +65,13 @@ def gather_pairs(codes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, re
 
 
 @numba.njit(**NJIT)
+def _tie_key(read, start):
+    h = (np.uint64(read) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(start)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    return h ^ (h >> np.uint64(31))
+
+
+@numba.njit(**NJIT)
 def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary):
     """Per read: the best-scoring candidate (primary), the best score at another locus
     (``second``, for MAPQ), and up to ``max_secondary`` other loci scoring at least
@@ -84,6 +91,18 @@ def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ra
         while b < n and read[order[b]] == read[order[a]]:
             b += 1
         best = order[a]
+        # Equal best scores at different loci (an exact repeat): the pick is a hash of the
+        # read and the window, not the candidates' order (lower diagonal first), so neither
+        # copy is favoured; MAPQ is 0 either way.
+        key = _tie_key(read[best], win_start[best])
+        for t in range(a + 1, b):
+            c = order[t]
+            if scores[c] != scores[best]:
+                break
+            kc = _tie_key(read[c], win_start[c])
+            if kc < key:
+                order[a], order[t] = c, best
+                best, key = c, kc
         if scores[best] > 0:
             first = npick
             pick[npick] = best
