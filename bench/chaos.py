@@ -36,10 +36,10 @@ TESTED_ELSEWHERE = [
 def outcome(case: Case, name: str) -> tuple[int | None, str]:
     """(reads in the summary, PAF sha256) of a finished run, or (None, '')."""
     out = case.work / name / "out"
-    if not (out / "summary.json").is_file():
+    if not (out / "reads.summary.json").is_file():
         return None, ""
-    return (json.loads((out / "summary.json").read_text())["reads"],
-            hashlib.sha256((out / "alignments.paf").read_bytes()).hexdigest())
+    return (json.loads((out / "reads.summary.json").read_text())["reads"],
+            hashlib.sha256((out / "reads.paf").read_bytes()).hexdigest())
 
 
 def staged_bytes(folder: Path) -> int:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         log = work / name / "log.txt"
         with open(log, "wb") as out:
             done = subprocess.run(case.args(name, reads=str(path)), stdout=out, stderr=subprocess.STDOUT, timeout=600)
-        written = (work / name / "out" / "summary.json").exists()
+        written = (work / name / "out" / "reads.summary.json").exists()
         print(f"{fault} | {done.returncode}, {last_line(log)[:200]} | 3 | "
               f"{'a summary was written' if written else 'nothing written'} | n/a (bad input is refused)", flush=True)
         bad += done.returncode == 0 or written

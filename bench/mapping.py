@@ -3,7 +3,9 @@
 Simulates a genome with diverged repeats and N runs and reads from both strands, then
 times the mapping stage (index + candidates + kernel under mpiexec + collect; no Prefect or
 Ray start-up) and scores placement by paftools mapeval's rule. When ``minimap2`` is on the
-PATH it runs ``minimap2 -x sr`` on the same files in the same run, side by side.
+PATH it runs ``minimap2 -x sr`` on the same files in the same run, side by side. Then the
+real-genome sets (:mod:`bench.ecoli`): E. coli K-12 with dwgsim pairs, paired and
+single-end, end to end beside ``minimap2 -ax sr``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.launchers import MpiexecLauncher
 from hpc.manifest import RunSettings
 from hpc.run_folder import AlignOutputs, align_dir, job_logs
-from tasks.collect import write_results
+from tasks.collect import SampleOutputs, write_results
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.fastx import read_fastx
 from tasks.genomics.paf import Hit, evaluate
@@ -49,9 +51,9 @@ def run_ours(ref: Path, reads: Path, work: Path, ranks: int, shard_size: int) ->
 
 
 def map_reads(index: ReferenceIndex, genome_folder: Path | None, reads: Path, work: Path, ranks: int,
-              shard_size: int) -> tuple[dict, dict[str, float]]:
-    """Encode, seed, stage, align (mpiexec) and collect ``reads`` against ``index``; the
-    summary and seconds per stage."""
+              shard_size: int, bam: bool = False) -> tuple[dict, dict[str, float]]:
+    """Encode, seed, stage, align (mpiexec) and collect ``reads`` against ``index`` (PAF, and
+    a sorted BAM when ``bam``); the summary and seconds per stage."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     records = list(read_fastx(reads))
@@ -73,7 +75,8 @@ def map_reads(index: ReferenceIndex, genome_folder: Path | None, reads: Path, wo
         raise RuntimeError(f"alignment job failed:\n{tail(spec.stderr)}")
     times["kernel (mpiexec)"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary = write_results(manifest, AlignOutputs(out_dir, "0", ranks), str(work / "out"))
+    summary = write_results(manifest, AlignOutputs(out_dir, "0", ranks), str(work / "out"),
+                            spec=SampleOutputs("reads", bam=bam))
     times["collect"] = time.perf_counter() - t
     return summary, times
 
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-mapping"))
+    parser.add_argument("--ecoli-pairs", type=int, default=500_000,
+                        help="dwgsim pairs on E. coli K-12 for the real-genome sets (0: skip them)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()  # the MPI job runs in another folder
     ref, reads = write_simulated(args.work, contigs=args.contigs, contig_length=args.genome // args.contigs,
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print("minimap2    not installed (apt-get install minimap2) - no side-by-side run")
     else:
         print(accuracy_line("minimap2", *other))
+    if args.ecoli_pairs:
+        from bench.ecoli import main_ecoli
+
+        main_ecoli(args.work / "ecoli", args.ecoli_pairs, args.ranks)
     return 0
 
 

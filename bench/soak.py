@@ -39,8 +39,8 @@ def one_run(n: int, ref: Path, reads: Path, work: Path, ranks: int) -> dict:
     row = {"run": n, "exit": done.returncode, "wall_s": round(wall, 1), "paf_sha256": "", "reads": None,
            "mapped": None, "last_line": (done.stdout + done.stderr).strip().splitlines()[-1:] or [""]}
     if done.returncode == 0:
-        summary = json.loads((run / "out" / "summary.json").read_text())
-        row.update(paf_sha256=digest(run / "out" / "alignments.paf")[:16], reads=summary["reads"],
+        summary = json.loads((run / "out" / "reads.summary.json").read_text())
+        row.update(paf_sha256=digest(run / "out" / "reads.paf")[:16], reads=summary["reads"],
                    mapped=summary["mapped"])
     return row
 

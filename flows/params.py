@@ -3,8 +3,10 @@ their command line."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -50,9 +52,18 @@ class PipelineParams(BaseModel):
     """Parameters of the align-reads flow."""
 
     model_config = ConfigDict(extra="forbid")
-    reads: Text = Field(description="FASTQ/FASTA (plain or .gz): local path, file:// or s3://bucket/key")
+    reads: Text | None = Field(None, description="FASTQ/FASTA (plain or .gz; R1 of a pair): local path, file:// or "
+                               "s3://bucket/key. One sample; or give `samplesheet`")
+    reads2: Text | None = Field(None, description="R2 of a pair (mate names may end /1 and /2)")
+    interleaved: bool = Field(False, description="`reads` holds pairs, R1 then R2, record by record")
+    samplesheet: Text | None = Field(None, description="CSV with columns sample,fastq_1,fastq_2 (fastq_2 empty: "
+                                     "single-end): one subflow per sample, outputs named by sample")
+    sample: Text | None = Field(None, description="sample name of `reads` (@RG SM; default: the file name)")
+    library: Text | None = Field(None, description="@RG LB (default: the sample name)")
+    platform: Text = Field("ILLUMINA", description="@RG PL")
     reference: Text = Field(description="reference FASTA (plain or .gz): local path, file:// or s3://bucket/key")
-    output: Text = Field(".helixflow/out", description="folder (or s3://bucket/prefix) for alignments.paf and summary.json")
+    output: Text = Field(".helixflow/out", description="folder (or s3://bucket/prefix) for <sample>.bam (+ .bai), "
+                         "<sample>.paf and <sample>.summary.json")
     staging_dir: Text = Field(".helixflow/fsx", description="FSx for Lustre mount or a local folder")
     ray_address: Text | None = Field(None, description="None starts local Ray; 'auto' or ray://host:10001 joins")
     ray_workers: int | None = Field(None, ge=1, description="CPUs of a local Ray started by the flow (default: all)")
@@ -79,15 +90,31 @@ class PipelineParams(BaseModel):
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
     max_secondary: int = Field(5, ge=0, le=50, description="secondary alignments (tp:A:S) reported per read, "
                                "at other loci scoring >= 80% of the primary")
-    sam: bool = Field(False, description="also write alignments.sam (with unmapped reads)")
+    bam: bool = Field(True, description="write <sample>.bam, coordinate-sorted, with its index (needs FASTQ)")
+    sam: bool = Field(False, description="also write <sample>.sam (unsorted, with unmapped reads)")
+    qualities: bool = Field(True, description="keep FASTQ base qualities through the shards and write them "
+                            "in SAM/BAM (off: QUAL is '*' and BAM is refused)")
     scoring: ScoringParams = Field(default_factory=ScoringParams)
     s3: S3Settings = Field(default_factory=S3Settings)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "PipelineParams":
+        if (self.reads is None) == (self.samplesheet is None):
+            raise ValueError("give either reads (one sample) or samplesheet (many), not both or neither")
+        if self.samplesheet is not None and (self.reads2 or self.interleaved or self.sample):
+            raise ValueError("reads2, interleaved and sample describe --reads; a samplesheet gives them per sample")
+        if self.reads2 is not None and self.interleaved:
+            raise ValueError("interleaved means one file holds both mates; give reads2 or interleaved, not both")
+        if self.bam and not self.qualities:
+            raise ValueError("a BAM needs base qualities: keep qualities on, or set bam false")
+        return self
 
     def run_settings(self) -> RunSettings:
         """The settings that key the run folder and travel in its manifest."""
         return RunSettings(shard_size=self.shard_size, shard_mb=self.shard_mb, kmer=self.kmer,
                            minimizer_window=self.minimizer_window, max_candidates=self.max_candidates,
-                           max_secondary=self.max_secondary, scoring=Scoring(**self.scoring.model_dump()))
+                           max_secondary=self.max_secondary, scoring=Scoring(**self.scoring.model_dump()),
+                           qualities=self.qualities)
 
 
 class SimulateParams(BaseModel):
@@ -168,3 +195,44 @@ def quiet_exit() -> None:
     """Call when the flow has ended: Prefect's ephemeral API logs 'Stopping temporary server'
     as the interpreter exits, which would otherwise follow the CLI's own last line."""
     logging.getLogger("prefect").setLevel(logging.WARNING)
+
+
+def run_samples(params: PipelineParams) -> list:
+    """The run's samples: each row of the samplesheet (checked, with its line), or the one
+    sample of ``--reads``."""
+    from tasks.genomics.samplesheet import SampleSpec, parse_samplesheet, sample_name_from_path
+    from tasks.storage.uri import parse_uri
+
+    if params.samplesheet is None:
+        paired = params.reads2 is not None or params.interleaved
+        name = params.sample or sample_name_from_path(params.reads, paired)
+        return [SampleSpec(name, params.reads, params.reads2, params.interleaved, params.library, params.platform)]
+    uri = params.samplesheet
+    if parse_uri(uri).is_s3:
+        raise ValueError(f"{uri}: a samplesheet is read from a local path or file://; its fastq files may be s3://")
+    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: samplesheet not found")
+    samples = parse_samplesheet(path.read_text(encoding="utf-8-sig"), str(path), path.parent)
+    return [s if s.library or not params.library else dataclasses.replace(s, library=params.library) for s in samples]
+
+
+def helixflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("helixflow")
+    except PackageNotFoundError:  # pragma: no cover - run from a checkout without install
+        return "unknown"
+
+
+def command_line(params: BaseModel) -> str:
+    """The run as a command line (``@PG CL``): the flags that differ from their defaults,
+    however the run was started (CLI, deployment, UI)."""
+    words = ["python", "-m", "flows.pipeline"]
+    for key, value in params.model_dump(exclude_defaults=True, mode="json").items():
+        if isinstance(value, dict):
+            words += [f"--{key.replace('_', '-')}.{k.replace('_', '-')} {v}" for k, v in value.items()]
+        else:
+            words.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(words)

@@ -11,17 +11,21 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.params import PipelineParams, parse_cli, quiet_exit
+from flows.params import PipelineParams, command_line, helixflow_version, parse_cli, quiet_exit, run_samples
 from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
+from tasks.genomics.merge import SampleOutputs
+from tasks.genomics.sam import ReadGroup
+from tasks.genomics.samplesheet import SampleSpec, file_stems
 from tasks.collect import collect_results
 from tasks.encode import encode_reads
 from tasks.export import export_results
-from tasks.ingest import ingest_reads, ingest_reference
+from tasks.ingest import IngestedReference, ingest_reads, ingest_reference, require_qualities
 from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
 from tasks.seed import build_reference_index, candidate_windows
-from tasks.stage import run_root, stage_run
+from tasks.stage import pair_key, run_root, stage_run
+from tasks.storage.index_cache import IndexFiles
 from tasks.storage.uri import parse_uri
 
 
@@ -29,33 +33,60 @@ def _run_name() -> str:
     params = flow_run.parameters.get("params") or {}
     if isinstance(params, PipelineParams):
         params = params.model_dump()
-    reads = Path(str(params.get("reads", "reads"))).name
+    reads = Path(str(params.get("reads") or params.get("samplesheet") or "reads")).name
     reference = Path(str(params.get("reference", "reference"))).name
     return f"align {reads} -> {reference} [{params.get('backend', 'auto')}, {params.get('ranks', 2)} ranks]"
 
 
-@flow(name="align-reads", flow_run_name=_run_name, log_prints=True)
-def align_reads(params: PipelineParams) -> dict:
-    """Align reads to a reference; returns the summary (paths of the PAF and summary JSON)."""
+def _sample_run_name() -> str:
+    sample = flow_run.parameters.get("sample")
+    name = sample.name if isinstance(sample, SampleSpec) else (sample or {}).get("name", "sample")
+    return f"sample {name}"
+
+
+@flow(name="align-sample", flow_run_name=_sample_run_name, log_prints=True)
+def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, reference: IngestedReference,
+                 index: IndexFiles) -> dict:
+    """One sample: ingest, encode and seed (on the Ray of the parent flow), stage, align,
+    collect; outputs named ``<stem>.*`` under the output folder."""
     settings = params.run_settings()
     with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect
-        with ray_connection(params.ray_address, params.ray_workers):  # workers warm up while inputs are hashed
-            reference = ingest_reference(params.reference, params.staging_dir, params.s3)
-            reads = ingest_reads(params.reads, params.staging_dir, params.s3)
-            # The reference first: a bad one fails the run before any read is encoded.
-            index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir,
-                                          params.index_memory_gb)
-            root = owner.claim(run_root(params.staging_dir, reads.sha256, reference.sha256, settings))
-            shards = encode_reads(reads, root, params.shard_size, params.shard_mb)
-            candidates = candidate_windows(index, root, shards, params.max_candidates)
-        staged = stage_run(root, reads, reference, index, shards, candidates, settings)
+        reads = ingest_reads(sample.fastq_1, params.staging_dir, params.s3)
+        mate2 = ingest_reads(sample.fastq_2, params.staging_dir, params.s3) if sample.fastq_2 else None
+        if params.bam:
+            require_qualities(reads)
+        key = reads.sha256 if mate2 is None and not sample.interleaved else \
+            pair_key(reads.sha256, mate2.sha256 if mate2 else None)
+        root = owner.claim(run_root(params.staging_dir, key, reference.sha256, settings))
+        shards = encode_reads(reads, root, params.shard_size, params.shard_mb, params.qualities, mate2,
+                              sample.interleaved)
+        candidates = candidate_windows(index, root, shards, params.max_candidates)
+        staged = stage_run(root, reads, reference, index, shards, candidates, settings, mate2)
         aligned = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
                                 params.partition, params.time_limit, params.max_resubmits, params.mode,
                                 params.pending_timeout)
         to_s3 = parse_uri(params.output).is_s3
         output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
-        summary = collect_results(staged, aligned, output, params.sam)
+        spec = SampleOutputs(sample.name, stem, ReadGroup(sample.name, sample.name, sample.platform, sample.library),
+                             params.bam, params.sam, helixflow_version(), command_line(params))
+        summary = collect_results(staged, aligned, output, spec)
     return export_results(summary, params.output, params.s3) if to_s3 else summary
+
+
+@flow(name="align-reads", flow_run_name=_run_name, log_prints=True)
+def align_reads(params: PipelineParams) -> dict:
+    """Align reads to a reference: one sample (``reads``), or every sample of a samplesheet,
+    each as an ``align-sample`` subflow sharing one reference index. Returns the sample's
+    summary, or for a samplesheet ``{"samples": [summary, ...]}``."""
+    samples = run_samples(params)  # a bad samplesheet fails before anything starts
+    stems = file_stems(samples)
+    with ray_connection(params.ray_address, params.ray_workers):  # workers warm up while inputs are hashed
+        reference = ingest_reference(params.reference, params.staging_dir, params.s3)
+        # The reference first: a bad one fails the run before any read is encoded.
+        index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir,
+                                      params.index_memory_gb)
+        summaries = [align_sample(params, sample, stem, reference, index) for sample, stem in zip(samples, stems)]
+    return {"samples": summaries} if params.samplesheet else summaries[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helixflow: align-reads failed: {first}", file=sys.stderr)
         return 1
     quiet_exit()
-    print(f"PAF:     {summary['paf']}")
-    print(f"summary: {summary['summary']}")
-    print(f"reads: {summary['reads']}  mapped: {summary['mapped']}  unmapped: {summary['unmapped']}")
-    if summary["accuracy"]:
-        print(f"fraction correctly placed: {summary['accuracy']['fraction_correct']:.4f}")
+    for one in summary.get("samples", [summary]):
+        if one.get("bam"):
+            print(f"BAM:     {one['bam']}")
+        print(f"PAF:     {one['paf']}")
+        print(f"summary: {one['summary']}")
+        qc = one["qc"]
+        pairs = f"  properly paired: {qc['properly_paired']}" if qc["paired"] else ""
+        correct = f"  fraction correctly placed: {one['accuracy']['fraction_correct']:.4f}" if one["accuracy"] else ""
+        print(f"sample {one['sample']}: reads: {one['reads']}  mapped: {one['mapped']}  unmapped: {one['unmapped']}"
+              f"{pairs}{correct}")
     return 0
 
 

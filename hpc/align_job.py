@@ -27,14 +27,16 @@ from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
 from hpc.files import atomic_write_text, save_npz_atomic
 from hpc.genome import open_genome
-from hpc.kernels.batch import TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.batch import SECONDARY_RATIO, TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
+from hpc.mapq import mapq_from_scores
+from hpc.pairs import pair_shard
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 
-SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
 COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
-COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates")
+COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
+           "mapq", "proper")
 
 
 def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
@@ -47,13 +49,15 @@ def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool 
             "--kernel", kernel, "--attempt", attempt, *check, *(["--array"] if array else [])]
 
 
-def split_by_cells(cells: np.ndarray, ranks: int) -> list[tuple[int, int]]:
-    """Contiguous [lo, hi) item ranges, one per rank, with near-equal sums of ``cells``."""
+def split_by_cells(cells: np.ndarray, ranks: int, step: int = 1) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) item ranges, one per rank, with near-equal sums of ``cells``; every
+    cut falls on a multiple of ``step`` (2: the mates of a pair stay on one rank)."""
     total = np.cumsum(cells, dtype=np.int64)
     grand = int(total[-1]) if total.size else 0
     cuts = [0]
     for r in range(1, ranks):
-        cuts.append(int(np.searchsorted(total, grand * r / ranks, side="left")) + 1 if grand else 0)
+        cut = int(np.searchsorted(total, grand * r / ranks, side="left")) + 1 if grand else 0
+        cuts.append(cut - cut % step)
     cuts.append(len(cells))
     cuts = np.maximum.accumulate(np.minimum(cuts, len(cells)))
     return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
@@ -80,11 +84,12 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         np.add.at(cells, c["read"], (c["end"] - c["start"]) * c["qlen"].astype(np.int64))
         per_read.append(cells)
     all_cells = np.concatenate(per_read) if per_read else np.zeros(0, np.int64)
-    lo, hi = split_by_cells(all_cells, size)[rank]
+    paired = any(int(s.get("mates", 1)) == 2 for s in manifest["shards"])
+    lo, hi = split_by_cells(all_cells, size, 2 if paired else 1)[rank]
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
     parts: list[dict] = []
-    pairs = cells_done = 0
+    pairs = cells_done = rescues = 0
     t0 = time.perf_counter()
     for shard_no, shard_entry in enumerate(manifest["shards"]):
         s_lo = max(lo - shard_base[shard_no], 0)
@@ -107,6 +112,14 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         cells_done += int((batch[2] * batch[5]).sum())
         pick, primary, second = select_hits(read, scores, contig, strand, wstart, wend, SECONDARY_RATIO,
                                             max_secondary)
+        mapq = se_mapq(scores[pick], second, settings.scoring) * primary
+        proper = np.zeros(pick.shape[0], dtype=np.uint8)
+        if int(reads.get("mates", 1)) == 2:
+            found = pair_shard(codes, reads, genome, int(shard_entry["reads"]), read, strand, contig, wstart, wend,
+                               scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
+            read, strand, contig, wstart, wend, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
+                proper, rescued = found
+            rescues += rescued
         coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
         n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
         parts.append({
@@ -114,12 +127,19 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
             "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
             "primary": primary, "second": second, **dict(zip(COORDS, coords.T)),
             "cigar": np.array(cigar_strings(ops, lens, off), dtype=np.str_), "n_candidates": n_cands,
+            "mapq": mapq.astype(np.uint8), "proper": proper,
         })
     seconds = time.perf_counter() - t0
     columns = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
-    counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done,
+    counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
                 "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
     return columns, counters
+
+
+def se_mapq(best: np.ndarray, second: np.ndarray, scoring) -> np.ndarray:
+    """:func:`hpc.mapq.mapq_from_scores` over arrays."""
+    return np.array([mapq_from_scores(int(b), int(s), scoring.match - scoring.mismatch)
+                     for b, s in zip(best.tolist(), second.tolist())], dtype=np.int64)
 
 
 def empty_columns() -> dict[str, np.ndarray]:

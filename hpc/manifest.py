@@ -31,6 +31,7 @@ class RunSettings:
     max_candidates: int = 3
     max_secondary: int = 5
     scoring: Scoring = Scoring()
+    qualities: bool = True  # base qualities kept in the shards (FASTQ) and written to SAM/BAM
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

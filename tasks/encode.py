@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from tasks.storage.shards import (
     clean_temp_files,
     completed,
     encode_chunk_file,
+    encode_pair_file,
     encode_shard_file,
     has_record,
     read_batches,
@@ -31,11 +33,17 @@ from tasks.storage.shards import (
 
 
 @task(name="encode-reads", **IO_TASK)
-def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float = 64.0) -> list[dict]:
+def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float = 64.0,
+                 qualities: bool = True, mate2: ReadsInput | None = None, interleaved: bool = False) -> list[dict]:
     """Stream the reads file into shards of ``shard_size`` reads (or ``shard_mb`` MiB of bases);
     each shard is encoded, decode-checked and written to ``<root>/reads/`` by a Ray worker.
     The driver holds one batch being parsed plus the shards in flight. Shards that a
-    previous run of the same inputs completed are reused."""
+    previous run of the same inputs completed are reused. FASTQ qualities are kept unless
+    ``qualities`` is False.
+
+    Pairs (``mate2``: R2's file; or ``interleaved``): each shard holds ``shard_size // 2``
+    pairs, mates side by side, cut by record count alone (``shard_mb`` does not apply), and
+    checked to stay in step."""
     import ray
 
     root_path = Path(root)
@@ -45,13 +53,35 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     fastq = is_fastq(reads.path)
     # FASTQ: the driver only cuts the stream at record boundaries; workers parse. FASTA
     # (multi-line records): the driver parses records into batches.
-    remote = ray.remote(encode_chunk_file if fastq else encode_shard_file)
+    paired = mate2 is not None or interleaved
+    if paired and not fastq:
+        raise FastxFormatError(reads.path, 1, "paired reads must be FASTQ (FASTA records carry no qualities and "
+                               "are not read as pairs)")
+    remote = ray.remote(encode_pair_file if mate2 is not None else encode_chunk_file if fastq else encode_shard_file)
     source = str(reads.path)
 
     def work():
         nonlocal reused
+        if mate2 is not None:
+            pairs = max(1, shard_size // 2)
+            halves = zip_longest(chunks(reads.path, pairs, float("inf"), reuse=True),
+                                 chunks(mate2.path, pairs, float("inf"), reuse=True))
+            for shard_no, (c1, c2) in enumerate(halves):
+                if c1 is None or c2 is None:
+                    short, other = (reads.path, mate2.path) if c1 is None else (mate2.path, reads.path)
+                    raise FastxFormatError(short, None, f"ends before {other} does (after shard {shard_no}); expected "
+                                           "R1 and R2 to hold the same number of reads")
+                done = None
+                if has_record(root_path, READS, shard_no):
+                    identity = chunk_identity(c1, c1.read(source))
+                    identity["mate_crc32"] = chunk_identity(c2, c2.read(str(mate2.path)))["chunk_crc32"]
+                    done = completed(root_path, READS, shard_no, **identity)
+                reused += done is not None
+                yield shard_no, (shard_no, c1, c2, source, str(mate2.path)), done, c1.done
+            return
         if fastq:
-            for shard_no, chunk in enumerate(chunks(reads.path, shard_size, shard_mb, reuse=True)):
+            cut = (2 * max(1, shard_size // 2), float("inf")) if interleaved else (shard_size, shard_mb)
+            for shard_no, chunk in enumerate(chunks(reads.path, *cut, reuse=True)):
                 done = None
                 if has_record(root_path, READS, shard_no):
                     done = completed(root_path, READS, shard_no, **chunk_identity(chunk, chunk.read(source)))
@@ -66,7 +96,8 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     t0 = time.perf_counter()
     fresh = not (root_path / READS).exists()
     try:
-        entries = stream_on_ray(lambda item: remote.remote(*item, root), work(), "encode", "encode-progress")
+        extra = (qualities,) if mate2 is not None else (qualities, interleaved) if fastq else ()
+        entries = stream_on_ray(lambda item: remote.remote(*item, root, *extra), work(), "encode", "encode-progress")
         check_unique_names(root_path, [entries[i] for i in range(len(entries))], source)
     except FastxFormatError:
         if fresh:  # bad input: leave no half-made run folder behind

@@ -12,16 +12,20 @@ from tasks.storage.s3 import S3Settings, publish
 
 
 def result_files(summary: dict) -> list[Path]:
-    folder = Path(summary["summary"]).parent
-    names = [Path(summary["paf"]).name, "summary.json", "accuracy_by_mapq.png"]
+    """The sample's files: PAF, BAM and its index, SAM, summary and plots, those written."""
+    summary_path = Path(summary["summary"])
+    folder, stem = summary_path.parent, summary_path.name.removesuffix(".summary.json")
+    paths = [Path(summary["paf"]), summary_path, folder / f"{stem}.qc.png", folder / f"{stem}.accuracy_by_mapq.png"]
+    if summary.get("bam"):
+        paths += [Path(summary["bam"]), Path(summary["bam"] + ".bai")]
     if summary.get("sam"):
-        names.append(Path(summary["sam"]).name)
-    return [folder / n for n in names if (folder / n).is_file()]
+        paths.append(Path(summary["sam"]))
+    return [p for p in paths if p.is_file()]
 
 
 @task(name="export-results", **IO_TASK)
 def export_results(summary: dict, output_uri: str, s3: S3Settings) -> dict:
-    """Upload PAF, SAM, summary and plot under ``output_uri``; the summary gains their URIs."""
+    """Upload PAF, BAM, SAM, summary and plots under ``output_uri``; the summary gains their URIs."""
     uris = publish(result_files(summary), output_uri, s3)
     get_run_logger().info("exported %d files to %s", len(uris), output_uri)
     create_markdown_artifact(key="exported-results", markdown="### Results on S3\n\n" + "".join(f"- `{u}`\n" for u in uris),

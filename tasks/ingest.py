@@ -66,3 +66,19 @@ def ingest_reference(uri: str, staging_dir: str = ".helixflow/fsx", s3: S3Settin
         description="Reference located and checksummed",
     )
     return ref
+
+
+def require_qualities(reads: ReadsInput) -> None:
+    """A BAM run needs base qualities: FASTA reads are refused here, before anything is
+    encoded, naming the file and the line of the first record."""
+    from tasks.genomics.fastx import open_maybe_gzip
+
+    with open_maybe_gzip(reads.path) as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                break
+        else:
+            return  # empty: the encoder says so
+    if line.lstrip().startswith(b">"):
+        raise FastxFormatError(reads.path, number, "FASTA records carry no base qualities, and a BAM needs them; "
+                               "give FASTQ reads, or set bam false (PAF only)")

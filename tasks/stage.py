@@ -27,6 +27,11 @@ def run_key(reads_sha256: str, reference_sha256: str, settings: RunSettings) -> 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def pair_key(mate1_sha256: str, mate2_sha256: str | None) -> str:
+    """The reads' identity of a pair (two files, or one interleaved file: ``mate2`` None)."""
+    return hashlib.sha256(f"pairs:{mate1_sha256}:{mate2_sha256 or 'interleaved'}".encode()).hexdigest()
+
+
 def run_root(staging_dir: str, reads_sha256: str, reference_sha256: str, settings: RunSettings) -> Path:
     return run_folder(staging_dir, run_key(reads_sha256, reference_sha256, settings))
 
@@ -36,7 +41,7 @@ def finish_staging(root: Path, inputs: dict, shards: list[dict], candidates: lis
     """Write the manifest (last: its presence marks the staging complete); the genome is
     already in ``root/reference``."""
     genome = root / REFERENCE / GENOME_JSON
-    keep = ("path", "bytes", "sha256", "reads", "bases", "windows")
+    keep = ("path", "bytes", "sha256", "reads", "bases", "windows", "mates")
     entries = [{**{k: e[k] for k in keep if k in e}, "candidates": {k: c[k] for k in keep if k in c}}
                for e, c in zip(shards, candidates)]
     return write_manifest(root, {
@@ -65,7 +70,7 @@ def write_staging(
         reads_path, cand_path = shard_path(root, READS, i), shard_path(root, CANDIDATES, i)
         save_npz_atomic(reads_path, **shard.to_arrays())
         save_npz_atomic(cand_path, **cands.to_arrays())
-        shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases))
+        shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases, mates=shard.mates))
         cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
     if genome_folder:
         link_genome(genome_folder, root / REFERENCE)
@@ -84,6 +89,7 @@ def stage_run(
     shards: list[dict],
     candidates: list[dict],
     settings: RunSettings,
+    mate2: ReadsInput | None = None,
 ) -> StagedRun:
     """Complete the staging folder ``root`` (shards and candidates are already there): the
     genome (linked from the index cache), then the manifest with every file's size and
@@ -92,6 +98,8 @@ def stage_run(
     root_path = Path(root)
     inputs = {"reads": {"uri": reads.uri, "sha256": reads.sha256},
               "reference": {"uri": reference.uri, "sha256": reference.sha256}}
+    if mate2 is not None:
+        inputs["reads2"] = {"uri": mate2.uri, "sha256": mate2.sha256}
     link_genome(index.genome, root_path / REFERENCE)  # hard links: no copy of the genome
     manifest = finish_staging(root_path, inputs, shards, candidates, settings)
     staged = StagedRun(manifest, sha256_file(manifest), sum(int(e["reads"]) for e in shards))

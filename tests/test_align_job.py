@@ -13,7 +13,7 @@ from hpc.files import sha256_file
 from hpc.launchers import MpiexecLauncher, killing_signal
 from hpc.manifest import ManifestError, RunSettings, StagedRun
 from hpc.run_folder import AlignOutputs, job_marker, rank_marker, rank_output
-from tasks.collect import ReconciliationError, check_every_read_once, write_results
+from tasks.collect import ReconciliationError, SampleOutputs, check_every_read_once, write_results
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates
 from tasks.genomics.simulation import simulate_reads, simulate_reference
@@ -141,14 +141,19 @@ def test_collect_accounts_for_every_read_once(staged, tmp_path):
     assert state is JobState.COMPLETED, tail(spec.stderr)
     as_staged = StagedRun(manifest, sha256_file(manifest), len(reads))
     outputs = AlignOutputs(tmp_path / "out", "0", 2)
-    summary = write_results(manifest, outputs, str(tmp_path / "results"), staged=as_staged)
+    paf_only = SampleOutputs("s1", bam=False)
+    summary = write_results(manifest, outputs, str(tmp_path / "results"), staged=as_staged, spec=paf_only)
     assert summary["reads"] == summary["mapped"] + summary["unmapped"] == len(reads)
     with pytest.raises(ManifestError, match="but 301 were encoded"):
         write_results(manifest, outputs, str(tmp_path / "results2"), staged=StagedRun(manifest, as_staged.sha256,
-                                                                                       len(reads) + 1))
+                                                                                       len(reads) + 1), spec=paf_only)
     assert not (tmp_path / "results2").exists()
     with pytest.raises(FileNotFoundError, match="rank_0000-other.npz"):  # another attempt's outputs are never read
-        write_results(manifest, AlignOutputs(tmp_path / "out", "other", 2), str(tmp_path / "results3"))
+        write_results(manifest, AlignOutputs(tmp_path / "out", "other", 2), str(tmp_path / "results3"), spec=paf_only)
+    # These shards were encoded without qualities: a BAM is refused, and nothing is left half-written.
+    with pytest.raises(ValueError, match="shard 0 holds no base qualities"):
+        write_results(manifest, outputs, str(tmp_path / "results4"), staged=as_staged, spec=SampleOutputs("s1"))
+    assert not [p for p in (tmp_path / "results4").rglob("*") if p.is_file()]
 
 
 def test_a_read_with_two_primaries_or_an_unknown_read_is_refused():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tasks.collect import hits_from_columns
+from tasks.genomics.merge import shard_hits
 from tasks.genomics.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
 
 
@@ -51,8 +51,7 @@ def test_rank_columns_become_hits_reverse_strand_flipped_secondary_mapq_0():
         shard=[0, 0], read=[1, 1], strand=[1, 0], contig=[0, 1], wstart=[1000, 50], primary=[1, 0],
         second=[270, 270], score=[280, 250], q_start=[5, 0], q_end=[140, 150], r_start=[16, 3],
         r_end=[151, 153], nmatch=[130, 140], block=[135, 150], nm=[5, 10], cigar=["135M", "150M"]).items()}
-    shards = [{"lengths": np.array([100, 150]), "names": np.array(["a", "r"])}]
-    first, other = hits_from_columns(cols, shards, ["chr1", "chr2"], [5000, 900], 6)
+    first, other = shard_hits(cols, ["a", "r"], np.array([100, 150]), ["chr1", "chr2"], [5000, 900], 6)
     assert (first.qname, first.qstart, first.qend, first.strand, first.tstart, first.tend) == ("r", 10, 145, "-", 1016, 1151)
     assert first.primary and first.mapq == 33 and first.tlen == 5000
     assert not other.primary and other.mapq == 0 and other.tname == "chr2" and (other.tstart, other.tend) == (53, 203)
@@ -71,3 +70,11 @@ def test_paf_line_round_trip():
     assert Hit.from_paf_line(h.paf_line()) == h
     s = hit(primary=False, mapq=0)
     assert Hit.from_paf_line(s.paf_line()) == s
+
+
+def test_dwgsim_names_give_each_mate_its_own_truth():
+    name = "K-12-MG1655_1031780_1031495_1_0_0_0_1:0:0_1:0:0_0"
+    one, two = truth_from_name(name, 1, 150), truth_from_name(name, 2, 148)
+    assert (one.contig, one.start, one.end, one.strand) == ("K-12-MG1655", 1031779, 1031929, "-")
+    assert (two.start, two.end, two.strand) == (1031494, 1031642, "+")
+    assert truth_from_name(name + "/2", 0, 150).start == 1031494  # a single-end read keeps its /2

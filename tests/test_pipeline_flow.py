@@ -17,8 +17,8 @@ from tasks.storage.uri import BadLocation
 pytestmark = pytest.mark.integration
 
 STEP_ARTIFACTS = {"ingest-reads", "ingest-reference", "encode-summary", "reference-index",
-                  "candidate-windows", "stage-files", "kernel-ranks", "alignment-summary",
-                  "accuracy-by-mapq", "alignment-outputs", "align-submit"}
+                  "candidate-windows", "stage-files", "kernel-ranks", "qc-reads",
+                  "accuracy-by-mapq-reads", "outputs-reads", "align-submit"}
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -26,22 +26,34 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def flow_and_subflow_runs(client, flow_run_id) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+    return [flow_run_id] + [r.id for r in children]
+
+
 def failed_task_runs(flow_run_id) -> int:
-    """Task runs of the flow run that ended failed, counting every retry of each."""
+    """Task runs of the flow run (and its align-sample subflows) that ended failed, counting
+    every retry of each."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        ids = flow_and_subflow_runs(client, flow_run_id)
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
     return sum(r.run_count for r in runs if r.state is not None and r.state.is_failed())
 
 
 def artifact_keys(flow_run_id) -> set[str]:
+    """Artifacts of the flow run and of its subflows (one align-sample run per sample)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        runs = flow_and_subflow_runs(client, flow_run_id)
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
     return {a.key for a in arts if a.key}
 
 
@@ -73,7 +85,8 @@ def test_flow_aligns_reads_to_their_true_origin(good_run, sim_data):
     assert correct / len(sim_data["names"]) >= 0.95
     assert summary["accuracy"]["correct"] == correct
     assert json.loads(Path(summary["summary"]).read_text())["mapped"] == summary["mapped"]
-    assert (paf.parent / "accuracy_by_mapq.png").read_bytes()[:4] == b"\x89PNG"
+    assert (paf.parent / "reads.accuracy_by_mapq.png").read_bytes()[:4] == b"\x89PNG"
+    assert paf.name == "reads.paf" and Path(summary["bam"]).name == "reads.bam"
 
 
 def run_on_slurm(params, state, folder: Path, **update) -> tuple:

@@ -16,8 +16,8 @@ import pytest
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "deployments" / "prefect" / "serve.sh"
-SUMMARY_KEYS = {"ingest-reads", "encode-summary", "stage-files", "kernel-ranks", "alignment-summary",
-                "accuracy-by-mapq", "alignment-outputs"}
+SUMMARY_KEYS = {"ingest-reads", "encode-summary", "stage-files", "kernel-ranks", "qc-reads",
+                "accuracy-by-mapq-reads", "outputs-reads"}
 
 
 def free_port() -> int:
@@ -72,9 +72,12 @@ def test_deployment_run_completes_with_artifacts(stack, completed_run):
     flow_run = api(stack, f"/flow_runs/{flow_run_id}")
     assert flow_run["state_type"] == "COMPLETED"
     assert flow_run["name"].startswith("align reads.fq.gz -> reference.fa")
-    arts = api(stack, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    samples = api(stack, "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}})
+    assert [r["name"] for r in samples] == ["sample reads"]  # the align-sample subflow
+    runs = [flow_run_id] + [r["id"] for r in samples]
+    arts = api(stack, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": runs}}})
     assert SUMMARY_KEYS <= {a["key"] for a in arts}
-    assert (out / "results" / "alignments.paf").stat().st_size > 0
+    assert (out / "results" / "reads.paf").stat().st_size > 0
 
 
 def test_schedule_from_prefect_yaml_is_on_the_deployment(stack):
@@ -124,5 +127,5 @@ def test_ui_shows_run_state_and_summary_artifact(stack, completed_run, tmp_path)
     shot = Path(os.environ.get("HELIXFLOW_SCREENSHOT_DIR", tmp_path)) / "flow-run.png"
     chromium(run_url, tmp_path / "p2", f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    artifacts = chromium(f"{stack['ui']}/artifacts/key/alignment-summary", tmp_path / "p3", "--dump-dom")
-    assert "alignment-summary" in artifacts and "Alignment summary" in artifacts
+    artifacts = chromium(f"{stack['ui']}/artifacts/key/qc-reads", tmp_path / "p3", "--dump-dom")
+    assert "qc-reads" in artifacts and "reads: QC" in artifacts

@@ -102,9 +102,10 @@ def test_flow_from_s3_reads_to_s3_results(prefect_harness, ray_cluster, s3_serve
     assert state.is_completed(), state.message
     summary = state.result()
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="runs", Prefix="out/sample1/")["Contents"]}
-    assert {"out/sample1/alignments.paf", "out/sample1/alignments.sam", "out/sample1/summary.json"} <= keys
-    assert "s3://runs/out/sample1/alignments.paf" in summary["exported"]
-    paf = s3.get_object(Bucket="runs", Key="out/sample1/alignments.paf")["Body"].read().decode()
+    assert {"out/sample1/reads.paf", "out/sample1/reads.sam", "out/sample1/reads.summary.json",
+            "out/sample1/reads.bam", "out/sample1/reads.bam.bai"} <= keys
+    assert "s3://runs/out/sample1/reads.paf" in summary["exported"]
+    paf = s3.get_object(Bucket="runs", Key="out/sample1/reads.paf")["Body"].read().decode()
     hits = [Hit.from_paf_line(line) for line in paf.splitlines()]
     assert sum(h.primary for h in hits) == summary["mapped"] > 0.95 * summary["reads"]
     assert (tmp_path / "fsx" / "inputs" / "runs" / "in" / "reads.fq.gz").is_file()  # staged copy on "FSx"

@@ -19,6 +19,7 @@ from hpc.kernels.scalar import alignment_stats, sw_traceback_band
 # simulated reads (0.05% indels) a band of 3 never missed the best score; 6 leaves room
 # for longer indels, and a miss falls back to the full matrix anyway.
 TRACE_BAND = 6
+SECONDARY_RATIO = 0.8  # a secondary alignment scores at least this share of the primary's
 
 
 @numba.njit(**NJIT)
@@ -71,16 +72,25 @@ def _tie_key(read, start):
     return h ^ (h >> np.uint64(31))
 
 
-@numba.njit(**NJIT)
-def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary):
+def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary, priority=None):
     """Per read: the best-scoring candidate (primary), the best score at another locus
     (``second``, for MAPQ), and up to ``max_secondary`` other loci scoring at least
     ``sec_ratio`` of the best. Two candidates are the same locus when their windows
-    overlap on the same contig and strand. Returns ``(pick, is_primary, second)``, one
-    entry per reported alignment, grouped by read, primary first; reads whose best score
-    is 0 report nothing."""
+    overlap on the same contig and strand. ``priority`` (pairs): a candidate marked 1 is the
+    read's primary whatever its score (the pair chose it). Returns ``(pick, is_primary,
+    second)``, one entry per reported alignment, grouped by read, primary first; reads
+    whose primary scores 0 report nothing."""
+    if priority is None:
+        priority = np.zeros(read.shape[0], dtype=np.int64)
+    return _select_hits(read, scores, priority.astype(np.int64), key_contig, key_strand, win_start, win_end,
+                        sec_ratio, max_secondary)
+
+
+@numba.njit(**NJIT)
+def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary):
     n = read.shape[0]
-    order = np.argsort(read * np.int64(1 << 31) - scores.astype(np.int64), kind="mergesort")
+    order = np.argsort(read * np.int64(1 << 32) - priority * np.int64(1 << 30) - scores.astype(np.int64),
+                       kind="mergesort")
     pick = np.empty(n, dtype=np.int64)
     primary = np.zeros(n, dtype=np.uint8)
     second = np.zeros(n, dtype=np.int32)
@@ -97,7 +107,7 @@ def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ra
         key = _tie_key(read[best], win_start[best])
         for t in range(a + 1, b):
             c = order[t]
-            if scores[c] != scores[best]:
+            if scores[c] != scores[best] or priority[c] != priority[best]:
                 break
             kc = _tie_key(read[c], win_start[c])
             if kc < key:

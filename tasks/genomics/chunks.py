@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.codec import pack_codes
-from hpc.kernels.fastq import cut_block, encode_records, first_mismatch, gather_names
+from hpc.kernels.fastq import NL, cut_block, encode_records, first_mismatch, gather_names
 from tasks.genomics.encoding import (
     BASES,
     MAX_NAME_BYTES,
@@ -115,7 +115,7 @@ def chunks(path: Path, shard_reads: int, shard_mb: float, reuse: bool = False) -
     chunk's data is its own copy."""
     path = Path(path)
     gz = is_gzip(path)
-    limit = max(1, int(2 * shard_mb * 2**20))
+    limit = max(1, int(min(2 * shard_mb * 2**20, 2**62)))  # inf: cut by record count alone
     size = max(1, path.stat().st_size)
     state = np.zeros(4, dtype=np.int64)
     ends = np.empty(BLOCK // 2 + 2, dtype=np.int64)  # room for the chunk ends of the worst case
@@ -170,24 +170,41 @@ def chunk_identity(chunk: Chunk, data: np.ndarray) -> dict:
     return {"first_line": chunk.first_line, "chunk_bytes": int(data.shape[0]), "chunk_crc32": crc32(data)}
 
 
-def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _slow(data: bytes, source: str, first_line: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     lines = ((n + first_line - 1, t) for n, t in _lines(io.BytesIO(data), Path(source)))
     first = next(((n, t) for n, t in lines if t), None)
     if first is None:
-        return [], np.zeros(0, np.uint8), np.zeros(0, np.int32)
+        return [], np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.uint8)
     records = list(_fastq(Path(source), lines, first))
     for r in records:
         if len(r.name.encode()) > MAX_NAME_BYTES:
             raise FastxFormatError(source, r.line, name_too_long(len(r.name.encode())))
     seqs = b"".join(r.seq for r in records)
     return ([r.name for r in records], np.frombuffer(seqs, dtype=np.uint8),
-            np.array([len(r.seq) for r in records], dtype=np.int32))
+            np.array([len(r.seq) for r in records], dtype=np.int32),
+            np.frombuffer(b"".join(r.qual for r in records), dtype=np.uint8))
 
 
-def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int = 0) -> EncodedShard:
-    """Parse and encode one chunk; every base is decoded back and compared with its input
-    (:class:`DecodeCheckError` names the first read that differs)."""
+def quality_bytes(data: np.ndarray, seq_s: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The quality characters of strict four-line records (as :func:`encode_records` accepted
+    them): each record's quality line follows the line after its sequence."""
+    newlines = np.flatnonzero(data == NL)
+    q_start = newlines[np.searchsorted(newlines, seq_s + lengths) + 1] + 1
+    total = int(lengths.sum())
+    out_start = np.cumsum(lengths, dtype=np.int64) - lengths
+    return data[np.repeat(q_start - out_start, lengths) + np.arange(total, dtype=np.int64)]
+
+
+def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int = 0,
+                 qualities: bool = True) -> EncodedShard:
+    """Parse and encode one chunk (with its base qualities unless ``qualities`` is False);
+    every base is decoded back and compared with its input (:class:`DecodeCheckError` names
+    the first read that differs)."""
     ok, name_s, name_e, seq_s, lengths, packed, nmask = encode_records(data, _CODE_LUT)
+    quals = None
+    if ok and qualities:
+        quals = quality_bytes(data, seq_s, lengths)
+        ok = bool(quals.shape[0] == 0 or (quals.min() >= 33 and quals.max() <= 126))  # else the parser says where
     if ok and (name_e - name_s).max(initial=0) > MAX_NAME_BYTES:  # before names are padded to the longest
         i = int(np.argmax(name_e - name_s > MAX_NAME_BYTES))
         raise FastxFormatError(source, first_line + 4 * i, name_too_long(int(name_e[i] - name_s[i])))
@@ -196,7 +213,8 @@ def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int =
         names = raw.view(f"S{raw.shape[1]}").reshape(-1)
         buf = data
     else:
-        text, buf, lengths = _slow(data.tobytes(), source, first_line)
+        text, buf, lengths, quals = _slow(data.tobytes(), source, first_line)
+        quals = quals if qualities else None
         names = name_array(text)
         seq_s = np.zeros(lengths.shape[0], dtype=np.int64)
         np.cumsum(lengths[:-1], out=seq_s[1:])
@@ -207,7 +225,7 @@ def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int =
                                "decode to its input")
     offsets = np.zeros(lengths.shape[0], dtype=np.int64)
     np.cumsum(lengths[:-1], out=offsets[1:])
-    return EncodedShard(names, lengths, offsets, packed, nmask)
+    return EncodedShard(names, lengths, offsets, packed, nmask, quals)
 
 
 def warm_up(role: str) -> None:

@@ -59,6 +59,7 @@ class Record:
     name: str
     seq: bytes  # normalized: only A, C, G, T, N
     line: int  # line number of the header
+    qual: bytes | None = None  # FASTQ: Phred+33 characters, one per base; FASTA: None
 
 
 def local_path(uri: str | Path) -> Path:
@@ -84,6 +85,13 @@ def open_maybe_gzip(path: Path) -> io.BufferedIOBase:
     if magic == GZIP_MAGIC:
         return _gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
+
+
+def bad_quality(qual: bytes) -> int:
+    """Column (0-based) of the first character that is not Phred+33 ('!' .. '~'), or -1."""
+    if not qual or (min(qual) >= 33 and max(qual) <= 126):
+        return -1
+    return next(i for i, c in enumerate(qual) if not 33 <= c <= 126)
 
 
 def normalize_bases(path: Path, line: int, seq: bytes) -> bytes:
@@ -141,7 +149,11 @@ def _fastq(path: Path, lines: Iterator[tuple[int, bytes]], first: tuple[int, byt
             )
         if not seq:
             raise FastxFormatError(path, seq_line[0], f"record {name!r}: empty sequence")
-        yield Record(name, seq, hline)
+        bad = bad_quality(qual[1])
+        if bad >= 0:
+            raise FastxFormatError(path, qual[0], f"record {name!r}: quality character {qual[1][bad:bad + 1]!r} at "
+                                   f"column {bad + 1}; expected Phred+33 ('!' to '~')")
+        yield Record(name, seq, hline, qual[1])
 
 
 def _fasta(path: Path, lines: Iterator[tuple[int, bytes]], first: tuple[int, bytes]) -> Iterator[Record]:

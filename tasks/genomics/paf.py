@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MAPQ_MAX = 60
+from hpc.mapq import MAPQ_MAX, mapq_from_scores  # noqa: F401 - where collect and tests look
+
 MAPQ_BINS = (0, 1, 10, 20, 30, 60)  # lower bounds of the bins reported in summaries
 
 _OURS = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_(?P<strand>[+-])_\d+$")
+_DWGSIM = re.compile(r"^(?P<contig>.+)_(?P<p1>\d+)_(?P<p2>\d+)_(?P<s1>[01])_(?P<s2>[01])_[01]_[01]_\d+:\d+:\d+_"
+                     r"\d+:\d+:\d+_[0-9a-f]+(?:/(?P<mate>[12]))?$")
 _WGSIM = re.compile(r"^(?P<contig>.+)_(?P<start>\d+)_(?P<end>\d+)_\d+:\d+:\d+_\d+:\d+:\d+_[0-9a-f]+(?:/[12])?$")
 
 
@@ -60,25 +63,15 @@ class Truth:
     strand: str | None
 
 
-MAPQ_PER_MISMATCH = 20  # phred points per mismatch's worth of score between best and runner-up
-
-
-def mapq_from_scores(best: int, second: int, mismatch_cost: int = 6) -> int:
-    """Phred-like confidence from the score gap to the best alignment at another locus.
-
-    0 when the runner-up scores as well as the best (a read in an exact repeat is not
-    guessed). Each mismatch's worth of score in the gap (``mismatch_cost`` = match -
-    mismatch) adds 20, up to 60: with 0.1-1% sequencing error, the runner-up winning by
-    chance needs errors that happen to match it, about 1 in 100 per mismatch of gap.
-    """
-    if best <= 0:
-        return 0
-    gap = max(best - max(second, 0), 0)
-    return int(min(MAPQ_MAX, round(MAPQ_PER_MISMATCH * gap / mismatch_cost)))
-
-
-def truth_from_name(name: str) -> Truth | None:
-    """Origin encoded in a read name (ours or wgsim's); None when the name carries none."""
+def truth_from_name(name: str, mate: int = 0, qlen: int = 0) -> Truth | None:
+    """Origin encoded in a read name (ours, dwgsim's or wgsim's); None when the name carries
+    none. A dwgsim name holds both mates' starts: ``mate`` (1 or 2; else the name's ``/1``
+    ``/2``) picks one, and the read's ``qlen`` gives its end."""
+    m = _DWGSIM.match(name)
+    if m:
+        which = mate or int(m["mate"] or 1)
+        start = int(m[f"p{which}"]) - 1
+        return Truth(m["contig"], start, start + max(qlen, 1), "-" if m[f"s{which}"] == "1" else "+")
     for pattern in (_OURS, _WGSIM):
         m = pattern.match(name)
         if m:
@@ -114,7 +107,7 @@ def evaluate(hits: list[Hit], names: list[str]) -> dict | None:
     for hit in hits:
         if not hit.primary:
             continue
-        ok = is_correct(hit, truths[hit.qname])
+        ok = is_correct(hit, truth_from_name(hit.qname, 0, hit.qlen))
         correct += ok
         counts = by_bin.setdefault(mapq_bin(hit.mapq), [0, 0])
         counts[0] += 1
@@ -128,3 +121,53 @@ def evaluate(hits: list[Hit], names: list[str]) -> dict | None:
             for k, v in sorted(by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))
         ],
     }
+
+
+class AccuracyCounter:
+    """:func:`evaluate`'s figures, fed one shard at a time (``by_read``: each read's
+    alignments, primary first; ``mates`` 2: reads 2i and 2i+1 are mates 1 and 2 of a pair),
+    with the count per mate for pairs. The result is None when a read name carries no truth."""
+
+    def __init__(self) -> None:
+        self.reads = self.correct = 0
+        self.by_bin: dict[str, list[int]] = {}
+        self.mates = [[0, 0], [0, 0]]  # reads, correct: mate 1, mate 2
+        self.known = True
+
+    def add(self, by_read: list[list[Hit]], names: list[str], mates: int = 1) -> None:
+        if not self.known:
+            return
+        for i, (hits, name) in enumerate(zip(by_read, names)):
+            mate = 1 + (i & 1) if mates == 2 else 0
+            own = hits[0] if hits else None
+            truth = truth_from_name(name, mate, own.qlen if own else 0)
+            if truth is None:
+                self.known = False
+                return
+            ok = own is not None and is_correct(own, truth)
+            self.reads += 1
+            self.correct += ok
+            if mate:
+                self.mates[mate - 1][0] += 1
+                self.mates[mate - 1][1] += ok
+            if own is not None:
+                counts = self.by_bin.setdefault(mapq_bin(own.mapq), [0, 0])
+                counts[0] += 1
+                counts[1] += ok
+
+    def result(self) -> dict | None:
+        if not self.known or not self.reads:
+            return None
+        out = {
+            "reads_with_truth": self.reads,
+            "correct": self.correct,
+            "fraction_correct": self.correct / self.reads,
+            "by_mapq": [
+                {"mapq": k, "reads": v[0], "correct": v[1], "fraction_correct": v[1] / v[0]}
+                for k, v in sorted(self.by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))
+            ],
+        }
+        if self.mates[0][0]:
+            out["by_mate"] = [{"mate": m + 1, "reads": r, "correct": c, "fraction_correct": c / r}
+                              for m, (r, c) in enumerate(self.mates) if r]
+        return out

@@ -37,3 +37,30 @@ def write_png(path: Path, png: bytes) -> str:
     """Write the PNG atomically; return it as a markdown image embedded as a data URI."""
     atomic_write_bytes(path, png)
     return f"![{path.stem}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def qc_png(qc: dict, title: str) -> bytes:
+    """Two panels: reads per MAPQ bin, and (pairs) the insert-size histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inserts = qc.get("insert_size")
+    fig, axes = plt.subplots(1, 2 if inserts else 1, figsize=(9 if inserts else 5, 3.2), dpi=100, squeeze=False)
+    ax = axes[0][0]
+    ax.bar([r["mapq"] for r in qc["mapq"]], [r["reads"] for r in qc["mapq"]], color="#0969da")
+    ax.set_xlabel("MAPQ (primary alignments)")
+    ax.set_ylabel("reads")
+    if inserts:
+        ax = axes[0][1]
+        ax.bar([a for a, _ in inserts["histogram"]], [k for _, k in inserts["histogram"]], width=inserts["bin_bp"],
+               align="edge", color="#8250df")
+        ax.set_xlabel(f"insert size, bp (median {inserts['median']})")
+        ax.set_ylabel("proper pairs")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -30,8 +30,10 @@ from tasks.genomics.encoding import (
     name_list,
     name_too_long,
     repeated_name_candidates,
+    shard_mates,
 )
 from tasks.genomics.fastx import FastxFormatError, read_fastx
+from tasks.genomics.pairs import check_mates, interleave, pair_interleaved
 from tasks.genomics.seeding import find_candidates
 from tasks.storage.index_cache import IndexFiles, open_index_cached
 
@@ -93,7 +95,7 @@ def _write_reads(root: str, shard_no: int, shard: EncodedShard, first: str, last
     path = shard_path(Path(root), READS, shard_no)
     digest = save_npz_atomic(path, **shard.to_arrays())
     lengths, counts = np.unique(shard.lengths, return_counts=True)
-    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases,
+    return _finish(Path(root), path, digest, shard=shard_no, reads=shard.n_reads, bases=shard.n_bases, mates=shard.mates,
                    first=first, last=last, length_counts=[[int(a), int(b)] for a, b in zip(lengths, counts)],
                    **identity)
 
@@ -104,33 +106,57 @@ def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: 
     return _write_reads(root, shard_no, encode_and_check(shard_no, names, seqs), names[0], names[-1])
 
 
-def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str) -> dict:
-    """Read a FASTQ chunk (from the file, or the bytes given for a gzip stream), encode it,
-    check that every base decodes back exactly, write the shard and its record (with the
-    chunk's identity, for resume)."""
+def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str, qualities: bool = True,
+                      interleaved: bool = False) -> dict:
+    """Read a FASTQ chunk (from the file, or the bytes given for a gzip stream), encode it
+    (with its qualities unless ``qualities`` is False), check that every base decodes back
+    exactly, write the shard and its record (with the chunk's identity, for resume).
+    ``interleaved``: the chunk holds pairs, R1 then R2, checked to be mates."""
     _slow_stage()
     data = chunk.read(source, scratch=True)
-    shard = encode_chunk(data, source, chunk.first_line, shard_no)
+    shard = encode_chunk(data, source, chunk.first_line, shard_no, qualities)
+    if interleaved:
+        shard = pair_interleaved(shard, source, chunk.first_line)
     first, last = name_list(shard.names[[0, -1]]) if shard.n_reads else ["", ""]
     return _write_reads(root, shard_no, shard, first, last, **chunk_identity(chunk, data))
+
+
+def encode_pair_file(shard_no: int, chunk1: Chunk, chunk2: Chunk, source1: str, source2: str, root: str,
+                     qualities: bool = True) -> dict:
+    """:func:`encode_chunk_file` for the same reads of R1 and R2: both halves encoded and
+    checked, their names checked to be mates, and one shard of pairs written."""
+    _slow_stage()
+    data1 = chunk1.read(source1)
+    data2 = chunk2.read(source2)
+    half1 = encode_chunk(data1, source1, chunk1.first_line, shard_no, qualities)
+    half2 = encode_chunk(data2, source2, chunk2.first_line, shard_no, qualities)
+    pairs = check_mates(name_list(np.asarray(half1.names)), name_list(np.asarray(half2.names)), source1, source2,
+                        chunk1.first_line, chunk2.first_line)
+    shard = interleave(half1, half2, pairs)
+    identity = chunk_identity(chunk1, data1)
+    identity["mate_crc32"] = chunk_identity(chunk2, data2)["chunk_crc32"]
+    return _write_reads(root, shard_no, shard, pairs[0], pairs[-1], **identity)
 
 
 def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
     """Refuse a reads file in which two reads share a name (they could not be told apart in
     SAM/BAM, nor matched to their mates): FastxFormatError naming both lines (FASTQ) or
     record numbers (FASTA). Reads only the names' hashes, then the two shards concerned."""
-    hashes = []
-    for e in entries:
+    hashes, steps = [], []
+    for e in entries:  # a shard of pairs names each pair twice: its mate-1 reads are the names
         with np.load(Path(root) / e["path"], allow_pickle=False) as data:
-            hashes.append(data["name_hash"] if "name_hash" in data.files else name_hashes(data["names"]))
-    base = np.cumsum([0] + [int(e["reads"]) for e in entries])
+            step = shard_mates(data)
+            hashes.append((data["name_hash"] if "name_hash" in data.files else name_hashes(data["names"]))[::step])
+            steps.append(step)
+    base = np.cumsum([0] + [int(e["reads"]) // st for e, st in zip(entries, steps)])
 
     def where(g: int) -> tuple[str, int | None, str]:
         s = int(np.searchsorted(base, g, side="right") - 1)
+        k = (g - int(base[s])) * steps[s]
         with np.load(Path(root) / entries[s]["path"], allow_pickle=False) as data:
-            name = name_list(data["names"][g - base[s]:g - base[s] + 1])[0]
+            name = name_list(data["names"][k:k + 1])[0]
         first = entries[s].get("first_line")  # FASTQ chunks: four lines a record
-        line = None if first is None else int(first) + 4 * (g - int(base[s]))
+        line = None if first is None else int(first) + 4 * k // (1 if steps[s] == 1 or entries[s].get("mate_crc32") is None else 2)
         return name, line, f"line {line}" if line is not None else f"record {g + 1}"
 
     for a, b in repeated_name_candidates(hashes):

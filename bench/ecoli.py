@@ -1,0 +1,124 @@
+"""The real-genome sets of ``make bench-mapping``: E. coli K-12 MG1655 (Debian's
+ragout-examples, unpacked by ``make test-deps``) with dwgsim pairs, mapped end to end by the
+align-reads CLI (paired, then R1 alone as single-end) beside ``minimap2 -ax sr`` on the
+same files in the same run. Scored per mate by paftools' rule from each tool's SAM/BAM:
+accuracy, properly-paired share, wrong placements at MAPQ >= 60, 30, 10, wall time."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tasks.genomics.paf import Truth, truth_from_name
+
+GENOME = Path(__file__).resolve().parents[1] / ".helixflow" / "data" / "MG1655-K12.fasta.gz"
+THRESHOLDS = (60, 30, 10)
+
+
+def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
+    """The reference (plain FASTA) and dwgsim's R1/R2 (insert 350 +- 35, 150 bp, Illumina-like
+    error rising along the read: 0.2-1% on R1, 0.3-1.5% on R2, 0.1% mutations)."""
+    if not GENOME.is_file():
+        raise SystemExit(f"{GENOME} is missing: run `make test-deps` (it unpacks Debian's ragout-examples)")
+    work.mkdir(parents=True, exist_ok=True)
+    ref = work / "MG1655.fa"
+    if not ref.is_file():
+        ref.write_bytes(gzip.decompress(GENOME.read_bytes()))
+    prefix = work / f"dwgsim{pairs}"
+    r1, r2 = Path(f"{prefix}.bwa.read1.fastq.gz"), Path(f"{prefix}.bwa.read2.fastq.gz")
+    if not r2.is_file():
+        subprocess.run(["dwgsim", "-e", "0.002-0.01", "-E", "0.003-0.015", "-d", "350", "-s", "35", "-N", str(pairs),
+                        "-1", "150", "-2", "150", "-r", "0.001", "-y", "0", "-z", str(seed), str(ref), str(prefix)],
+                       check=True, capture_output=True)
+    return {"reference": ref, "r1": r1, "r2": r2}
+
+
+def score_sam(path: Path) -> dict:
+    """Per-mate accuracy (paftools' rule), properly-paired share and wrong primaries at each
+    MAPQ threshold, from every primary record of a SAM/BAM."""
+    import pysam
+
+    reads = correct = proper = 0
+    mates = {1: [0, 0], 2: [0, 0], 0: [0, 0]}
+    wrong = dict.fromkeys(THRESHOLDS, 0)
+    placed = dict.fromkeys(THRESHOLDS, 0)
+    with pysam.AlignmentFile(str(path), "r" if path.suffix == ".sam" else "rb") as fh:
+        for r in fh.fetch(until_eof=True):
+            if r.is_secondary or r.is_supplementary:
+                continue
+            mate = 1 if r.is_read1 else 2 if r.is_read2 else 0
+            reads += 1
+            mates[mate][0] += 1
+            if r.is_unmapped:
+                continue
+            truth = truth_from_name(r.query_name, mate, r.query_length)
+            ok = _correct(r, truth)
+            correct += ok
+            mates[mate][1] += ok
+            proper += r.is_proper_pair
+            for t in THRESHOLDS:
+                if r.mapping_quality >= t:
+                    placed[t] += 1
+                    wrong[t] += not ok
+    return {"reads": reads, "correct": correct, "by_mate": {m: v for m, v in mates.items() if v[0]},
+            "proper": proper, "wrong": wrong, "placed": placed}
+
+
+def _correct(r, truth: Truth | None) -> bool:
+    if truth is None:
+        raise ValueError(f"read {r.query_name!r} carries no truth in its name")
+    start, end = r.reference_start, r.reference_end
+    return (r.reference_name == truth.contig and ("-" if r.is_reverse else "+") == truth.strand
+            and min(end, truth.end) - max(start, truth.start) >= 0.1 * (max(end, truth.end) - min(start, truth.start)))
+
+
+def run_ours(files: dict[str, Path], work: Path, paired: bool, ranks: int) -> tuple[Path, float]:
+    out = work / ("ours-paired" if paired else "ours-single")
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "flows.pipeline", "--reads", str(files["r1"]), "--reference", str(files["reference"]),
+           "--output", str(out / "out"), "--staging-dir", str(out / "fsx"), "--backend", "local", "--ranks", str(ranks),
+           "--shard-size", "100000", "--sample", "ecoli"]
+    if paired:
+        cmd += ["--reads2", str(files["r2"])]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        raise RuntimeError(f"helixflow exited {done.returncode}: {done.stderr[-2000:]}")
+    return out / "out" / "ecoli.bam", seconds
+
+
+def run_minimap2(files: dict[str, Path], work: Path, paired: bool) -> tuple[Path, float]:
+    sam = work / ("minimap2-paired.sam" if paired else "minimap2-single.sam")
+    cmd = ["minimap2", "-ax", "sr", "-t", "2", str(files["reference"]), str(files["r1"])]
+    if paired:
+        cmd.append(str(files["r2"]))
+    t = time.perf_counter()
+    with open(sam, "w") as fh:
+        subprocess.run(cmd, stdout=fh, stderr=subprocess.DEVNULL, check=True)
+    return sam, time.perf_counter() - t
+
+
+def line(label: str, s: dict, seconds: float) -> str:
+    mates = "  ".join(f"mate {m}: {c / n:.4%}" for m, (n, c) in s["by_mate"].items() if m)
+    wrong = ", ".join(f">={t}: {s['wrong'][t]} of {s['placed'][t]}" for t in THRESHOLDS)
+    pairs = f"  properly paired {s['proper'] / s['reads']:.2%}" if s["by_mate"].get(1) else ""
+    return (f"{label:10s} correct {s['correct'] / s['reads']:.4%} of {s['reads']}  {mates}{pairs}\n"
+            f"{'':10s} wrong at MAPQ {wrong}   wall {seconds:.1f} s")
+
+
+def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
+    files = simulate(work, pairs)
+    print(f"E. coli K-12 MG1655 ({files['reference'].stat().st_size / 1e6:.1f} MB), {pairs:,} dwgsim pairs of "
+          "150 bp (insert 350 +- 35; errors 0.2-1% R1, 0.3-1.5% R2); helixflow's CLI end to end (BAM + PAF) "
+          "beside minimap2 -ax sr -t 2", flush=True)
+    for paired in (True, False):
+        ours, ours_s = run_ours(files, work, paired, ranks)
+        theirs, theirs_s = run_minimap2(files, work, paired)
+        print("paired-end:" if paired else "single-end (R1 alone):")
+        print(line("helixflow", score_sam(ours), ours_s))
+        print(line("minimap2", score_sam(theirs), theirs_s), flush=True)

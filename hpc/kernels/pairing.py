@@ -1,0 +1,211 @@
+"""Pairing kernels: the insert-size model, mate-rescue windows and the joint choice of both
+mates' alignments, for shards of pairs (mate 1 at even, mate 2 at odd read numbers). No I/O.
+
+As bwa-mem does: the insert size is learned from pairs whose mates both have one clear
+best hit (same contig, forward mate left of the reverse one); a pair placed within
+``[lo, hi]`` of that model scores the two alignments plus the log-likelihood of its insert,
+and is preferred to the two best alignments taken apart unless those beat it by more than
+``unpaired`` (bwa's pen_unpaired). A pair's MAPQ comes from the gap to the next-best pair,
+and lifts a mate's own MAPQ by at most 40 (a mate in a repeat, placed by a unique mate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from hpc.kernels.jit import NJIT
+
+MIN_PAIRS = 25  # confident pairs needed to learn the insert size; fewer: the default model
+DEFAULT_MEAN, DEFAULT_STD = 400.0, 150.0
+
+
+@numba.njit(**NJIT)
+def _best_two(read, scores, n_reads):
+    """Per read: the best candidate (or -1) and the best score at another candidate."""
+    best = np.full(n_reads, -1, dtype=np.int64)
+    second = np.zeros(n_reads, dtype=np.int64)
+    for c in range(read.shape[0]):
+        r = read[c]
+        b = best[r]
+        if b < 0 or scores[c] > scores[b]:
+            if b >= 0:
+                second[r] = max(second[r], scores[b])
+            best[r] = c
+        else:
+            second[r] = max(second[r], scores[c])
+    return best, second
+
+
+@numba.njit(**NJIT)
+def _fr_insert(s1, e1, rev1, s2, e2, rev2):
+    """Insert size of two alignments on one contig in forward-reverse orientation, else -1."""
+    if rev1 == rev2:
+        return -1
+    if rev1:
+        s1, e1, s2, e2 = s2, e2, s1, e1  # now 1 is the forward mate
+    if s1 > e2 or e2 - s1 <= 0:
+        return -1
+    return e2 - s1
+
+
+@numba.njit(**NJIT)
+def confident_inserts(read, scores, contig, strand, tstart, tend, n_reads, margin):
+    """Insert sizes of pairs whose mates each have a best hit ``margin`` above their next."""
+    best, second = _best_two(read, scores, n_reads)
+    out = np.empty(n_reads // 2, dtype=np.int64)
+    k = 0
+    for p in range(n_reads // 2):
+        a, b = best[2 * p], best[2 * p + 1]
+        if a < 0 or b < 0 or scores[a] - second[2 * p] < margin or scores[b] - second[2 * p + 1] < margin:
+            continue
+        if contig[a] != contig[b]:
+            continue
+        ins = _fr_insert(tstart[a], tend[a], strand[a], tstart[b], tend[b], strand[b])
+        if ins > 0:
+            out[k] = ins
+            k += 1
+    return out[:k]
+
+
+def insert_model(inserts: np.ndarray) -> tuple[float, float, int, int]:
+    """``(mean, std, lo, hi)`` of the insert size: from the middle of the confident pairs
+    (outside 1.5 inter-quartile ranges cut, as bwa-mem does), ``hi`` at mean + 4 std."""
+    if inserts.shape[0] < MIN_PAIRS:
+        mean, std = DEFAULT_MEAN, DEFAULT_STD
+    else:
+        q1, q3 = np.percentile(inserts, [25, 75])
+        iqr = max(q3 - q1, 1.0)
+        kept = inserts[(inserts >= q1 - 1.5 * iqr) & (inserts <= q3 + 1.5 * iqr)]
+        mean, std = float(kept.mean()), max(float(kept.std()), 1.0)
+    return mean, std, max(1, int(mean - 4 * std)), int(mean + 4 * std) + 1
+
+
+@numba.njit(**NJIT)
+def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, contig_len, min_score):
+    """Windows where a mate should lie, for each pair in which one mate has a hit scoring at
+    least ``min_score`` and the other has no candidate in a proper position beside it:
+    ``(read, strand, contig, start, end)``, the mate on the opposite strand, within ``hi``."""
+    best, _ = _best_two(read, scores, n_reads)
+    starts = np.empty(n_reads + 1, dtype=np.int64)  # candidates of read r: rows by_read[starts[r]:starts[r+1]]
+    counts = np.zeros(n_reads, dtype=np.int64)
+    for c in range(read.shape[0]):
+        counts[read[c]] += 1
+    starts[0] = 0
+    for r in range(n_reads):
+        starts[r + 1] = starts[r] + counts[r]
+    fill = starts[:-1].copy()
+    by_read = np.empty(read.shape[0], dtype=np.int64)
+    for c in range(read.shape[0]):
+        by_read[fill[read[c]]] = c
+        fill[read[c]] += 1
+    o_read = np.empty(n_reads, dtype=np.int64)
+    o_strand = np.empty(n_reads, dtype=np.uint8)
+    o_contig = np.empty(n_reads, dtype=np.int64)
+    o_start = np.empty(n_reads, dtype=np.int64)
+    o_end = np.empty(n_reads, dtype=np.int64)
+    k = 0
+    for r in range(n_reads):
+        a = best[r]
+        if a < 0 or scores[a] < min_score:
+            continue
+        m = r ^ 1
+        placed = False
+        for t in range(starts[m], starts[m + 1]):
+            c = by_read[t]
+            if contig[c] == contig[a] and scores[c] >= min_score:
+                ins = _fr_insert(tstart[a], tend[a], strand[a], tstart[c], tend[c], strand[c])
+                if lo <= ins <= hi:
+                    placed = True
+                    break
+        if placed:
+            continue
+        if strand[a] == 0:  # forward: the mate is reverse, to the right
+            s, e = tstart[a], tstart[a] + hi
+        else:
+            s, e = tend[a] - hi, tend[a]
+        s = max(s, 0)
+        e = min(e, contig_len[contig[a]])
+        if e - s < 20:
+            continue
+        o_read[k] = m
+        o_strand[k] = 1 - strand[a]
+        o_contig[k] = contig[a]
+        o_start[k] = s
+        o_end[k] = e
+        k += 1
+    return o_read[:k], o_strand[:k], o_contig[:k], o_start[:k], o_end[:k]
+
+
+@numba.njit(**NJIT)
+def _insert_penalty(ins, mean, std, match):
+    """bwa-mem's log-likelihood of an insert: 0.721 * ln(2 * erfc(|z| / sqrt 2)) * match."""
+    z = abs(ins - mean) / std
+    p = 2.0 * math.erfc(z / math.sqrt(2.0))
+    return 0.721 * math.log(max(p, 1e-300)) * match
+
+
+@numba.njit(**NJIT)
+def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std, match, unpaired,
+               per_unit, mapq_max, se_mapq):
+    """Choose both mates' alignments jointly. Returns ``(priority, mapq, proper)``:
+    ``priority`` 1 marks the candidate each read should report as primary, ``mapq`` and
+    ``proper`` are per read. ``per_unit``: MAPQ points per point of score gap; ``se_mapq``:
+    each read's MAPQ as a single read."""
+    best, _ = _best_two(read, scores, n_reads)
+    priority = np.zeros(read.shape[0], dtype=np.int64)
+    mapq = se_mapq.copy()
+    proper = np.zeros(n_reads, dtype=np.uint8)
+    counts = np.zeros(n_reads + 1, dtype=np.int64)
+    for c in range(read.shape[0]):
+        counts[read[c] + 1] += 1
+    for r in range(n_reads):
+        counts[r + 1] += counts[r]
+    fill = counts[:-1].copy()
+    by_read = np.empty(read.shape[0], dtype=np.int64)
+    for c in range(read.shape[0]):
+        by_read[fill[read[c]]] = c
+        fill[read[c]] += 1
+    for p in range(n_reads // 2):
+        r1, r2 = 2 * p, 2 * p + 1
+        b1, b2 = best[r1], best[r2]
+        if b1 < 0 or b2 < 0 or scores[b1] <= 0 or scores[b2] <= 0:
+            if b1 >= 0:
+                priority[b1] = 1
+            if b2 >= 0:
+                priority[b2] = 1
+            continue
+        top, top2, c1, c2 = -1e18, -1e18, -1, -1
+        for t1 in range(counts[r1], counts[r1 + 1]):
+            a = by_read[t1]
+            for t2 in range(counts[r2], counts[r2 + 1]):
+                b = by_read[t2]
+                if contig[a] != contig[b] or scores[a] <= 0 or scores[b] <= 0:
+                    continue
+                ins = _fr_insert(tstart[a], tend[a], strand[a], tstart[b], tend[b], strand[b])
+                if ins < lo or ins > hi:
+                    continue
+                s = scores[a] + scores[b] + _insert_penalty(ins, mean, std, match)
+                if s > top:
+                    if c1 >= 0 and not (a == c1 or b == c2):
+                        top2 = max(top2, top)
+                    top, c1, c2 = s, a, b
+                elif s > top2 and not (a == c1 or b == c2):
+                    top2 = s
+        alone = scores[b1] + scores[b2] - unpaired
+        if c1 < 0 or top < alone:
+            priority[b1] = 1
+            priority[b2] = 1
+            continue
+        priority[c1] = 1
+        priority[c2] = 1
+        proper[r1] = 1
+        proper[r2] = 1
+        rival = max(top2, alone)
+        q_pair = min(mapq_max, int(round(per_unit * max(top - rival, 0.0))))
+        for r, c in ((r1, c1), (r2, c2)):
+            own = mapq[r] if c == best[r] else 0
+            mapq[r] = min(mapq_max, max(own, min(q_pair, own + 40)))
+    return priority, mapq, proper

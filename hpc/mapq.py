@@ -1,0 +1,21 @@
+"""MAPQ from alignment scores: one model, used by the MPI job (which writes MAPQ) and by
+readers of older rank outputs."""
+
+from __future__ import annotations
+
+MAPQ_MAX = 60
+MAPQ_PER_MISMATCH = 20  # phred points per mismatch's worth of score between best and runner-up
+
+
+def mapq_from_scores(best: int, second: int, mismatch_cost: int = 6) -> int:
+    """Phred-like confidence from the score gap to the best alignment at another locus.
+
+    0 when the runner-up scores as well as the best (a read in an exact repeat is not
+    guessed). Each mismatch's worth of score in the gap (``mismatch_cost`` = match -
+    mismatch) adds 20, up to 60: with 0.1-1% sequencing error, the runner-up winning by
+    chance needs errors that happen to match it, about 1 in 100 per mismatch of gap.
+    """
+    if best <= 0:
+        return 0
+    gap = max(best - max(second, 0), 0)
+    return int(min(MAPQ_MAX, round(MAPQ_PER_MISMATCH * gap / mismatch_cost)))

@@ -1,0 +1,63 @@
+"""Pairs in the MPI job: for a shard of pairs, learn the insert size, rescue mates in a
+window beside a placed mate, and choose both mates' alignments jointly
+(:mod:`hpc.kernels.pairing`). Pure array code around the kernels; no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpc.genome import Genome
+from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, select_hits
+from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
+from hpc.mapq import MAPQ_MAX
+
+UNPAIRED_PENALTY = 17  # bwa-mem's pen_unpaired, in matches' worth of score
+RESCUE_MIN = 0.3  # a rescued mate must score this share of a perfect match of the read
+
+
+def _spans(wstart, r_ends, qlen):
+    tend = wstart.astype(np.int64) + r_ends.astype(np.int64) + 1
+    return np.maximum(tend - qlen, wstart.astype(np.int64)), tend
+
+
+def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, scores, q_ends,
+               r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary):
+    """The shard's candidates with rescued mates added, the re-gathered batch, and the
+    picks after pairing: ``(read, strand, contig, wstart, wend, scores, q_ends, r_ends,
+    batch, pick, primary, second, mapq, proper, rescued)``; ``mapq`` and ``proper`` per pick."""
+    match, mismatch = scoring[0], scoring[1]
+    lengths = np.asarray(reads["lengths"], dtype=np.int64)
+    offsets = np.asarray(reads["offsets"], dtype=np.int64)
+    se = np.zeros(n_reads, dtype=np.int64)
+    se[read[pick[primary == 1]]] = mapq[primary == 1]
+    tstart, tend = _spans(wstart, r_ends, lengths[read])
+    inserts = confident_inserts(read, scores, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
+    mean, std, lo, hi = insert_model(inserts)
+    min_score = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
+    rr, rs, rc, rws, rwe = rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi,
+                                          genome.lengths.astype(np.int64), min_score)
+    rescued = 0
+    if rr.shape[0]:
+        base = genome.starts[rc]
+        extra = gather_pairs(codes, offsets, lengths, rr.astype(np.int32), rs, genome, base + rws, base + rwe)
+        r_scores, r_q, r_r = score_pairs(*extra, *scoring)
+        keep = r_scores >= min_score
+        rescued = int(keep.sum())
+        read = np.concatenate((read, rr[keep].astype(read.dtype)))
+        strand = np.concatenate((strand, rs[keep].astype(strand.dtype)))
+        contig = np.concatenate((contig, rc[keep].astype(contig.dtype)))
+        wstart = np.concatenate((wstart, rws[keep].astype(wstart.dtype)))
+        wend = np.concatenate((wend, rwe[keep].astype(wend.dtype)))
+        scores = np.concatenate((scores, r_scores[keep]))
+        q_ends = np.concatenate((q_ends, r_q[keep]))
+        r_ends = np.concatenate((r_ends, r_r[keep]))
+        tstart, tend = _spans(wstart, r_ends, lengths[read])
+    base = genome.starts[contig]
+    batch = gather_pairs(codes, offsets, lengths, read, strand, genome, base + wstart, base + wend)
+    per_unit = 20.0 / (match - mismatch)
+    priority, pair_mapq, proper = pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
+                                             float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se)
+    pick, primary, second = select_hits(read, scores, contig, strand, wstart, wend, SECONDARY_RATIO, max_secondary,
+                                        priority)
+    return (read, strand, contig, wstart, wend, scores, q_ends, r_ends, batch, pick, primary, second,
+            pair_mapq[read[pick]] * primary, proper[read[pick]] * primary, rescued)
