@@ -52,7 +52,7 @@ class SortedBamWriter:
 
         bam, bai = self._scratch / "sorted.bam", self._scratch / "sorted.bam.bai"
         try:
-            pysam.sort("-@", str(self.threads), "-m", f"{self.memory_mb}M", "-T", str(self._scratch / "part"),
+            pysam.sort("--no-PG", "-@", str(self.threads), "-m", f"{self.memory_mb}M", "-T", str(self._scratch / "part"),
                        "-O", "bam", "-o", str(bam), str(self._sam.name))
             pysam.index(str(bam), str(bai))
         except pysam.utils.SamtoolsError as exc:

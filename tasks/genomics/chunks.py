@@ -120,7 +120,7 @@ def chunks(path: Path, shard_reads: int, shard_mb: float, reuse: bool = False) -
     state = np.zeros(4, dtype=np.int64)
     ends = np.empty(BLOCK // 2 + 2, dtype=np.int64)  # room for the chunk ends of the worst case
     recs = np.empty_like(ends)
-    buf = np.empty(BLOCK + (limit + BLOCK if gz else 0), dtype=np.uint8)
+    buf = np.empty(BLOCK + (min(limit, 256 << 20) + BLOCK if gz else 0), dtype=np.uint8)  # grows as a chunk needs
     head = fill = 0  # stream offset of buf[0]; gzip: bytes of buf in use, from the open chunk's start
     line = 1
     with open_maybe_gzip(path) as fh:

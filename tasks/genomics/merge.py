@@ -222,8 +222,8 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     summary = {
         "sample": spec.sample,
         "reads": counts["reads"],
-        "mapped": counts["mapped"],
-        "unmapped": counts["reads"] - counts["mapped"],
+        "mapped": counts["primary_mapped"],
+        "unmapped": counts["reads"] - counts["primary_mapped"],
         "secondary": counts["secondary"],
         "paf": str(paths["paf"]),
         "bam": str(paths["bam"]) if spec.bam else None,

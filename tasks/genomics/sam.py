@@ -80,7 +80,8 @@ def sam_records(name: str, seq: bytes, qual: bytes | None, hits: list[Hit], rg: 
 def sam_record(name: str, seq: bytes, qual: bytes | None, hit: Hit | None, rg: str | None = None,
                mate: Mate | None = None, place: Hit | None = None) -> str:
     """One SAM line; the unaligned ends of a mapped read are soft-clipped. A secondary line
-    carries no sequence (``*``), as the SAM spec allows."""
+    carries the sequence and qualities too: the SAM spec allows ``*`` there, but Picard's
+    strict validation then cannot check its NM."""
     flag = 0
     rnext, pnext, tlen = "*", 0, 0
     if mate is not None:
@@ -112,14 +113,11 @@ def sam_record(name: str, seq: bytes, qual: bytes | None, hit: Hit | None, rg: s
             tlen = mate.tlen if hit.primary else 0
     elif mate is not None and mate.tname is None and hit.primary:
         rnext, pnext = "=", hit.tstart + 1  # the unmapped mate is placed here
-    if hit.primary:
-        if hit.strand == "-":
-            text = to_bytes(reverse_complement(to_codes(seq))).decode()
-            q = qual[::-1].decode() if qual else "*"
-        else:
-            text, q = seq.decode(), (qual.decode() if qual else "*")
+    if hit.strand == "-":
+        text = to_bytes(reverse_complement(to_codes(seq))).decode()
+        q = qual[::-1].decode() if qual else "*"
     else:
-        text, q = "*", "*"
+        text, q = seq.decode(), (qual.decode() if qual else "*")
     tags = f"NM:i:{hit.nm}\tAS:i:{hit.score}{tag_rg}"
     return (f"{name}\t{flag}\t{hit.tname}\t{hit.tstart + 1}\t{hit.mapq}\t{cigar}\t{rnext}\t{pnext}\t{tlen}\t"
             f"{text}\t{q}\t{tags}\n")
