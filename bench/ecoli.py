@@ -122,3 +122,39 @@ def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
         print("paired-end:" if paired else "single-end (R1 alone):")
         print(line("helixflow", score_sam(ours), ours_s))
         print(line("minimap2", score_sam(theirs), theirs_s), flush=True)
+        if paired:
+            run = ours.parent.parent
+            with_bam, rss_bam = measure_collect(run, ranks, True)
+            paf_only, rss_paf = measure_collect(run, ranks, False)
+            print(f"{'':10s} collect alone (own process): PAF + sorted, indexed BAM {with_bam:.1f} s, peak RSS "
+                  f"{rss_bam / 2**20:.0f} MiB; PAF only {paf_only:.1f} s, {rss_paf / 2**20:.0f} MiB; the BAM adds "
+                  f"{with_bam - paf_only:.1f} s = {(with_bam - paf_only) / ours_s:.1%} of the run's wall", flush=True)
+
+
+def _collect_child(manifest: str, align: str, ranks: int, out: str, bam: bool) -> dict:
+    from hpc.run_folder import AlignOutputs
+    from tasks.genomics.merge import SampleOutputs, write_results
+
+    t = time.perf_counter()
+    summary = write_results(Path(manifest), AlignOutputs(Path(align), "0", ranks), out,
+                            spec=SampleOutputs("collect", bam=bam))
+    return {"seconds": time.perf_counter() - t, "reads": summary["reads"]}
+
+
+def measure_collect(run: Path, ranks: int, bam: bool) -> tuple[float, int]:
+    """Collect alone, in its own process, on a finished run's staging: seconds and peak RSS."""
+    import json
+    import os
+
+    (manifest,) = run.glob("fsx/run-*/manifest.json")
+    align = manifest.parent / "align"
+    out = run / ("collect-bam" if bam else "collect-paf")
+    code = ("import json; from bench.ecoli import _collect_child; "
+            f"print(json.dumps(_collect_child({str(manifest)!r}, {str(align)!r}, {ranks}, {str(out)!r}, {bam})))")
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"collect on {manifest} failed")
+    json.loads(proc.stdout.read().splitlines()[-1])
+    return time.perf_counter() - t, usage.ru_maxrss * 1024

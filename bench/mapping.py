@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench mapping", description=__doc__.splitlines()[0])
     parser.add_argument("--genome", type=int, default=4_000_000, help="bases in the simulated genome")
     parser.add_argument("--contigs", type=int, default=4)
-    parser.add_argument("--reads", type=int, default=200_000)
+    parser.add_argument("--reads", type=int, default=200_000, help="reads of the simulated set (0: skip it)")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=5)
@@ -107,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="dwgsim pairs on E. coli K-12 for the real-genome sets (0: skip them)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()  # the MPI job runs in another folder
+    if args.reads:
+        simulated_set(args)
+    if args.ecoli_pairs:
+        from bench.ecoli import main_ecoli
+
+        main_ecoli(args.work / "ecoli", args.ecoli_pairs, args.ranks)
+    return 0
+
+
+def simulated_set(args) -> None:
     ref, reads = write_simulated(args.work, contigs=args.contigs, contig_length=args.genome // args.contigs,
                                  reads=args.reads, repeat_fraction=0.05, n_runs=20, seed=args.seed)
     print(f"data: {args.genome / 1e6:.1f} Mbp in {args.contigs} contigs (5% diverged repeats, N runs), "
@@ -126,11 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         print("minimap2    not installed (apt-get install minimap2) - no side-by-side run")
     else:
         print(accuracy_line("minimap2", *other))
-    if args.ecoli_pairs:
-        from bench.ecoli import main_ecoli
-
-        main_ecoli(args.work / "ecoli", args.ecoli_pairs, args.ranks)
-    return 0
 
 
 if __name__ == "__main__":

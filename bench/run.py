@@ -21,12 +21,16 @@ from hpc.files import MIB
 
 
 def task_intervals(flow_run_id) -> list[tuple[str, float, float]]:
-    """(stage name, start, end) of every completed task run of a flow run, by start time."""
+    """(stage name, start, end) of every completed task run of a flow run and of its subflows
+    (the align-sample run of each sample), by start time."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
+        ids = [flow_run_id] + [r.id for r in children]
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
     out = [(r.name.rsplit("-", 1)[0], r.start_time.timestamp(), r.end_time.timestamp())
            for r in runs if r.start_time and r.end_time]
     return sorted(out, key=lambda x: x[1])
@@ -82,6 +86,7 @@ def measure_run(config: Config, varied: str, reads_path: Path, reference_path: P
     }
     kernel["gcups"] = kernel["cells"] / kernel["seconds"] / 1e9 if kernel["seconds"] else 0.0
     stages = []
+    launch = 0.0
     for name, start, end in task_intervals(state.state_details.flow_run_id):
         use = sampler.window(start, end)
         stage = {"stage": name, "wall_s": end - start, "cpu_s": use["cpu_s"],
