@@ -69,8 +69,9 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
             for shard_no, (c1, c2) in enumerate(halves):
                 if c1 is None or c2 is None:
                     short, other = (reads.path, mate2.path) if c1 is None else (mate2.path, reads.path)
-                    raise FastxFormatError(short, None, f"ends before {other} does (after shard {shard_no}); expected "
-                                           "R1 and R2 to hold the same number of reads")
+                    more = c2 if c1 is None else c1
+                    raise FastxFormatError(short, None, f"holds fewer reads than {other}, which goes on at its line "
+                                           f"{more.first_line}; expected R1 and R2 to hold the same number of reads")
                 done = None
                 if has_record(root_path, READS, shard_no):
                     identity = chunk_identity(c1, c1.read(source))

@@ -182,3 +182,20 @@ def test_a_bad_sample_fails_the_run_before_any_output(prefect_harness, ray_clust
         state.result()
     assert words in str(err.value)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_mates_that_part_fail_the_run_naming_the_record_and_leave_no_output(prefect_harness, ray_cluster, ecoli,
+                                                                             tmp_path):
+    short = tmp_path / "short R2.fq"  # R2 cut short, in a path with a space
+    subprocess.run(f"gzip -dc {ecoli['r2']} | head -n 4000 > '{short}'", shell=True, check=True)
+    params = PipelineParams(reads=str(ecoli["r1"]), reads2=str(short), reference=str(ecoli["reference"]),
+                            output=str(tmp_path / "out"), staging_dir=str(tmp_path / "fsx"), backend="local",
+                            shard_size=3000)
+    state = align_reads(params, return_state=True)
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert message == (f"{short}: holds fewer reads than {ecoli['r1']}, which goes on at its line 6001; expected "
+                       "R1 and R2 to hold the same number of reads") or message.startswith(
+        f"{short}: ends after 1000 reads of this part while {ecoli['r1']} has more"), message  # the driver or a worker
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "fsx").glob("run-*"))  # bad input: no half-made run folder

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.params import PipelineParams
+from prefect_runs import is_subflow_stand_in, run_ids
 from flows.pipeline import align_reads
 from hpc.manifest import load_manifest, verify_entry
 from tasks.genomics.fastx import FastxFormatError
@@ -26,14 +27,6 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def flow_and_subflow_runs(client, flow_run_id) -> list:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))
-    return [flow_run_id] + [r.id for r in children]
-
-
 def failed_task_runs(flow_run_id) -> int:
     """Task runs of the flow run (and its align-sample subflows) that ended failed, counting
     every retry of each."""
@@ -41,9 +34,9 @@ def failed_task_runs(flow_run_id) -> int:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as client:
-        ids = flow_and_subflow_runs(client, flow_run_id)
+        ids = run_ids(client, flow_run_id)
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
-    return sum(r.run_count for r in runs if r.state is not None and r.state.is_failed())
+    return sum(r.run_count for r in runs if r.state is not None and r.state.is_failed() and not is_subflow_stand_in(r))
 
 
 def artifact_keys(flow_run_id) -> set[str]:
@@ -52,7 +45,7 @@ def artifact_keys(flow_run_id) -> set[str]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        runs = flow_and_subflow_runs(client, flow_run_id)
+        runs = run_ids(client, flow_run_id)
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
     return {a.key for a in arts if a.key}
 

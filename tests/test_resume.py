@@ -13,6 +13,7 @@ import pytest
 
 from flows.params import PipelineParams
 from flows.pipeline import align_reads
+from prefect_runs import run_ids
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,8 @@ def encode_summary(flow_run_id) -> dict:
 
     with get_client(sync_client=True) as client:
         [art] = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=["encode-summary"])))
+            flow_run_id=ArtifactFilterFlowRunId(any_=run_ids(client, flow_run_id)),
+            key=ArtifactFilterKey(any_=["encode-summary"])))
     data = json.loads(art.data) if isinstance(art.data, str) else art.data
     return data[0]
 
