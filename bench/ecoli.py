@@ -135,8 +135,10 @@ def _collect_child(manifest: str, align: str, ranks: int, out: str, bam: bool) -
     from hpc.run_folder import AlignOutputs
     from tasks.genomics.merge import SampleOutputs, write_results
 
+    (first,) = Path(align).glob("rank_0000-*.npz")  # the attempt's token is in the rank files' names
+    attempt = first.name.removeprefix("rank_0000-").removesuffix(".npz")
     t = time.perf_counter()
-    summary = write_results(Path(manifest), AlignOutputs(Path(align), "0", ranks), out,
+    summary = write_results(Path(manifest), AlignOutputs(Path(align), attempt, ranks), out,
                             spec=SampleOutputs("collect", bam=bam))
     return {"seconds": time.perf_counter() - t, "reads": summary["reads"]}
 

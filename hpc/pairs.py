@@ -13,6 +13,7 @@ from hpc.mapq import MAPQ_MAX
 
 UNPAIRED_PENALTY = 17  # bwa-mem's pen_unpaired, in matches' worth of score
 RESCUE_MIN = 0.3  # a rescued mate must score this share of a perfect match of the read
+NEAR_BEST = 4  # mismatches' worth of score: hits this close to a read's best get their mate rescued
 
 
 def _spans(wstart, r_ends, qlen):
@@ -35,7 +36,7 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     mean, std, lo, hi = insert_model(inserts)
     min_score = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
     rr, rs, rc, rws, rwe = rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi,
-                                          genome.lengths.astype(np.int64), min_score)
+                                          genome.lengths.astype(np.int64), min_score, NEAR_BEST * (match - mismatch))
     rescued = 0
     if rr.shape[0]:
         base = genome.starts[rc]

@@ -84,10 +84,13 @@ def insert_model(inserts: np.ndarray) -> tuple[float, float, int, int]:
 
 
 @numba.njit(**NJIT)
-def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, contig_len, min_score):
-    """Windows where a mate should lie, for each pair in which one mate has a hit scoring at
-    least ``min_score`` and the other has no candidate in a proper position beside it:
-    ``(read, strand, contig, start, end)``, the mate on the opposite strand, within ``hi``."""
+def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, contig_len, min_score, slack):
+    """Windows where a mate should lie: beside every hit of a read that scores at least
+    ``min_score`` and within ``slack`` of the read's best, where the mate has no candidate in
+    a proper position: ``(read, strand, contig, start, end)``, the mate on the opposite strand,
+    within ``hi``. Every near-best copy of a repeat gets its mate looked for, so a pair in a
+    repeat meets its rival pairs (else seeding's cut to a few candidates per read would hide
+    them, and the pair would look unique)."""
     best, _ = _best_two(read, scores, n_reads)
     starts = np.empty(n_reads + 1, dtype=np.int64)  # candidates of read r: rows by_read[starts[r]:starts[r+1]]
     counts = np.zeros(n_reads, dtype=np.int64)
@@ -101,15 +104,16 @@ def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, 
     for c in range(read.shape[0]):
         by_read[fill[read[c]]] = c
         fill[read[c]] += 1
-    o_read = np.empty(n_reads, dtype=np.int64)
-    o_strand = np.empty(n_reads, dtype=np.uint8)
-    o_contig = np.empty(n_reads, dtype=np.int64)
-    o_start = np.empty(n_reads, dtype=np.int64)
-    o_end = np.empty(n_reads, dtype=np.int64)
+    cap = read.shape[0]
+    o_read = np.empty(cap, dtype=np.int64)
+    o_strand = np.empty(cap, dtype=np.uint8)
+    o_contig = np.empty(cap, dtype=np.int64)
+    o_start = np.empty(cap, dtype=np.int64)
+    o_end = np.empty(cap, dtype=np.int64)
     k = 0
-    for r in range(n_reads):
-        a = best[r]
-        if a < 0 or scores[a] < min_score:
+    for a in range(read.shape[0]):
+        r = read[a]
+        if scores[a] < min_score or scores[a] < scores[best[r]] - slack:
             continue
         m = r ^ 1
         placed = False
