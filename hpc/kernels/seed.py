@@ -87,14 +87,16 @@ def _strand_hits(seq, k, w, rest, positions, table, shift, max_occ, values, hash
 
 @numba.njit(**NJIT)
 def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, complement,
-               ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap):
+               ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra):
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
     ranked by votes (ties: forward strand, then lower diagonal), the best ``max_candidates``
-    kept. Returns ``(read, strand, contig, start, end, votes, qlen)`` with contig-local
-    window coordinates."""
+    kept, and after them those with as many votes as the last one kept, up to
+    ``max_candidates + tie_extra`` (copies of a repeat that seeds cannot tell apart are all
+    aligned, so MAPQ sees them). Returns ``(read, strand, contig, start, end, votes, qlen)``
+    with contig-local window coordinates."""
     n = lengths.shape[0]
-    cap = n * max_candidates
+    cap = n * (max_candidates + tie_extra)
     o_read = np.empty(cap, dtype=np.int32)
     o_strand = np.empty(cap, dtype=np.uint8)
     o_contig = np.empty(cap, dtype=np.int32)
@@ -140,7 +142,10 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
         if nc == 0:
             continue
         order = np.argsort(-c_votes[:nc], kind="mergesort")
-        for t in range(min(nc, max_candidates)):
+        take = min(nc, max_candidates)
+        while take < nc and take < max_candidates + tie_extra and c_votes[order[take]] >= c_votes[order[take - 1]]:
+            take += 1
+        for t in range(take):
             c = order[t]
             centre = min(max((c_dmin[c] + c_dmax[c]) // 2 + m // 2, 0), max(total - 1, 0))
             contig = np.searchsorted(ref_starts, centre, side="right") - 1

@@ -214,12 +214,15 @@ def find_candidates(
     max_occ: int = 64,
     margin: int = 16,
     max_diag_gap: int = 24,
+    tie_extra: int | None = None,
 ) -> Candidates:
     """Best candidate windows per read over both strands, by seed hits per diagonal cluster
     (minimizers that occur over ``max_occ`` times, or over the index's frequency cut-off,
-    are masked)."""
+    are masked): ``max_candidates``, and up to ``tie_extra`` more (default ``2 *
+    max_candidates + 4``) with as many votes as the last of them."""
+    tie_extra = 2 * max_candidates + 4 if tie_extra is None else tie_extra
     out = seed_shard(shard.codes(), shard.offsets.astype(np.int64), shard.lengths.astype(np.int64), index.k,
                      index.w, index.rest, index.positions, index.table, np.uint64(index.shift), COMPLEMENT,
                      index.starts, index.lengths, max_candidates, min_votes, min(max_occ, index.occ_limit),
-                     margin, max_diag_gap)
+                     margin, max_diag_gap, tie_extra)
     return Candidates(*out)

@@ -1,0 +1,72 @@
+"""The pairing kernels: insert-size model, mate-rescue windows, the joint choice and its MAPQ."""
+
+import numpy as np
+
+from hpc.kernels.pairing import DEFAULT_MEAN, DEFAULT_STD, insert_model, pair_reads, rescue_windows
+
+MATCH, PER_UNIT = 2.0, 20 / 6
+
+
+def arrays(rows):
+    """rows: (read, score, contig, strand, start) of 150-bp hits."""
+    cols = list(zip(*rows))
+    read, score, contig, strand, start = (np.array(c, dtype=t) for c, t in
+                                          zip(cols, (np.int64, np.int32, np.int64, np.uint8, np.int64)))
+    return read, score, contig, strand, start, start + 150
+
+
+def pair(rows, n_reads=2, se=None):
+    read, score, contig, strand, start, end = arrays(rows)
+    se = np.zeros(n_reads, np.int64) if se is None else np.array(se, np.int64)
+    return pair_reads(read, score, contig, strand, start, end, n_reads, 200, 500, 350.0, 35.0, MATCH, 34.0, PER_UNIT,
+                      60, se)
+
+
+def test_the_insert_model_comes_from_the_middle_of_confident_pairs():
+    rng = np.random.default_rng(1)
+    inserts = np.concatenate([rng.normal(350, 35, 2000).astype(np.int64), [5000, 9000, 20]])  # a few chimeras
+    mean, std, lo, hi = insert_model(inserts)
+    assert abs(mean - 350) < 5 and abs(std - 35) < 4 and lo == int(mean - 4 * std) and hi == int(mean + 4 * std) + 1
+    assert insert_model(inserts[:10])[:2] == (DEFAULT_MEAN, DEFAULT_STD)
+
+
+def test_a_unique_mate_places_its_mate_in_a_repeat():
+    # mate 1 (read 0) scores 300 at two copies (10_000 and 80_000, forward); mate 2 (read 1)
+    # is unique, reverse, 200 bp right of the second copy: the pair picks that copy.
+    prio, mapq, proper = pair([(0, 300, 0, 0, 10_000), (0, 300, 0, 0, 80_000), (1, 296, 0, 1, 80_200)],
+                              se=[0, 60])
+    assert prio.tolist() == [0, 1, 1] and proper.tolist() == [1, 1]
+    assert mapq.tolist() == [40, 60]  # mate 1's own MAPQ was 0: lifted by at most 40
+
+
+def test_a_pair_inside_a_repeat_stays_at_mapq_0():
+    # both mates have proper partners at both copies: two equal pairs, nothing to choose by
+    prio, mapq, proper = pair([(0, 300, 0, 0, 10_000), (0, 300, 0, 0, 80_000),
+                               (1, 298, 0, 1, 10_200), (1, 298, 0, 1, 80_200)])
+    assert proper.tolist() == [1, 1] and mapq.tolist() == [0, 0] and prio.sum() == 2
+
+
+def test_mates_far_apart_or_on_two_contigs_are_not_a_proper_pair():
+    for rows in ([(0, 300, 0, 0, 10_000), (1, 300, 0, 1, 60_000)],  # 50 kb apart
+                 [(0, 300, 0, 0, 10_000), (1, 300, 1, 1, 10_200)],  # two contigs
+                 [(0, 300, 0, 0, 10_000), (1, 300, 0, 0, 10_200)]):  # same strand
+        prio, mapq, proper = pair(rows, se=[60, 60])
+        assert proper.tolist() == [0, 0] and prio.tolist() == [1, 1] and mapq.tolist() == [60, 60]
+
+
+def test_a_proper_pair_beats_a_slightly_better_unpaired_hit():
+    # mate 2's best (300) is 40 kb away; 290 beside mate 1 makes the proper pair
+    prio, mapq, proper = pair([(0, 300, 0, 0, 10_000), (1, 300, 0, 1, 50_000), (1, 290, 0, 1, 10_210)],
+                              se=[60, 33])
+    assert prio.tolist() == [1, 0, 1] and proper.tolist() == [1, 1]
+
+
+def test_rescue_windows_lie_on_the_other_strand_beside_each_near_best_hit():
+    # read 0: forward hits at two copies (equal), read 1: no candidate; read 2: reverse hit,
+    # read 3 has a proper partner already. Read 4 scores too low to rescue from.
+    read, score, contig, strand, start, end = arrays([(0, 300, 0, 0, 10_000), (0, 300, 0, 0, 80_000),
+                                                      (2, 290, 0, 1, 30_000), (3, 290, 0, 0, 29_800),
+                                                      (4, 40, 0, 0, 5_000)])
+    out = rescue_windows(read, score, contig, strand, start, end, 6, 200, 500, np.array([100_000], np.int64), 90, 24)
+    rows = sorted(zip(*(a.tolist() for a in out)))
+    assert rows == [(1, 1, 0, 10_000, 10_500), (1, 1, 0, 80_000, 80_500)]
