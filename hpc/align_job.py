@@ -25,9 +25,9 @@ import numpy as np
 
 from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
-from hpc.files import atomic_write_text, save_npz_atomic
+from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
-from hpc.kernels.batch import SECONDARY_RATIO, TRACE_BAND, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.batch import SECONDARY_RATIO, TRACE_BAND, locus_spans, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
 from hpc.mapq import mapq_from_scores
 from hpc.pairs import pair_shard
@@ -64,9 +64,10 @@ def split_by_cells(cells: np.ndarray, ranks: int, step: int = 1) -> list[tuple[i
 
 
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
-               reads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, and its
-    counters. With ``sha256`` and ``reads``, the manifest must be the one staged."""
+               reads: int | None = None) -> tuple[list[tuple[int, dict[str, np.ndarray]]], dict]:
+    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, per shard
+    as ``(shard, columns)``, and its counters. With ``sha256`` and ``reads``, the manifest
+    must be the one staged."""
     manifest = load_manifest(manifest_path, sha256=sha256, reads=reads)
     root = manifest_path.parent
     settings = manifest_settings(manifest)
@@ -88,7 +89,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     lo, hi = split_by_cells(all_cells, size, 2 if paired else 1)[rank]
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
-    parts: list[dict] = []
+    parts: list[tuple[int, dict]] = []
     pairs = cells_done = rescues = 0
     t0 = time.perf_counter()
     for shard_no, shard_entry in enumerate(manifest["shards"]):
@@ -110,7 +111,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         scores, q_ends, r_ends = score_pairs(*batch, *scoring)
         pairs += mine.shape[0]
         cells_done += int((batch[2] * batch[5]).sum())
-        pick, primary, second = select_hits(read, scores, contig, strand, wstart, wend, SECONDARY_RATIO,
+        pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                             max_secondary)
         mapq = se_mapq(scores[pick], second, settings.scoring) * primary
         proper = np.zeros(pick.shape[0], dtype=np.uint8)
@@ -122,18 +123,17 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
             rescues += rescued
         coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
         n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
-        parts.append({
+        parts.append((shard_no, {
             "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
             "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
             "primary": primary, "second": second, **dict(zip(COORDS, coords.T)),
             "cigar": np.array(cigar_strings(ops, lens, off), dtype=np.str_), "n_candidates": n_cands,
             "mapq": mapq.astype(np.uint8), "proper": proper,
-        })
+        }))
     seconds = time.perf_counter() - t0
-    columns = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
     counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
                 "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
-    return columns, counters
+    return parts, counters
 
 
 def se_mapq(best: np.ndarray, second: np.ndarray, scoring) -> np.ndarray:
@@ -148,10 +148,38 @@ def empty_columns() -> dict[str, np.ndarray]:
     return cols
 
 
-def write_rank_output(out_dir: Path, rank: int, columns: dict[str, np.ndarray], attempt: str = "0") -> Path:
+def shard_key(column: str, shard: int) -> str:
+    """A rank output's member: one column of one shard's rows (``read@12``)."""
+    return f"{column}@{shard}"
+
+
+def write_rank_output(out_dir: Path, rank: int, parts: list[tuple[int, dict[str, np.ndarray]]],
+                      attempt: str = "0") -> Path:
+    """The rank's rows, shard by shard (members ``<column>@<shard>``, and ``shards``): collect
+    then reads one shard's rows at a time, whatever the run's size."""
     path = rank_output(out_dir, rank, attempt)
-    save_npz_atomic(path, **columns)
+    with NpzStream(path) as out:
+        out.add("shards", np.array([s for s, _ in parts], dtype=np.int64))
+        for shard_no, columns in parts:
+            for k in COLUMNS:
+                out.add(shard_key(k, shard_no), columns[k])
     return path
+
+
+def rank_shards(data) -> list[int]:
+    """The shards a rank output holds rows of (``data``: its np.load)."""
+    return [int(s) for s in data["shards"]]
+
+
+def shard_rows(data, shard: int) -> dict[str, np.ndarray]:
+    return {k: data[shard_key(k, shard)] for k in COLUMNS}
+
+
+def load_rank_output(path: Path) -> dict[str, np.ndarray]:
+    """Every row of one rank output, its shards one after the other (tests, tools)."""
+    with np.load(path, allow_pickle=False) as data:
+        parts = [shard_rows(data, s) for s in rank_shards(data)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
 
 
 def write_marker(out_dir: Path, rank: int, status: int, attempt: str = "0", **fields) -> None:
@@ -169,10 +197,10 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, 
         if os.environ.get("HELIXFLOW_KILL_RANK") == str(rank):  # as the out-of-memory killer would
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
-        columns, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
-        path = write_rank_output(out_dir, rank, columns, attempt)
+        parts, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
+        path = write_rank_output(out_dir, rank, parts, attempt)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        write_marker(out_dir, rank, 0, attempt, output=path.name, rows=int(columns["read"].shape[0]), kernel=kernel,
+        write_marker(out_dir, rank, 0, attempt, output=path.name, rows=sum(int(p["read"].shape[0]) for _, p in parts), kernel=kernel,
                      cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024, **counters)
     except Exception as exc:
         write_marker(out_dir, rank, 1, attempt, error=f"{type(exc).__name__}: {exc}")

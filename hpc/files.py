@@ -98,3 +98,28 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class NpzStream:
+    """An ``.npz`` written member by member (``add(name, array)``), atomically: a reader sees
+    the whole file or none. Memory: one member at a time. ``np.load`` reads it as any npz,
+    loading only the members asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> "NpzStream":
+        import zipfile
+
+        self._stream = atomic_stream(self.path)
+        self._fh = self._stream.__enter__()
+        self._zip = zipfile.ZipFile(self._fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        return self
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._zip.close()
+        self._stream.__exit__(exc_type, exc, tb)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpc.genome import Genome
-from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, select_hits
+from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, select_hits
 from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
 from hpc.mapq import MAPQ_MAX
 
@@ -58,7 +58,8 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     per_unit = 20.0 / (match - mismatch)
     priority, pair_mapq, proper = pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
                                              float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se)
-    pick, primary, second = select_hits(read, scores, contig, strand, wstart, wend, SECONDARY_RATIO, max_secondary,
+    pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
+                                        max_secondary,
                                         priority)
     return (read, strand, contig, wstart, wend, scores, q_ends, r_ends, batch, pick, primary, second,
             pair_mapq[read[pick]] * primary, proper[read[pick]] * primary, rescued)

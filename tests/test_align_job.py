@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpc.align_job import job_command, split_by_cells
+from hpc.align_job import job_command, load_rank_output, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.files import sha256_file
 from hpc.launchers import MpiexecLauncher, killing_signal
@@ -58,7 +58,7 @@ def test_two_ranks_align_every_read_and_write_markers(staged, tmp_path):
     assert [m["exit_status"] for m in markers] == [0, 0]
     assert markers[0]["reads"][1] == markers[1]["reads"][0]  # contiguous, no overlap
     assert all(m["cells"] > 0 for m in markers)
-    cols = [np.load(rank_output(out, r)) for r in range(2)]
+    cols = [load_rank_output(rank_output(out, r)) for r in range(2)]
     primary = np.concatenate([c["primary"] for c in cols]).astype(bool)
     scores = np.concatenate([c["score"] for c in cols])
     assert primary.sum() == len(reads)  # one primary per read; no repeats in this reference
@@ -103,7 +103,7 @@ def test_scalar_and_vectorized_kernels_give_identical_rows(staged, tmp_path):
     for kernel in ("scalar", "cpu"):
         state, spec = run_job(manifest, tmp_path / kernel, 2, kernel=kernel)
         assert state is JobState.COMPLETED, tail(spec.stderr)
-        outputs.append([dict(np.load(rank_output(tmp_path / kernel, r))) for r in range(2)])
+        outputs.append([load_rank_output(rank_output(tmp_path / kernel, r)) for r in range(2)])
     for a, b in zip(*outputs):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 

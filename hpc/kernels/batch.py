@@ -72,6 +72,17 @@ def _tie_key(read, start):
     return h ^ (h >> np.uint64(31))
 
 
+LOCUS_TOLERANCE = 25  # alignments ending within twice this many bases are one locus (an indel moves an end by a few)
+
+
+def locus_spans(win_start: np.ndarray, r_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spans that :func:`select_hits` compares to tell loci apart: a few bases around where
+    each candidate's best alignment ends, not its whole window (two windows of a tandem
+    repeat overlap, yet their alignments are two placements, and MAPQ must see both)."""
+    end = win_start.astype(np.int64) + r_ends.astype(np.int64)
+    return end - LOCUS_TOLERANCE, end + LOCUS_TOLERANCE
+
+
 def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary, priority=None):
     """Per read: the best-scoring candidate (primary), the best score at another locus
     (``second``, for MAPQ), and up to ``max_secondary`` other loci scoring at least

@@ -91,8 +91,8 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
     ranked by votes (ties: forward strand, then lower diagonal), the best ``max_candidates``
-    kept, and after them those with as many votes as the last one kept, up to
-    ``max_candidates + tie_extra`` (copies of a repeat that seeds cannot tell apart are all
+    kept, and after them, when the last one kept has at least half the best's votes, those
+    with as many votes as it, up to ``max_candidates + tie_extra`` (copies of a repeat that seeds cannot tell apart are all
     aligned, so MAPQ sees them). Returns ``(read, strand, contig, start, end, votes, qlen)``
     with contig-local window coordinates."""
     n = lengths.shape[0]
@@ -143,8 +143,10 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
             continue
         order = np.argsort(-c_votes[:nc], kind="mergesort")
         take = min(nc, max_candidates)
-        while take < nc and take < max_candidates + tie_extra and c_votes[order[take]] >= c_votes[order[take - 1]]:
-            take += 1
+        last = c_votes[order[take - 1]]
+        if 2 * last >= c_votes[order[0]]:  # the kept ones are repeat copies, not a best and stray seeds
+            while take < nc and take < max_candidates + tie_extra and c_votes[order[take]] >= last:
+                take += 1
         for t in range(take):
             c = order[t]
             centre = min(max((c_dmin[c] + c_dmax[c]) // 2 + m // 2, 0), max(total - 1, 0))

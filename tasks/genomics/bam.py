@@ -21,8 +21,9 @@ class SortedBamWriter:
     temp SAM file beside ``path``; on a clean exit they are sorted into ``path`` and indexed
     (``path.bai``), each through a temp file and a rename; on an error nothing is left."""
 
-    def __init__(self, path: Path, header: str, threads: int = 2, memory_mb: int = 256) -> None:
+    def __init__(self, path: Path, header: str, threads: int = 2, memory_mb: int = 256, level: int = 1) -> None:
         self.path = Path(path)
+        self.level = level  # deflate level: 1 writes in about half the time of samtools' 6, files ~30% larger
         self.header = header
         self.threads = max(1, threads)
         self.memory_mb = memory_mb
@@ -52,7 +53,7 @@ class SortedBamWriter:
 
         bam, bai = self._scratch / "sorted.bam", self._scratch / "sorted.bam.bai"
         try:
-            pysam.sort("--no-PG", "-@", str(self.threads), "-m", f"{self.memory_mb}M", "-T", str(self._scratch / "part"),
+            pysam.sort("--no-PG", "-l", str(self.level), "-@", str(self.threads), "-m", f"{self.memory_mb}M", "-T", str(self._scratch / "part"),
                        "-O", "bam", "-o", str(bam), str(self._sam.name))
             pysam.index(str(bam), str(bai))
         except pysam.utils.SamtoolsError as exc:

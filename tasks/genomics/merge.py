@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.align_job import COLUMNS
+from hpc.align_job import COLUMNS, empty_columns, rank_shards, shard_rows
 from hpc.files import atomic_stream, atomic_write_text
 from hpc.genome import read_genome_json
 from hpc.manifest import (ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings,
@@ -55,16 +55,38 @@ class ReconciliationError(ManifestError):
     """The rank outputs do not account for every staged read exactly once."""
 
 
+class RankOutputs:
+    """The ranks' outputs of one attempt, opened once, read one shard at a time."""
+
+    def __init__(self, outputs: AlignOutputs) -> None:
+        self.files = [np.load(outputs.output(r), allow_pickle=False) for r in range(outputs.ranks)]
+        self.holds = [set(rank_shards(f)) for f in self.files]
+
+    def shard(self, shard: int) -> dict[str, np.ndarray]:
+        """Every rank's rows of ``shard``, ordered by read, primary first."""
+        parts = [shard_rows(f, shard) for f, held in zip(self.files, self.holds) if shard in held]
+        if not parts:
+            return empty_columns()
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
+        order = np.lexsort((-cols["primary"].astype(np.int64), cols["read"]))
+        return {k: v[order] for k, v in cols.items()}
+
+    def shards(self) -> set[int]:
+        return set().union(*self.holds) if self.holds else set()
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
 def load_rank_columns(outputs: AlignOutputs) -> dict[str, np.ndarray]:
-    """Every rank's columns (of this attempt), concatenated and ordered by (shard, read), primary first."""
-    parts = []
-    for r in range(outputs.ranks):
-        with np.load(outputs.output(r), allow_pickle=False) as data:
-            parts.append({k: data[k] for k in COLUMNS if k in data.files})
-    keys = [k for k in COLUMNS if all(k in p for p in parts)]
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    order = np.lexsort((-cols["primary"].astype(np.int64), cols["read"], cols["shard"]))
-    return {k: v[order] for k, v in cols.items()}
+    """Every rank's rows (of this attempt), ordered by (shard, read), primary first (tests)."""
+    ranks = RankOutputs(outputs)
+    try:
+        parts = [ranks.shard(s) for s in sorted(ranks.shards())]
+    finally:
+        ranks.close()
+    return {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
 
 
 def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], where: Path) -> None:
@@ -184,17 +206,23 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     ref = read_genome_json(verify_entry(root, manifest["reference"]).parent)
     tnames, tlens = [str(n) for n in ref["names"]], [int(x) for x in ref["lengths"]]
     scoring = manifest_settings(manifest).scoring
-    cols = load_rank_columns(outputs)
     entries = manifest["shards"]
-    check_every_read_once(cols, [int(s["reads"]) for s in entries], outputs.dir)
-    bounds = np.searchsorted(cols["shard"], np.arange(len(entries) + 1), side="left")
+    sizes = [int(s["reads"]) for s in entries]
+    ranks = RankOutputs(outputs)
+    stack_ranks = ExitStack()
+    stack_ranks.callback(ranks.close)
+    stray = sorted(s for s in ranks.shards() if not 0 <= s < len(entries))
+    if stray:
+        stack_ranks.close()
+        raise ReconciliationError(f"{outputs.dir}: rank outputs hold rows of shard {stray[0]}, which the manifest "
+                                  f"does not list (it lists {len(entries)})")
 
     out = Path(output_dir).resolve()
     paths = spec.paths(out)
     group = spec.group()
     header = sam_header(tnames, tlens, group, spec.version, spec.command_line)
     qc, accuracy = QcCounter(), AccuracyCounter()
-    with ExitStack() as stack:  # on an error every file is removed, none is left half-written
+    with stack_ranks, ExitStack() as stack:  # on an error every file is removed, none is left half-written
         paf = stack.enter_context(atomic_stream(paths["paf"]))
         bam = stack.enter_context(SortedBamWriter(paths["bam"], header.replace("SO:unsorted", "SO:coordinate"),
                                                   spec.threads)) if spec.bam else None
@@ -207,7 +235,8 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             if spec.bam and "quals_z" not in arrays:
                 raise ValueError(f"shard {s} holds no base qualities (FASTA reads, or qualities switched off); "
                                  "a BAM needs them: give FASTQ reads, or switch BAM off")
-            rows = {k: v[bounds[s]:bounds[s + 1]] for k, v in cols.items()}
+            rows = ranks.shard(s)
+            check_every_read_once(rows, sizes, outputs.dir)
             shard = _load_shard(arrays, rows, tnames, tlens, scoring.match - scoring.mismatch)
             paf.write("".join(h.paf_line() + "\n" for hs in shard.by_read for h in hs).encode())
             qc.add_shard(shard.by_read, shard.proper, mates)

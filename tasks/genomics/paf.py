@@ -90,6 +90,10 @@ def is_correct(hit: Hit, truth: Truth, min_overlap: float = 0.1) -> bool:
 
 
 def mapq_bin(mapq: int) -> str:
+    return _BIN_OF[mapq] if 0 <= mapq <= MAPQ_MAX else _mapq_bin(mapq)
+
+
+def _mapq_bin(mapq: int) -> str:
     lows = [b for b in MAPQ_BINS if mapq >= b]
     low = lows[-1]
     nxt = [b for b in MAPQ_BINS if b > low]
@@ -171,3 +175,6 @@ class AccuracyCounter:
             out["by_mate"] = [{"mate": m + 1, "reads": r, "correct": c, "fraction_correct": c / r}
                               for m, (r, c) in enumerate(self.mates) if r]
         return out
+
+
+_BIN_OF = [_mapq_bin(q) for q in range(MAPQ_MAX + 1)]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpc.codec import reverse_complement
-from tasks.genomics.encoding import to_bytes, to_codes
 from tasks.genomics.paf import Hit
+
+COMPLEMENT_BYTES = bytes.maketrans(b"ACGTN", b"TGCAN")
 
 FLAG_PAIRED = 0x1
 FLAG_PROPER = 0x2
@@ -114,7 +114,7 @@ def sam_record(name: str, seq: bytes, qual: bytes | None, hit: Hit | None, rg: s
     elif mate is not None and mate.tname is None and hit.primary:
         rnext, pnext = "=", hit.tstart + 1  # the unmapped mate is placed here
     if hit.strand == "-":
-        text = to_bytes(reverse_complement(to_codes(seq))).decode()
+        text = seq.translate(COMPLEMENT_BYTES)[::-1].decode()
         q = qual[::-1].decode() if qual else "*"
     else:
         text, q = seq.decode(), (qual.decode() if qual else "*")

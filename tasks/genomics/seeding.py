@@ -219,7 +219,8 @@ def find_candidates(
     """Best candidate windows per read over both strands, by seed hits per diagonal cluster
     (minimizers that occur over ``max_occ`` times, or over the index's frequency cut-off,
     are masked): ``max_candidates``, and up to ``tie_extra`` more (default ``2 *
-    max_candidates + 4``) with as many votes as the last of them."""
+    max_candidates + 4``) with as many votes as the last of them, when that one has at least
+    half the best's votes (copies of a repeat; not stray seeds beside one clear best)."""
     tie_extra = 2 * max_candidates + 4 if tie_extra is None else tie_extra
     out = seed_shard(shard.codes(), shard.offsets.astype(np.int64), shard.lengths.astype(np.int64), index.k,
                      index.w, index.rest, index.positions, index.table, np.uint64(index.shift), COMPLEMENT,
