@@ -72,18 +72,34 @@ def adversarial_set() -> tuple[list[str], list[np.ndarray], list[str], list[byte
     return names, contigs, [f"r{i}" for i in range(len(reads))], seqs
 
 
-@pytest.mark.parametrize("kernel", ["cpu", "scalar"])
-def test_align_rank_on_adversarial_reads_stays_in_bounds(tmp_path, kernel):
+@pytest.mark.parametrize("kernel, mates", [("cpu", 1), ("scalar", 1), ("cpu", 2)])
+def test_align_rank_on_adversarial_reads_stays_in_bounds(tmp_path, kernel, mates):
+    """``mates`` 2: the same reads as pairs (neighbours are mates), so the insert model, mate
+    rescue near contig ends and the joint choice run on them too."""
     names, contigs, read_names, seqs = adversarial_set()
+    if mates == 2:
+        if len(seqs) % 2:
+            read_names, seqs = read_names[:-1], seqs[:-1]
+        big = contigs[2]
+        for x in (1_000, 6_000, big.shape[0] - 420, big.shape[0] - 160):  # the last: a rescue window off the end
+            mate2 = (3 - big[x + 250:x + 400])[::-1].copy() if x + 400 <= big.shape[0] else random_codes(150)
+            if x == 6_000:  # a substitution every 12 bases: no seed survives, only rescue finds it
+                mate2[::12] = (mate2[::12] + 1) % 4
+            seqs += [to_bytes(big[x:x + 150]), to_bytes(mate2)]
+            read_names += [f"p{x}/1", f"p{x}/2"]
     index = ReferenceIndex.build(names, contigs, 15, 5)
-    shard = encode_sequences(read_names, seqs)
+    shard = encode_sequences([n for n in read_names[0::2] for _ in (0, 1)] if mates == 2 else read_names, seqs,
+                             mates=mates)
     cands = find_candidates(index, shard, max_candidates=5)
     assert len(cands) > 0
     windows_clipped = int(((cands.start == 0) | (cands.end == index.lengths[cands.contig])).sum())
     assert windows_clipped > 0  # the boundary cases were exercised
     manifest, _ = write_staging(tmp_path, {}, index, [shard], [cands], RunSettings(max_secondary=3))
-    cols, counters = align_rank(manifest, 0, 1, kernel)
-    assert set(COLUMNS) <= set(cols) and counters["pairs"] == len(cands)
+    parts, counters = align_rank(manifest, 0, 1, kernel)
+    cols = {k: np.concatenate([p[k] for _, p in parts]) for k in COLUMNS}
+    assert counters["pairs"] == len(cands)
+    if mates == 2:
+        assert counters["mate_rescues"] > 0 and cols["proper"].any()
     lengths = shard.lengths.astype(np.int64)
     for row in range(cols["read"].shape[0]):
         qlen = int(lengths[cols["read"][row]])
