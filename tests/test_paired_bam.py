@@ -13,7 +13,7 @@ import pytest
 
 from flows.params import PipelineParams
 from flows.pipeline import align_reads
-from tasks.genomics.paf import is_correct, truth_from_name
+from tasks.genomics.paf import truth_from_name
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from hpc.manifest import (ManifestError, StagedRun, load_manifest, load_npz_veri
                           verify_entry)
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.bam import SortedBamWriter
-from tasks.genomics.encoding import EncodedShard, decode_sequences, name_list
+from tasks.genomics.encoding import EncodedShard, decode_sequences
 from tasks.genomics.paf import AccuracyCounter, Hit, mapq_from_scores
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
