@@ -199,3 +199,27 @@ def test_mates_that_part_fail_the_run_naming_the_record_and_leave_no_output(pref
         f"{short}: ends after 1000 reads of this part while {ecoli['r1']} has more"), message  # the driver or a worker
     assert not (tmp_path / "out").exists()
     assert not list((tmp_path / "fsx").glob("run-*"))  # bad input: no half-made run folder
+
+
+def test_an_interleaved_file_aligns_as_pairs(prefect_harness, ray_cluster, ecoli, tmp_path):
+    """R1 and R2 of the first 500 pairs, record by record in one file, through --interleaved."""
+    r1 = gzip_lines(ecoli["r1"], 2000)
+    r2 = gzip_lines(ecoli["r2"], 2000)
+    mixed = tmp_path / "il.fq"
+    mixed.write_text("".join("".join(r1[i:i + 4]) + "".join(r2[i:i + 4]) for i in range(0, len(r1), 4)))
+    params = PipelineParams(reads=str(mixed), interleaved=True, reference=str(ecoli["reference"]),
+                            output=str(tmp_path / "out"), staging_dir=str(tmp_path / "fsx"), backend="local",
+                            shard_size=300)
+    state = align_reads(params, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["sample"] == "il" and summary["reads"] == 1000 and summary["qc"]["read1"] == 500
+    assert summary["qc"]["properly_paired"] >= 950
+    assert summary["accuracy"]["by_mate"][1]["correct"] >= 485
+
+
+def gzip_lines(path: Path, n: int) -> list[str]:
+    import gzip
+
+    with gzip.open(path, "rt") as fh:
+        return [next(fh) for _ in range(n)]
