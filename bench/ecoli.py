@@ -131,32 +131,21 @@ def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
                   f"{with_bam - paf_only:.1f} s = {(with_bam - paf_only) / ours_s:.1%} of the run's wall", flush=True)
 
 
-def _collect_child(manifest: str, align: str, ranks: int, out: str, bam: bool) -> dict:
+def _collect_child(manifest: str, align: str, ranks: int, out: str, bam: bool) -> None:
     from hpc.run_folder import AlignOutputs
     from tasks.genomics.merge import SampleOutputs, write_results
 
     (first,) = Path(align).glob("rank_0000-*.npz")  # the attempt's token is in the rank files' names
     attempt = first.name.removeprefix("rank_0000-").removesuffix(".npz")
-    t = time.perf_counter()
-    summary = write_results(Path(manifest), AlignOutputs(Path(align), attempt, ranks), out,
-                            spec=SampleOutputs("collect", bam=bam))
-    return {"seconds": time.perf_counter() - t, "reads": summary["reads"]}
+    write_results(Path(manifest), AlignOutputs(Path(align), attempt, ranks), out, spec=SampleOutputs("collect", bam=bam))
 
 
 def measure_collect(run: Path, ranks: int, bam: bool) -> tuple[float, int]:
     """Collect alone, in its own process, on a finished run's staging: seconds and peak RSS."""
-    import json
-    import os
+    from bench.scale import measure
 
     (manifest,) = run.glob("fsx/run-*/manifest.json")
-    align = manifest.parent / "align"
     out = run / ("collect-bam" if bam else "collect-paf")
-    code = ("import json; from bench.ecoli import _collect_child; "
-            f"print(json.dumps(_collect_child({str(manifest)!r}, {str(align)!r}, {ranks}, {str(out)!r}, {bam})))")
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"collect on {manifest} failed")
-    json.loads(proc.stdout.read().splitlines()[-1])
-    return time.perf_counter() - t, usage.ru_maxrss * 1024
+    code = ("from bench.ecoli import _collect_child; "
+            f"_collect_child({str(manifest)!r}, {str(manifest.parent / 'align')!r}, {ranks}, {str(out)!r}, {bam})")
+    return measure([sys.executable, "-c", code])

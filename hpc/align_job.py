@@ -29,7 +29,7 @@ from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
 from hpc.kernels.batch import SECONDARY_RATIO, TRACE_BAND, locus_spans, cigar_strings, gather_pairs, select_hits, trace_pairs
 from hpc.kernels.dispatch import score_batch
-from hpc.mapq import mapq_from_scores
+from hpc.mapq import mapq_array
 from hpc.pairs import pair_shard
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
@@ -113,7 +113,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         cells_done += int((batch[2] * batch[5]).sum())
         pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                             max_secondary)
-        mapq = se_mapq(scores[pick], second, settings.scoring) * primary
+        mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
         proper = np.zeros(pick.shape[0], dtype=np.uint8)
         if int(reads.get("mates", 1)) == 2:
             found = pair_shard(codes, reads, genome, int(shard_entry["reads"]), read, strand, contig, wstart, wend,
@@ -134,12 +134,6 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
                 "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
     return parts, counters
-
-
-def se_mapq(best: np.ndarray, second: np.ndarray, scoring) -> np.ndarray:
-    """:func:`hpc.mapq.mapq_from_scores` over arrays."""
-    return np.array([mapq_from_scores(int(b), int(s), scoring.match - scoring.mismatch)
-                     for b, s in zip(best.tolist(), second.tolist())], dtype=np.int64)
 
 
 def empty_columns() -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@ readers of older rank outputs."""
 
 from __future__ import annotations
 
+import numpy as np
+
 MAPQ_MAX = 60
 MAPQ_PER_MISMATCH = 20  # phred points per mismatch's worth of score between best and runner-up
 
@@ -19,3 +21,11 @@ def mapq_from_scores(best: int, second: int, mismatch_cost: int = 6) -> int:
         return 0
     gap = max(best - max(second, 0), 0)
     return int(min(MAPQ_MAX, round(MAPQ_PER_MISMATCH * gap / mismatch_cost)))
+
+
+def mapq_array(best: np.ndarray, second: np.ndarray, mismatch_cost: int = 6) -> np.ndarray:
+    """:func:`mapq_from_scores` over arrays (int64), the same rounding (half to even)."""
+    best = np.asarray(best, dtype=np.int64)
+    gap = np.maximum(best - np.maximum(np.asarray(second, dtype=np.int64), 0), 0)
+    q = np.minimum(MAPQ_MAX, np.round(MAPQ_PER_MISMATCH * gap / mismatch_cost)).astype(np.int64)
+    return np.where(best > 0, q, 0)

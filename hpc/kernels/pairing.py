@@ -40,6 +40,22 @@ def _best_two(read, scores, n_reads):
 
 
 @numba.njit(**NJIT)
+def _by_read(read, n_reads):
+    """Candidates grouped by read: read r's are ``by_read[starts[r]:starts[r + 1]]``."""
+    starts = np.zeros(n_reads + 1, dtype=np.int64)
+    for c in range(read.shape[0]):
+        starts[read[c] + 1] += 1
+    for r in range(n_reads):
+        starts[r + 1] += starts[r]
+    fill = starts[:-1].copy()
+    by_read = np.empty(read.shape[0], dtype=np.int64)
+    for c in range(read.shape[0]):
+        by_read[fill[read[c]]] = c
+        fill[read[c]] += 1
+    return starts, by_read
+
+
+@numba.njit(**NJIT)
 def _fr_insert(s1, e1, rev1, s2, e2, rev2):
     """Insert size of two alignments on one contig in forward-reverse orientation, else -1."""
     if rev1 == rev2:
@@ -92,18 +108,7 @@ def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, 
     repeat meets its rival pairs (else seeding's cut to a few candidates per read would hide
     them, and the pair would look unique)."""
     best, _ = _best_two(read, scores, n_reads)
-    starts = np.empty(n_reads + 1, dtype=np.int64)  # candidates of read r: rows by_read[starts[r]:starts[r+1]]
-    counts = np.zeros(n_reads, dtype=np.int64)
-    for c in range(read.shape[0]):
-        counts[read[c]] += 1
-    starts[0] = 0
-    for r in range(n_reads):
-        starts[r + 1] = starts[r] + counts[r]
-    fill = starts[:-1].copy()
-    by_read = np.empty(read.shape[0], dtype=np.int64)
-    for c in range(read.shape[0]):
-        by_read[fill[read[c]]] = c
-        fill[read[c]] += 1
+    starts, by_read = _by_read(read, n_reads)
     cap = read.shape[0]
     o_read = np.empty(cap, dtype=np.int64)
     o_strand = np.empty(cap, dtype=np.uint8)
@@ -162,16 +167,7 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
     priority = np.zeros(read.shape[0], dtype=np.int64)
     mapq = se_mapq.copy()
     proper = np.zeros(n_reads, dtype=np.uint8)
-    counts = np.zeros(n_reads + 1, dtype=np.int64)
-    for c in range(read.shape[0]):
-        counts[read[c] + 1] += 1
-    for r in range(n_reads):
-        counts[r + 1] += counts[r]
-    fill = counts[:-1].copy()
-    by_read = np.empty(read.shape[0], dtype=np.int64)
-    for c in range(read.shape[0]):
-        by_read[fill[read[c]]] = c
-        fill[read[c]] += 1
+    counts, by_read = _by_read(read, n_reads)
     for p in range(n_reads // 2):
         r1, r2 = 2 * p, 2 * p + 1
         b1, b2 = best[r1], best[r2]

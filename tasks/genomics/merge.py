@@ -208,21 +208,18 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     scoring = manifest_settings(manifest).scoring
     entries = manifest["shards"]
     sizes = [int(s["reads"]) for s in entries]
-    ranks = RankOutputs(outputs)
-    stack_ranks = ExitStack()
-    stack_ranks.callback(ranks.close)
-    stray = sorted(s for s in ranks.shards() if not 0 <= s < len(entries))
-    if stray:
-        stack_ranks.close()
-        raise ReconciliationError(f"{outputs.dir}: rank outputs hold rows of shard {stray[0]}, which the manifest "
-                                  f"does not list (it lists {len(entries)})")
-
     out = Path(output_dir).resolve()
     paths = spec.paths(out)
     group = spec.group()
     header = sam_header(tnames, tlens, group, spec.version, spec.command_line)
     qc, accuracy = QcCounter(), AccuracyCounter()
-    with stack_ranks, ExitStack() as stack:  # on an error every file is removed, none is left half-written
+    with ExitStack() as stack:  # on an error every file is removed, none is left half-written
+        ranks = RankOutputs(outputs)
+        stack.callback(ranks.close)
+        stray = sorted(s for s in ranks.shards() if not 0 <= s < len(entries))
+        if stray:
+            raise ReconciliationError(f"{outputs.dir}: rank outputs hold rows of shard {stray[0]}, which the "
+                                      f"manifest does not list (it lists {len(entries)})")
         paf = stack.enter_context(atomic_stream(paths["paf"]))
         bam = stack.enter_context(SortedBamWriter(paths["bam"], header.replace("SO:unsorted", "SO:coordinate"),
                                                   spec.threads)) if spec.bam else None

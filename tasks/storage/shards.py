@@ -156,7 +156,8 @@ def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
         with np.load(Path(root) / entries[s]["path"], allow_pickle=False) as data:
             name = name_list(data["names"][k:k + 1])[0]
         first = entries[s].get("first_line")  # FASTQ chunks: four lines a record
-        line = None if first is None else int(first) + 4 * k // (1 if steps[s] == 1 or entries[s].get("mate_crc32") is None else 2)
+        record = k // 2 if "mate_crc32" in entries[s] else k  # R1 + R2: read k is R1's record k // 2
+        line = None if first is None else int(first) + 4 * record
         return name, line, f"line {line}" if line is not None else f"record {g + 1}"
 
     for a, b in repeated_name_candidates(hashes):
