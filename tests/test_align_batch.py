@@ -83,3 +83,27 @@ def test_batched_traceback_matches_the_single_pair_traceback():
         assert coords[k, 0] == s == scores[k]
         assert (coords[k, 2], coords[k, 4]) == (qe, re_)
         assert cigars[k] == cigar_string(o, n)
+
+
+def test_ungapped_segment_is_the_traceback_of_a_gap_free_read():
+    """The traceback's fast path: on a read with substitutions and Ns only (no indel), the best
+    ungapped segment on the best end's diagonal is exactly what the full matrix traces."""
+    from hpc.kernels.scalar import sw_score, ungapped_best
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(300):
+        w = rng.integers(0, 4, 200).astype(np.uint8)
+        start = int(rng.integers(0, 50))
+        q = w[start:start + 150].copy()
+        hits = rng.integers(0, 150, int(rng.integers(0, 12)))
+        q[hits] = rng.integers(0, 5, hits.shape[0])  # substitutions and Ns, some at the ends
+        s, qe, re_ = sw_score(q, w, *SCORING)
+        u, us, ue = ungapped_best(q, w, SCORING[0], SCORING[1], re_ - qe)
+        full = sw_traceback(q, w, *SCORING)
+        if full[5].shape[0] != 1:  # a gap scored higher than any ungapped segment: not the fast path
+            assert u < s
+            continue
+        assert (u, us, ue) == (s, full[1], full[2]) and full[3] - full[1] == re_ - qe
+        checked += 1
+    assert checked > 250

@@ -13,7 +13,7 @@ from hpc.codec import COMPLEMENT
 from hpc.genome import Genome
 from hpc.kernels.jit import NJIT
 from hpc.kernels.packed import unpack_range
-from hpc.kernels.scalar import alignment_stats, sw_traceback_band
+from hpc.kernels.scalar import alignment_stats, sw_traceback_band, ungapped_best
 
 # Diagonals either side of the best end that the traceback searches first. On 200k
 # simulated reads (0.05% indels) a band of 3 never missed the best score; 6 leaves room
@@ -156,8 +156,9 @@ def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_
 @numba.njit(**NJIT)
 def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends,
                 match, mismatch, gap_open, gap_extend, band):
-    """Trace back the picked pairs: a band of ``band`` diagonals around the best end first,
-    the full matrix when the band misses the best score. Returns ``(coords, cigar_ops,
+    """Trace back the picked pairs: the ungapped segment on the best end's diagonal when it
+    scores the pair's score, else a band of ``band`` diagonals around the best end, and the
+    full matrix when the band misses the best score. Returns ``(coords, cigar_ops,
     cigar_lens, cigar_off)``; ``coords[k]`` is ``score, q_start, q_end, r_start, r_end,
     matches, block, nm`` and pick k's CIGAR runs are ``cigar_*[cigar_off[k]:cigar_off[k+1]]``."""
     n = pick.shape[0]
@@ -168,13 +169,20 @@ def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends
     cig_ops = np.empty(cap, dtype=np.uint8)
     cig_lens = np.empty(cap, dtype=np.int32)
     cig_off = np.zeros(n + 1, dtype=np.int64)
+    one_op = np.zeros(1, dtype=np.uint8)
     for k in range(n):
         p = pick[k]
         q = qs[q_off[p] : q_off[p] + q_len[p]]
         r = rs[r_off[p] : r_off[p] + r_len[p]]
         diag = r_ends[p] - q_ends[p]
-        s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend,
-                                                             diag - band, diag + band)
+        s, qst, qen = ungapped_best(q, r, match, mismatch, diag)
+        if s == scores[p] and s > 0:  # most reads: one ungapped block, no matrix to trace
+            rst, ren = qst + diag, qen + diag
+            ops = one_op
+            lens = np.full(1, qen - qst, dtype=np.int32)
+        else:
+            s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend,
+                                                                 diag - band, diag + band)
         if s != scores[p]:
             s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open,
                                                                  gap_extend, -q.shape[0], r.shape[0])

@@ -203,6 +203,36 @@ def sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band
     return best, i, best_i, j, best_j, run_ops[:nruns], run_lens[:nruns]
 
 
+@numba.njit(**NJIT)
+def ungapped_best(q, r, match, mismatch, diag):
+    """The best local alignment without gaps on one diagonal (reference position = query
+    position + ``diag``): ``(score, q_start, q_end)``, ends exclusive; Smith-Waterman's own
+    rules (a segment starts where the running score would fall to 0 or below, the first
+    best end wins). When it equals a read's gapped Smith-Waterman score, this segment is an
+    optimal alignment and no traceback matrix is needed."""
+    m = q.shape[0]
+    i_lo = max(0, -diag)
+    i_hi = min(m, r.shape[0] - diag)
+    run = 0
+    start = i_lo
+    best = 0
+    best_start = 0
+    best_end = 0
+    for i in range(i_lo, i_hi):
+        qi = q[i]
+        s = match if (qi == r[i + diag] and qi != BASE_N) else mismatch
+        if run + s > 0:
+            run += s
+        else:
+            run = 0
+            start = i + 1
+        if run > best:
+            best = run
+            best_start = start
+            best_end = i + 1
+    return best, best_start, best_end
+
+
 def cigar_string(ops: np.ndarray, lens: np.ndarray) -> str:
     """CIGAR text from the op codes that sw_traceback returns."""
     return "".join(f"{int(n)}{'MID'[int(o)]}" for o, n in zip(ops, lens))
