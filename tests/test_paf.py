@@ -78,3 +78,27 @@ def test_dwgsim_names_give_each_mate_its_own_truth():
     assert (one.contig, one.start, one.end, one.strand) == ("K-12-MG1655", 1031779, 1031929, "-")
     assert (two.start, two.end, two.strand) == (1031494, 1031642, "+")
     assert truth_from_name(name + "/2", 0, 150).start == 1031494  # a single-end read keeps its /2
+
+
+def test_accuracy_over_a_shard_of_pairs_scores_each_mate_by_its_own_truth():
+    from tasks.genomics.paf import AccuracyCounter
+
+    # dwgsim pairs: mate 1 at 101 (+), mate 2 at 401 (-), 150 bp each.
+    names = ["chr1_101_401_0_1_0_0_0:0:0_0:0:0_a"] * 2 + ["chr1_1001_1301_0_1_0_0_0:0:0_0:0:0_b"] * 2 \
+        + ["chr2_51_301_1_0_0_0_0:0:0_0:0:0_c"] * 2
+    rows = {  # read 0 right; read 1 right, a secondary elsewhere; read 2 wrong strand; read 3 unmapped;
+        # read 4 (reverse strand) right; read 5 on the wrong contig
+        "read": np.array([0, 1, 1, 2, 4, 5]), "primary": np.array([1, 1, 0, 1, 1, 1]),
+        "contig": np.array([0, 0, 1, 0, 1, 0]), "strand": np.array([0, 1, 0, 1, 1, 0]),
+        "wstart": np.array([90, 390, 0, 990, 40, 290]), "r_start": np.array([10, 10, 0, 10, 10, 10]),
+        "r_end": np.array([160, 160, 150, 160, 160, 160]), "mapq": np.array([60, 60, 0, 3, 60, 0]),
+    }
+    acc = AccuracyCounter()
+    acc.add_rows(rows, names, np.full(6, 150), ["chr1", "chr2"], mates=2)
+    out = acc.result()
+    assert (out["reads_with_truth"], out["correct"]) == (6, 3)
+    assert [(m["reads"], m["correct"]) for m in out["by_mate"]] == [(3, 2), (3, 1)]
+    assert {b["mapq"]: (b["reads"], b["correct"]) for b in out["by_mapq"]} == {"60": (3, 3), "1-9": (1, 0),
+                                                                             "0-0": (1, 0)}
+    acc.add_rows({k: v[:0] for k, v in rows.items()}, ["no truth here"], np.full(1, 150), ["chr1"], mates=1)
+    assert acc.result() is None

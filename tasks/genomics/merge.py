@@ -236,8 +236,8 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             check_every_read_once(rows, sizes, outputs.dir)
             shard = _load_shard(arrays, rows, tnames, tlens, scoring.match - scoring.mismatch)
             paf.write("".join(h.paf_line() + "\n" for hs in shard.by_read for h in hs).encode())
-            qc.add_shard(shard.by_read, shard.proper, mates)
-            accuracy.add(shard.by_read, shard.names, mates)
+            qc.add_rows(rows, len(shard.names), shard.proper, mates)
+            accuracy.add_rows(rows, shard.names, arrays["lengths"], tnames, mates)
             if bam or sam_fh:
                 lines = _sam_lines(shard, mates, group.id)
                 if bam:

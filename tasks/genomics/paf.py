@@ -47,12 +47,9 @@ class Hit:
                    tags.get("cg", ""), tags.get("tp", "P") == "P")
 
     def paf_line(self) -> str:
-        cols = (
-            self.qname, self.qlen, self.qstart, self.qend, self.strand, self.tname, self.tlen,
-            self.tstart, self.tend, self.nmatch, self.block, self.mapq,
-            "tp:A:P" if self.primary else "tp:A:S", f"AS:i:{self.score}", f"NM:i:{self.nm}", f"cg:Z:{self.cigar}",
-        )
-        return "\t".join(str(c) for c in cols)
+        return (f"{self.qname}\t{self.qlen}\t{self.qstart}\t{self.qend}\t{self.strand}\t{self.tname}\t{self.tlen}\t"
+                f"{self.tstart}\t{self.tend}\t{self.nmatch}\t{self.block}\t{self.mapq}\t"
+                f"tp:A:{'P' if self.primary else 'S'}\tAS:i:{self.score}\tNM:i:{self.nm}\tcg:Z:{self.cigar}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +58,7 @@ class Truth:
     start: int  # 0-based
     end: int  # exclusive
     strand: str | None
+    sized_by_read: bool = False  # the name gives the start only; the end is start + the read's length
 
 
 def truth_from_name(name: str, mate: int = 0, qlen: int = 0) -> Truth | None:
@@ -71,13 +69,25 @@ def truth_from_name(name: str, mate: int = 0, qlen: int = 0) -> Truth | None:
     if m:
         which = mate or int(m["mate"] or 1)
         start = int(m[f"p{which}"]) - 1
-        return Truth(m["contig"], start, start + max(qlen, 1), "-" if m[f"s{which}"] == "1" else "+")
+        return Truth(m["contig"], start, start + max(qlen, 1), "-" if m[f"s{which}"] == "1" else "+", True)
     for pattern in (_OURS, _WGSIM):
         m = pattern.match(name)
         if m:
             strand = m.groupdict().get("strand")
             return Truth(m["contig"], int(m["start"]) - 1, int(m["end"]), strand)
     return None
+
+
+def mate_truths(name: str) -> tuple[Truth | None, Truth | None]:
+    """Both mates' origins from one pair's name with one pattern match (for a name that
+    gives one origin, both are it); ends as :func:`truth_from_name` with ``qlen`` 1."""
+    m = _DWGSIM.match(name)
+    if m:
+        s1, s2 = int(m["p1"]) - 1, int(m["p2"]) - 1
+        return (Truth(m["contig"], s1, s1 + 1, "-" if m["s1"] == "1" else "+", True),
+                Truth(m["contig"], s2, s2 + 1, "-" if m["s2"] == "1" else "+", True))
+    one = truth_from_name(name, 1, 1)
+    return one, one
 
 
 def is_correct(hit: Hit, truth: Truth, min_overlap: float = 0.1) -> bool:
@@ -138,26 +148,56 @@ class AccuracyCounter:
         self.mates = [[0, 0], [0, 0]]  # reads, correct: mate 1, mate 2
         self.known = True
 
-    def add(self, by_read: list[list[Hit]], names: list[str], mates: int = 1) -> None:
+    def add_rows(self, rows: dict, names: list[str], lengths, tnames: list[str], mates: int = 1) -> None:
+        """Score one shard's primary alignments (``rows``: the job's columns; ``names`` and
+        ``lengths`` the shard's reads; ``tnames`` the contigs). The truth is parsed once per
+        name (once per pair: dwgsim names both mates alike), the rest over arrays."""
+        import numpy as np
+
         if not self.known:
             return
-        for i, (hits, name) in enumerate(zip(by_read, names)):
+        n = len(names)
+        t_contig = np.full(n, -1, dtype=np.int64)  # -1: a contig the reference lacks
+        t_start = np.zeros(n, dtype=np.int64)
+        t_end = np.zeros(n, dtype=np.int64)
+        t_strand = np.full(n, -1, dtype=np.int8)  # 0 +, 1 -, -1 not known
+        contig_no = {t: k for k, t in enumerate(tnames)}
+        lengths = np.asarray(lengths, dtype=np.int64)
+        parsed: tuple[str, Truth | None, Truth | None] = ("", None, None)
+        for i, name in enumerate(names):
             mate = 1 + (i & 1) if mates == 2 else 0
-            own = hits[0] if hits else None
-            truth = truth_from_name(name, mate, own.qlen if own else 0)
+            if mate == 0:
+                truth = truth_from_name(name, 0, 1)
+            else:
+                if name != parsed[0]:
+                    parsed = (name, *mate_truths(name))
+                truth = parsed[mate]
             if truth is None:
                 self.known = False
                 return
-            ok = own is not None and is_correct(own, truth)
-            self.reads += 1
-            self.correct += ok
-            if mate:
-                self.mates[mate - 1][0] += 1
-                self.mates[mate - 1][1] += ok
-            if own is not None:
-                counts = self.by_bin.setdefault(mapq_bin(own.mapq), [0, 0])
-                counts[0] += 1
-                counts[1] += ok
+            t_contig[i] = contig_no.get(truth.contig, -1)
+            t_start[i] = truth.start
+            t_end[i] = truth.start + int(lengths[i]) if truth.sized_by_read else truth.end
+            t_strand[i] = -1 if truth.strand is None else int(truth.strand == "-")
+        first = rows["primary"] == 1
+        read = rows["read"][first].astype(np.int64)
+        tstart = rows["wstart"][first].astype(np.int64) + rows["r_start"][first]
+        tend = rows["wstart"][first].astype(np.int64) + rows["r_end"][first]
+        overlap = np.minimum(tend, t_end[read]) - np.maximum(tstart, t_start[read])
+        union = np.maximum(tend, t_end[read]) - np.minimum(tstart, t_start[read])
+        strand_ok = (t_strand[read] < 0) | (t_strand[read] == rows["strand"][first])
+        ok = (rows["contig"][first] == t_contig[read]) & strand_ok & (union > 0) & (overlap >= 0.1 * union)
+        self.reads += n
+        self.correct += int(ok.sum())
+        if mates == 2:
+            for m in (0, 1):
+                self.mates[m][0] += (n + 1 - m) // 2
+                self.mates[m][1] += int(ok[read % 2 == m].sum())
+        mapq = rows["mapq"][first].astype(np.int64)
+        for q in np.unique(mapq):
+            counts = self.by_bin.setdefault(mapq_bin(int(q)), [0, 0])
+            counts[0] += int((mapq == q).sum())
+            counts[1] += int(ok[mapq == q].sum())
 
     def result(self) -> dict | None:
         if not self.known or not self.reads:

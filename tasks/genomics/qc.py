@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.genomics.paf import Hit, mapq_bin
+from tasks.genomics.paf import mapq_bin
 
 INSERT_BIN = 10  # bp per bar of the insert-size histogram
 INSERT_MAX = 2000  # longer inserts share the last bar
 
 
 class QcCounter:
-    """Counts over a sample's reads, fed one shard at a time (``by_read``: each read's
-    alignments, primary first; ``mates`` 2: reads 2i and 2i+1 are a pair)."""
+    """Counts over a sample's reads, fed one shard at a time (``mates`` 2: reads 2i and
+    2i+1 are a pair)."""
 
     def __init__(self) -> None:
         self.c = dict.fromkeys(("reads", "records", "primary", "secondary", "mapped", "primary_mapped", "paired",
@@ -22,38 +22,51 @@ class QcCounter:
         self.mapq: dict[str, int] = {}
         self.inserts = np.zeros(INSERT_MAX // INSERT_BIN + 1, dtype=np.int64)
 
-    def add_shard(self, by_read: list[list[Hit]], proper: np.ndarray | None, mates: int) -> None:
+    def add_rows(self, rows: dict[str, np.ndarray], n_reads: int, proper: np.ndarray | None, mates: int) -> None:
+        """Count one shard from its alignment columns (``rows``: the job's rows of the shard,
+        primary first per read), over arrays: no Python loop per read."""
         c = self.c
-        for i, hits in enumerate(by_read):
-            c["reads"] += 1
-            c["primary"] += 1
-            c["records"] += max(len(hits), 1)
-            c["secondary"] += max(len(hits) - 1, 0)
-            c["mapped"] += len(hits)
-            own = hits[0] if hits else None
-            if own is not None:
-                c["primary_mapped"] += 1
-                key = mapq_bin(own.mapq)
-                self.mapq[key] = self.mapq.get(key, 0) + 1
-            if mates != 2:
-                continue
-            other = by_read[i ^ 1][0] if by_read[i ^ 1] else None
-            c["paired"] += 1
-            c["read1" if i % 2 == 0 else "read2"] += 1
-            if own is None:
-                continue
-            if proper is not None and proper[i]:
-                c["properly_paired"] += 1
-                if i % 2 == 0 and other is not None and other.tname == own.tname:
-                    span = max(own.tend, other.tend) - min(own.tstart, other.tstart)
-                    self.inserts[min(span, INSERT_MAX) // INSERT_BIN] += 1
-            if other is None:
-                c["singletons"] += 1
-            else:
-                c["with_itself_and_mate_mapped"] += 1
-                if other.tname != own.tname:
-                    c["mate_on_different_contig"] += 1
-                    c["mate_on_different_contig_mapq5"] += own.mapq >= 5
+        read = rows["read"].astype(np.int64)
+        per_read = np.bincount(read, minlength=n_reads)
+        first = rows["primary"] == 1
+        own = np.full(n_reads, -1, dtype=np.int64)  # each read's primary row, -1: unmapped
+        own[read[first]] = np.nonzero(first)[0]
+        has = own >= 0
+        c["reads"] += n_reads
+        c["primary"] += n_reads
+        c["records"] += int(np.maximum(per_read, 1).sum())
+        c["secondary"] += int(np.maximum(per_read - 1, 0).sum())
+        c["mapped"] += int(per_read.sum())
+        c["primary_mapped"] += int(has.sum())
+        mapq = rows["mapq"].astype(np.int64)[own[has]]
+        for q, k in zip(*np.unique(mapq, return_counts=True)):
+            key = mapq_bin(int(q))
+            self.mapq[key] = self.mapq.get(key, 0) + int(k)
+        if mates != 2:
+            return
+        c["paired"] += n_reads
+        c["read1"] += (n_reads + 1) // 2
+        c["read2"] += n_reads // 2
+        mate = np.arange(n_reads) ^ 1
+        mate_ok = mate < n_reads
+        other = np.where(mate_ok, own[np.minimum(mate, n_reads - 1)], -1)
+        both = has & (other >= 0)
+        contig = rows["contig"].astype(np.int64)
+        tstart = rows["wstart"].astype(np.int64) + rows["r_start"]
+        tend = rows["wstart"].astype(np.int64) + rows["r_end"]
+        o, m = own[both], other[both]
+        apart = contig[o] != contig[m]
+        c["singletons"] += int((has & (other < 0)).sum())
+        c["with_itself_and_mate_mapped"] += int(both.sum())
+        c["mate_on_different_contig"] += int(apart.sum())
+        c["mate_on_different_contig_mapq5"] += int((rows["mapq"][o][apart] >= 5).sum())
+        is_proper = has & (np.asarray(proper, dtype=bool) if proper is not None else np.zeros(n_reads, bool))
+        c["properly_paired"] += int(is_proper.sum())
+        ins = is_proper & both & (np.arange(n_reads) % 2 == 0)
+        o, m = own[ins], other[ins]
+        o, m = o[contig[o] == contig[m]], m[contig[o] == contig[m]]
+        span = np.maximum(tend[o], tend[m]) - np.minimum(tstart[o], tstart[m])
+        np.add.at(self.inserts, np.minimum(span, INSERT_MAX) // INSERT_BIN, 1)
 
     def result(self) -> dict:
         out = dict(self.c)
