@@ -17,12 +17,13 @@ from tasks.align import run_alignment
 from tasks.genomics.merge import SampleOutputs
 from tasks.genomics.sam import ReadGroup
 from tasks.genomics.samplesheet import SampleSpec, file_stems
-from tasks.collect import collect_results
+from tasks.collect import collect_results, record_stages
 from tasks.encode import encode_reads
 from tasks.export import export_results
 from tasks.ingest import IngestedReference, ingest_reads, ingest_reference, require_qualities
 from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
+from tasks.runtime.stages import StageClock
 from tasks.seed import build_reference_index, candidate_windows
 from tasks.stage import pair_key, run_root, stage_run
 from tasks.storage.index_cache import IndexFiles
@@ -50,26 +51,34 @@ def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, referenc
     """One sample: ingest, encode and seed (on the Ray of the parent flow), stage, align,
     collect; outputs named ``<stem>.*`` under the output folder."""
     settings = params.run_settings()
+    clock = StageClock()
     with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect
-        reads = ingest_reads(sample.fastq_1, params.staging_dir, params.s3)
-        mate2 = ingest_reads(sample.fastq_2, params.staging_dir, params.s3) if sample.fastq_2 else None
+        with clock.stage("ingest reads"):
+            reads = ingest_reads(sample.fastq_1, params.staging_dir, params.s3)
+            mate2 = ingest_reads(sample.fastq_2, params.staging_dir, params.s3) if sample.fastq_2 else None
         if params.bam:
             require_qualities(reads)
         key = reads.sha256 if mate2 is None and not sample.interleaved else \
             pair_key(reads.sha256, mate2.sha256 if mate2 else None)
         root = owner.claim(run_root(params.staging_dir, key, reference.sha256, settings))
-        shards = encode_reads(reads, root, params.shard_size, params.shard_mb, params.qualities, mate2,
-                              sample.interleaved)
-        candidates = candidate_windows(index, root, shards, params.max_candidates)
-        staged = stage_run(root, reads, reference, index, shards, candidates, settings, mate2)
-        aligned = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
-                                params.partition, params.time_limit, params.max_resubmits, params.mode,
-                                params.pending_timeout)
+        with clock.stage("encode (Ray)"):
+            shards = encode_reads(reads, root, params.shard_size, params.shard_mb, params.qualities, mate2,
+                                  sample.interleaved)
+        with clock.stage("candidate windows (Ray)"):
+            candidates = candidate_windows(index, root, shards, params.max_candidates)
+        with clock.stage("stage"):
+            staged = stage_run(root, reads, reference, index, shards, candidates, settings, mate2)
+        with clock.stage(f"align job ({params.backend})"):
+            aligned = run_alignment(staged, params.ranks, params.backend, params.kernel, params.launcher,
+                                    params.partition, params.time_limit, params.max_resubmits, params.mode,
+                                    params.pending_timeout)
         to_s3 = parse_uri(params.output).is_s3
         output = str(Path(staged.manifest).parent / RESULTS) if to_s3 else params.output
         spec = SampleOutputs(sample.name, stem, ReadGroup(sample.name, sample.name, sample.platform, sample.library),
                              params.bam, params.sam, helixflow_version(), command_line(params))
-        summary = collect_results(staged, aligned, output, spec)
+        with clock.stage("collect"):
+            summary = collect_results(staged, aligned, output, spec)
+        summary = record_stages(summary, clock.rows, aligned)
     return export_results(summary, params.output, params.s3) if to_s3 else summary
 
 

@@ -3,11 +3,13 @@ accuracy against truth), with artifacts (:mod:`tasks.genomics.merge` does the wo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from hpc.files import atomic_write_text
 from hpc.manifest import StagedRun
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.merge import (  # noqa: F401 - the merge's names, where callers found them
@@ -19,6 +21,7 @@ from tasks.genomics.merge import (  # noqa: F401 - the merge's names, where call
 )
 from tasks.genomics.plots import mapq_accuracy_png, qc_png, write_png
 from tasks.runtime.options import IO_TASK
+from tasks.runtime.stages import rank_rows
 
 QC_ROWS = ("reads", "records", "mapped", "primary_mapped", "secondary", "paired", "properly_paired",
            "with_itself_and_mate_mapped", "singletons", "mate_on_different_contig")
@@ -57,4 +60,18 @@ def collect_results(staged: StagedRun, outputs: AlignOutputs, output_dir: str,
         + plots,
         description=f"{spec.sample}: where the results are",
     )
+    return summary
+
+
+@task(name="record-stages", **IO_TASK)
+def record_stages(summary: dict, stages: list[dict], outputs: AlignOutputs) -> dict:
+    """Add the sample's stage times and peak memory (the flow's rows, then one per align
+    rank) to its summary JSON, rewritten atomically, and show them as an artifact."""
+    rows = stages + rank_rows([outputs.marker(r) for r in range(outputs.ranks)])
+    summary = {**summary, "stages": rows}
+    atomic_write_text(Path(summary["summary"]), json.dumps(summary, indent=2))
+    key = Path(summary["summary"]).name.removesuffix(".summary.json").lower().replace("_", "-").replace(".", "-")[:40]
+    total = sum(r["seconds"] for r in stages)
+    create_table_artifact(key=f"stages-{key}", table=rows,
+                          description=f"{summary['sample']}: seconds and peak RSS per stage ({total:.1f} s in all)")
     return summary

@@ -223,3 +223,15 @@ def gzip_lines(path: Path, n: int) -> list[str]:
 
     with gzip.open(path, "rt") as fh:
         return [next(fh) for _ in range(n)]
+
+
+def test_the_summary_says_where_the_time_and_memory_went(paired_run, prefect_harness):
+    summary, _ = paired_run
+    saved = json.loads(Path(summary["summary"]).read_text())
+    stages = {row["stage"]: row for row in saved["stages"]}
+    assert list(stages)[:6] == ["ingest reads", "encode (Ray)", "candidate windows (Ray)", "stage", "align job (local)",
+                                "collect"]
+    assert all(row["seconds"] >= 0 and row["driver_peak_rss_mib"] > 0 for row in saved["stages"][:6])
+    ranks = [stages[f"align rank {r}"] for r in range(2)]  # each rank's own figures, from its marker
+    assert all(r["peak_rss_mib"] > 50 and r["cpu_seconds"] > 0 for r in ranks)
+    assert saved["stages"] == summary["stages"]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 STEP_ARTIFACTS = {"ingest-reads", "ingest-reference", "encode-summary", "reference-index",
                   "candidate-windows", "stage-files", "kernel-ranks", "qc-reads",
-                  "accuracy-by-mapq-reads", "outputs-reads", "align-submit"}
+                  "accuracy-by-mapq-reads", "outputs-reads", "align-submit", "stages-reads"}
 
 
 def snapshot(folder: Path) -> dict[str, str]:
