@@ -20,6 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+READS_PER_30X_HUMAN = 620e6  # 3.1 Gbp x 30 / 150 bp
+# The published anchor the cost table is read against: a GPU pipeline on AWS spot instances.
+ANCHOR_USD_PER_30X = 2.6
+
 SERIAL_STAGES = ("ingest-reference", "ingest-reads", "index-reference", "stage", "collect")
 RAY_STAGES = ("encode-reads", "candidate-windows")
 
@@ -66,7 +70,8 @@ def project(profile: dict, inst: dict, cpu1_gcups: float, gpu_gcups: dict[str, f
     scoring onto the instance's GPUs (the ``cuda`` kernel)."""
     v = inst["vcpus"]
     row = {"instance": inst["type"], "vcpus": v, "gpus": inst["gpus"], "usd_per_hour": inst["usd_per_hour"],
-           "kernel": "cuda" if gpu else "cpu", "seconds_per_m_reads": None, "usd_per_m_reads": None, "note": ""}
+           "kernel": "cuda" if gpu else "cpu", "seconds_per_m_reads": None, "usd_per_m_reads": None,
+           "usd_per_30x_human": None, "note": ""}
     ray = profile["ray_cpu_s"] / (v * profile["ray_util"])
     if gpu:
         g = gpu_gcups.get(inst.get("gpu_model") or "") if inst["gpus"] else None
@@ -81,7 +86,8 @@ def project(profile: dict, inst: dict, cpu1_gcups: float, gpu_gcups: dict[str, f
     else:
         align = profile["align_cpu_s"] / (v * profile["align_util"])
     seconds = (profile["serial_s"] + ray + align) * 1e6
-    row.update(seconds_per_m_reads=seconds, usd_per_m_reads=seconds / 3600 * inst["usd_per_hour"])
+    usd = seconds / 3600 * inst["usd_per_hour"]
+    row.update(seconds_per_m_reads=seconds, usd_per_m_reads=usd, usd_per_30x_human=usd * READS_PER_30X_HUMAN / 1e6)
     return row
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.cost import ANCHOR_USD_PER_30X, READS_PER_30X_HUMAN
+
 HEADLINE = ("configuration", "varied", "status", "reads", "wall_s", "work_s", "orchestration_pct",
             "reads_per_s", "align_gcups", "cpu_s", "peak_rss_mib", "correct_pct")
 STAGES = ("configuration", "stage", "wall_s", "cpu_s", "peak_rss_mib", "reads_per_s", "mb_per_s", "gcups")
 COST = ("instance", "vcpus", "gpus", "usd_per_hour", "kernel", "seconds_per_m_reads",
-        "usd_per_m_reads", "pareto", "note")
+        "usd_per_m_reads", "usd_per_30x_human", "pareto", "note")
 
 
 def _r(x, nd=2):
@@ -132,6 +134,9 @@ def render_report(meta: dict, records: list[dict], costs: list[dict], fit: dict 
     if not gpu and not local:
         out.append("not measured: no GPU\n")
     out.append("\n## Cost\n\n" + assumptions.strip() + "\n\n" + table_md(costs, COST))
+    out.append(f"\nA 30x human genome is {READS_PER_30X_HUMAN / 1e6:.0f}M reads of 150 bp. The published anchor: "
+               f"about ${ANCHOR_USD_PER_30X} per 30x sample for a GPU pipeline on AWS spot instances "
+               "(on-demand prices above).\n")
     if plots.get("pareto"):
         out.append(f"\n![cost vs time]({plots['pareto']})\n")
     out.append("\nThe same tables: `configs.csv`, `stages.csv`, `cost.csv`; the raw measurements: "

@@ -49,6 +49,7 @@ def test_projection_per_million_reads():
     # per read: 1e-4 serial + 8e-4 / (8 * 0.5) + 4e-3 / 8, times a million
     assert row["seconds_per_m_reads"] == pytest.approx((1e-4 + 2e-4 + 5e-4) * 1e6)
     assert row["usd_per_m_reads"] == pytest.approx(800 / 3600 * 3.6)
+    assert row["usd_per_30x_human"] == pytest.approx(800 / 3600 * 3.6 * 620)  # 620M reads of 150 bp
     gpu_box = {"type": "g.big", "vcpus": 8, "gpus": 2, "gpu_model": "H100", "usd_per_hour": 36}
     gpu = project(profile, gpu_box, 2.0, {"H100": 100.0}, gpu=True)
     # the scoring share, 4e4 cells / 2 GCUPS = 2e-5 s, moves to 2 GPUs at 100 GCUPS each
@@ -109,6 +110,9 @@ def test_tiny_grid_report_shows_the_recorded_measurements(prefect_harness, tmp_p
     assert {row["instance"] for row in cost} >= {"c6i.4xlarge", "p5.48xlarge"}
     p5_gpu = next(row for row in cost if row["instance"] == "p5.48xlarge" and row["kernel"] == "cuda")
     assert float(p5_gpu["seconds_per_m_reads"]) > 0 and "H100" in p5_gpu["note"]
+    c6i = next(row for row in cost if row["instance"] == "c6i.4xlarge")
+    assert float(c6i["usd_per_30x_human"]) == pytest.approx(float(c6i["usd_per_m_reads"]) * 620, rel=0.02)
+    assert "about $2.6 per 30x sample" in report.split("## Cost")[1]
     assert any(row["pareto"] == "yes" for row in cost)
     assert "NVIDIA H100" in report  # the recorded device measurement, named
     for plot in result["plots"]:
