@@ -27,6 +27,12 @@ QC_ROWS = ("reads", "records", "mapped", "primary_mapped", "secondary", "paired"
            "with_itself_and_mate_mapped", "singletons", "mate_on_different_contig")
 
 
+def artifact_key(stem: str) -> str:
+    """The part of a sample's artifact keys after ``qc-``, ``stages-`` ...: its file stem as
+    Prefect's keys allow (lower case, dashes, at most 40 characters)."""
+    return stem.lower().replace("_", "-").replace(".", "-")[:40]
+
+
 @task(name="collect", **IO_TASK)
 def collect_results(staged: StagedRun, outputs: AlignOutputs, output_dir: str,
                     spec: SampleOutputs | None = None) -> dict:
@@ -38,7 +44,7 @@ def collect_results(staged: StagedRun, outputs: AlignOutputs, output_dir: str,
     stem = spec.file_stem
     get_run_logger().info("sample %s: %d of %d reads mapped; %s", spec.sample, summary["mapped"], summary["reads"],
                           summary["bam"] or paf)
-    key = stem.lower().replace("_", "-").replace(".", "-")[:40]
+    key = artifact_key(stem)
     headline = {"sample": spec.sample, **{k: qc[k] for k in QC_ROWS if k in qc}}
     if qc.get("insert_size"):
         headline.update(insert_median=qc["insert_size"]["median"], insert_mean=qc["insert_size"]["mean"])
@@ -70,7 +76,7 @@ def record_stages(summary: dict, stages: list[dict], outputs: AlignOutputs) -> d
     rows = stages + rank_rows([outputs.marker(r) for r in range(outputs.ranks)])
     summary = {**summary, "stages": rows}
     atomic_write_text(Path(summary["summary"]), json.dumps(summary, indent=2))
-    key = Path(summary["summary"]).name.removesuffix(".summary.json").lower().replace("_", "-").replace(".", "-")[:40]
+    key = artifact_key(Path(summary["summary"]).name.removesuffix(".summary.json"))
     total = sum(r["seconds"] for r in stages)
     create_table_artifact(key=f"stages-{key}", table=rows,
                           description=f"{summary['sample']}: seconds and peak RSS per stage ({total:.1f} s in all)")

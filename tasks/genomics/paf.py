@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from hpc.mapq import MAPQ_MAX, mapq_from_scores  # noqa: F401 - where collect and tests look
 
 MAPQ_BINS = (0, 1, 10, 20, 30, 60)  # lower bounds of the bins reported in summaries
@@ -67,9 +69,7 @@ def truth_from_name(name: str, mate: int = 0, qlen: int = 0) -> Truth | None:
     ``/2``) picks one, and the read's ``qlen`` gives its end."""
     m = _DWGSIM.match(name)
     if m:
-        which = mate or int(m["mate"] or 1)
-        start = int(m[f"p{which}"]) - 1
-        return Truth(m["contig"], start, start + max(qlen, 1), "-" if m[f"s{which}"] == "1" else "+", True)
+        return _dwgsim_truth(m, mate or int(m["mate"] or 1), qlen)
     for pattern in (_OURS, _WGSIM):
         m = pattern.match(name)
         if m:
@@ -78,15 +78,18 @@ def truth_from_name(name: str, mate: int = 0, qlen: int = 0) -> Truth | None:
     return None
 
 
+def _dwgsim_truth(m: re.Match, which: int, qlen: int) -> Truth:
+    start = int(m[f"p{which}"]) - 1
+    return Truth(m["contig"], start, start + max(qlen, 1), "-" if m[f"s{which}"] == "1" else "+", True)
+
+
 def mate_truths(name: str) -> tuple[Truth | None, Truth | None]:
     """Both mates' origins from one pair's name with one pattern match (for a name that
-    gives one origin, both are it); ends as :func:`truth_from_name` with ``qlen`` 1."""
+    gives one origin, both are it); ends as :func:`truth_from_name` with ``qlen`` 0."""
     m = _DWGSIM.match(name)
     if m:
-        s1, s2 = int(m["p1"]) - 1, int(m["p2"]) - 1
-        return (Truth(m["contig"], s1, s1 + 1, "-" if m["s1"] == "1" else "+", True),
-                Truth(m["contig"], s2, s2 + 1, "-" if m["s2"] == "1" else "+", True))
-    one = truth_from_name(name, 1, 1)
+        return _dwgsim_truth(m, 1, 0), _dwgsim_truth(m, 2, 0)
+    one = truth_from_name(name, 1, 0)
     return one, one
 
 
@@ -152,8 +155,6 @@ class AccuracyCounter:
         """Score one shard's primary alignments (``rows``: the job's columns; ``names`` and
         ``lengths`` the shard's reads; ``tnames`` the contigs). The truth is parsed once per
         name (once per pair: dwgsim names both mates alike), the rest over arrays."""
-        import numpy as np
-
         if not self.known:
             return
         n = len(names)
@@ -167,7 +168,7 @@ class AccuracyCounter:
         for i, name in enumerate(names):
             mate = 1 + (i & 1) if mates == 2 else 0
             if mate == 0:
-                truth = truth_from_name(name, 0, 1)
+                truth = truth_from_name(name)
             else:
                 if name != parsed[0]:
                     parsed = (name, *mate_truths(name))
@@ -194,10 +195,11 @@ class AccuracyCounter:
                 self.mates[m][0] += (n + 1 - m) // 2
                 self.mates[m][1] += int(ok[read % 2 == m].sum())
         mapq = rows["mapq"][first].astype(np.int64)
-        for q in np.unique(mapq):
+        placed, right = np.bincount(mapq), np.bincount(mapq, weights=ok)
+        for q in np.nonzero(placed)[0]:
             counts = self.by_bin.setdefault(mapq_bin(int(q)), [0, 0])
-            counts[0] += int((mapq == q).sum())
-            counts[1] += int(ok[mapq == q].sum())
+            counts[0] += int(placed[q])
+            counts[1] += int(right[q])
 
     def result(self) -> dict | None:
         if not self.known or not self.reads:
