@@ -186,7 +186,9 @@ def test_index_build_equals_the_numpy_minimizers(lengths, k, w, n_runs, repetiti
 @pytest.mark.skipif(os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="this is the bounds-checked run")
 def test_the_same_tests_with_bounds_checking_on(tmp_path):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__))],
+    here = Path(__file__).parent  # with the text kernels' tests (SAM/PAF lines, dwgsim names)
+    files = [str(Path(__file__)), str(here / "test_records.py"), str(here / "test_paf.py")]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
                           env=env, capture_output=True, text=True, timeout=900)
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tasks.genomics.merge import shard_hits
+from tasks.genomics.records import ShardReads, paf_bytes, text_rows
 from tasks.genomics.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
 
 
@@ -46,16 +46,20 @@ def test_mapq():
     assert mapq_bin(0) == "0-0" and mapq_bin(60) == "60" and mapq_bin(15) == "10-19"
 
 
-def test_rank_columns_become_hits_reverse_strand_flipped_secondary_mapq_0():
+def test_rank_columns_become_paf_lines_reverse_strand_flipped_secondary_mapq_0():
     cols = {k: np.array(v) for k, v in dict(
         shard=[0, 0], read=[1, 1], strand=[1, 0], contig=[0, 1], wstart=[1000, 50], primary=[1, 0],
         second=[270, 270], score=[280, 250], q_start=[5, 0], q_end=[140, 150], r_start=[16, 3],
-        r_end=[151, 153], nmatch=[130, 140], block=[135, 150], nm=[5, 10], cigar=["135M", "150M"]).items()}
-    first, other = shard_hits(cols, ["a", "r"], np.array([100, 150]), ["chr1", "chr2"], [5000, 900], 6)
+        r_end=[151, 153], nmatch=[130, 140], block=[135, 150], nm=[5, 10], cigar=["135M", "150M"],
+        mapq=[33, 12]).items()}
+    reads = ShardReads(text_rows(np.array([b"a", b"r"])), np.array([100, 150]), np.array([0, 100]),
+                       np.zeros(250, np.uint8), None)
+    text = paf_bytes(cols, reads, text_rows(np.array([b"chr1", b"chr2"])), np.array([5000, 900]))
+    first, other = (Hit.from_paf_line(line) for line in text.decode().splitlines())
     assert (first.qname, first.qstart, first.qend, first.strand, first.tstart, first.tend) == ("r", 10, 145, "-", 1016, 1151)
-    assert first.primary and first.mapq == 33 and first.tlen == 5000
+    assert first.primary and first.mapq == 33 and first.tlen == 5000 and first.cigar == "135M"
     assert not other.primary and other.mapq == 0 and other.tname == "chr2" and (other.tstart, other.tend) == (53, 203)
-    assert other.paf_line().split("\t")[12] == "tp:A:S"
+    assert text.decode().splitlines()[1].split("\t")[12] == "tp:A:S"
 
 
 def test_evaluate_counts_unmapped_as_wrong():
@@ -102,3 +106,43 @@ def test_accuracy_over_a_shard_of_pairs_scores_each_mate_by_its_own_truth():
                                                                              "0-0": (1, 0)}
     acc.add_rows({k: v[:0] for k, v in rows.items()}, ["no truth here"], np.full(1, 150), ["chr1"], mates=1)
     assert acc.result() is None
+
+
+def test_dwgsim_kernel_parses_as_the_pattern_does():
+    from tasks.genomics.paf import _dwgsim_arrays, _truth_arrays
+    from tasks.genomics.records import text_rows
+
+    rng = np.random.default_rng(5)
+    contigs = ["chr1", "K-12_MG1655_v2", "gi|49175990|ref|NC_000913.3|"]
+    names = []
+    for i in range(300):
+        c = contigs[i % 3]
+        p1, p2 = rng.integers(1, 10**7, 2)
+        s1, s2 = rng.integers(0, 2, 2)
+        suffix = ["", "/1", "/2"][rng.integers(0, 3)]
+        names.append(f"{c}_{p1}_{p2}_{s1}_{s2}_{rng.integers(0, 2)}_{rng.integers(0, 2)}_{rng.integers(0, 9)}:0:"
+                     f"{rng.integers(0, 99)}_0:{rng.integers(0, 9)}:0_{rng.integers(0, 10**6):x}{suffix}")
+    lengths = rng.integers(0, 200, 300)
+    tnames = ["chr1", "gi|49175990|ref|NC_000913.3|"]  # one contig the reference lacks
+    for mates in (1, 2):
+        rows = text_rows(np.array([n.encode() for n in names], dtype=np.bytes_))
+        want, got = _truth_arrays(names, lengths, tnames, mates), _dwgsim_arrays(rows, lengths, tnames, mates)
+        for w, g in zip(want, got):
+            assert np.array_equal(w, g)
+    for bad in ("chr1_101_250_+_0", "chr1_5_6_2_0_0_0_0:0:0_0:0:0_a", "_5_6_0_0_0_0_0:0:0_0:0:0_a",
+                "chr1_5_6_0_0_0_0_0:0_0:0:0_a", "chr1_5_6_0_0_0_0_0:0:0_0:0:0_g"):
+        rows = text_rows(np.array([names[0].encode(), bad.encode()], dtype=np.bytes_))
+        assert _dwgsim_arrays(rows, np.array([150, 150]), tnames, 1) is None, bad
+
+
+def test_accuracy_from_name_rows_falls_back_to_the_patterns():
+    from tasks.genomics.paf import AccuracyCounter
+    from tasks.genomics.records import text_rows
+
+    names = ["chr1_101_250_+_0", "chr1_501_650_-_1"]  # ours: not dwgsim's, so the pattern path scores them
+    rows = {"read": np.array([0, 1]), "primary": np.array([1, 1]), "contig": np.array([0, 0]),
+            "strand": np.array([0, 0]), "wstart": np.array([100, 500]), "r_start": np.array([0, 0]),
+            "r_end": np.array([150, 150]), "mapq": np.array([60, 60])}
+    acc = AccuracyCounter()
+    acc.add_rows(rows, text_rows(np.array([n.encode() for n in names], dtype=np.bytes_)), np.full(2, 150), ["chr1"])
+    assert (acc.result()["reads_with_truth"], acc.result()["correct"]) == (2, 1)

@@ -55,9 +55,9 @@ class SortedBamWriter:
         self._write(self.header)
         return self
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str | bytes) -> None:
         try:
-            self._proc.stdin.write(text.encode())
+            self._proc.stdin.write(text if isinstance(text, bytes) else text.encode())
         except BrokenPipeError:
             self._proc.wait()
             raise BamWriteError(f"{self.path}: samtools sort stopped reading ({self._error()})") from None
@@ -65,6 +65,11 @@ class SortedBamWriter:
     def write(self, lines: list[str]) -> None:
         self._write("".join(lines))
         self.records += len(lines)
+
+    def write_bytes(self, text: bytes, records: int) -> None:
+        """SAM lines already encoded (``records`` of them)."""
+        self._write(text)
+        self.records += records
 
     def _error(self) -> str:
         self._log.seek(0)

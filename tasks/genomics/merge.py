@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +14,16 @@ import numpy as np
 from hpc.align_job import COLUMNS, empty_columns, rank_shards, shard_rows
 from hpc.files import atomic_stream, atomic_write_text
 from hpc.genome import read_genome_json
-from hpc.manifest import (ManifestError, StagedRun, load_manifest, load_npz_verified, manifest_settings,
-                          verify_entry)
+from hpc.codec import unpack_codes
+from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, verify_entry
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.bam import SortedBamWriter
-from tasks.genomics.encoding import EncodedShard, decode_sequences
-from tasks.genomics.paf import AccuracyCounter, Hit, mapq_from_scores
+from tasks.genomics.encoding import decompress_quals, shard_mates
+from tasks.genomics.paf import AccuracyCounter
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
-from tasks.genomics.sam import Mate, ReadGroup, sam_header, sam_records
+from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes, text_rows
+from tasks.genomics.sam import ReadGroup, sam_header
 
 
 @dataclass(frozen=True)
@@ -109,90 +110,13 @@ def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], w
                                   "alignments (a rank output from another attempt?); expected at most one")
 
 
-def shard_hits(rows: dict[str, np.ndarray], names: list[str], lengths: np.ndarray, tnames: list[str],
-               tlens: list[int], mismatch_cost: int) -> list[Hit]:
-    """PAF records of one shard's rows; a reverse-strand row has its query span flipped to the
-    read. MAPQ comes from the job when it wrote one (pairs), else from the score gap;
-    secondary alignments get 0."""
-    reverse = rows["strand"].astype(bool)
-    qlen = lengths[rows["read"]].astype(np.int64)
-    q_start = np.where(reverse, qlen - rows["q_end"], rows["q_start"])
-    q_end = np.where(reverse, qlen - rows["q_start"], rows["q_end"])
-    primary = rows["primary"].astype(bool)
-    if "mapq" in rows:
-        mapq = np.where(primary, rows["mapq"], 0).tolist()
-    else:
-        mapq = [mapq_from_scores(b, s, mismatch_cost) if p else 0
-                for b, s, p in zip(rows["score"].tolist(), rows["second"].tolist(), primary.tolist())]
-    tstart = (rows["wstart"] + rows["r_start"]).tolist()
-    tend = (rows["wstart"] + rows["r_end"]).tolist()
-    return [
-        Hit(names[rd], ql, qs, qe, "-" if rv else "+", tnames[ct], tlens[ct], ts, te, nmatch, block, mq, sc, nm, cg, pr)
-        for rd, ql, qs, qe, rv, ct, ts, te, nmatch, block, mq, sc, nm, cg, pr in zip(
-            rows["read"].tolist(), qlen.tolist(), q_start.tolist(), q_end.tolist(), reverse.tolist(),
-            rows["contig"].tolist(), tstart, tend, rows["nmatch"].tolist(), rows["block"].tolist(), mapq,
-            rows["score"].tolist(), rows["nm"].tolist(), rows["cigar"].tolist(), primary.tolist())
-    ]
-
-
-def template_length(a: Hit, b: Hit) -> int:
-    """SAM's TLEN of ``a`` with mate ``b`` on the same contig: the span of both, positive for
-    the leftmost (SAM: the mate with the smaller 5'... leftmost start; ties: the forward one)."""
-    span = max(a.tend, b.tend) - min(a.tstart, b.tstart)
-    first = (a.tstart, a.strand == "-") <= (b.tstart, b.strand == "-")
-    return span if first else -span
-
-
-def mate_of(own: Hit | None, other: Hit | None, number: int, proper: bool) -> Mate:
-    if other is None:
-        return Mate(number, None, 0, False, False, 0)
-    tlen = template_length(own, other) if own is not None and own.tname == other.tname else 0
-    return Mate(number, other.tname, other.tstart, other.strand == "-", proper, tlen)
-
-
-@dataclass
-class _Shard:
-    """One shard's reads and alignments, grouped by read."""
-
-    names: list[str]
-    seqs: list[bytes]
-    quals: list[bytes | None]
-    by_read: list[list[Hit]] = field(default_factory=list)
-    proper: np.ndarray | None = None
-
-
-def _load_shard(arrays, rows: dict[str, np.ndarray], tnames, tlens, mismatch_cost) -> _Shard:
-    enc = EncodedShard.from_arrays(arrays)
-    seqs = decode_sequences(enc)
-    if enc.quals is not None:
-        q = enc.quals.tobytes()
-        quals = [q[o:o + n] for o, n in zip(enc.offsets.tolist(), enc.lengths.tolist())]
-    else:
-        quals = [None] * len(seqs)
-    hits = shard_hits(rows, enc.names, enc.lengths, tnames, tlens, mismatch_cost)
-    by_read: list[list[Hit]] = [[] for _ in seqs]
-    for rd, h in zip(rows["read"].tolist(), hits):
-        by_read[rd].append(h)
-    proper = np.zeros(len(seqs), dtype=bool)
-    if "proper" in rows:
-        proper[rows["read"][rows["primary"] == 1]] = rows["proper"][rows["primary"] == 1].astype(bool)
-    return _Shard(enc.names, seqs, quals, by_read, proper)
-
-
-def _sam_lines(shard: _Shard, mates: int, rg: str) -> list[str]:
-    out: list[str] = []
-    n = len(shard.names)
-    for i in range(n):
-        hits = shard.by_read[i]
-        if mates == 2:
-            j = i ^ 1
-            own, other = (hits[0] if hits else None), (shard.by_read[j][0] if shard.by_read[j] else None)
-            mate = mate_of(own, other, 1 + (i & 1), bool(shard.proper[i]))
-            out.extend(sam_records(shard.names[i], shard.seqs[i], shard.quals[i], hits, rg, mate,
-                                   other if own is None else None))
-        else:
-            out.extend(sam_records(shard.names[i], shard.seqs[i], shard.quals[i], hits, rg))
-    return out
+def shard_reads(arrays) -> ShardReads:
+    """A staged shard's reads as the SAM and PAF writers take them."""
+    lengths = np.asarray(arrays["lengths"], dtype=np.int64)
+    n_bases = int(lengths.sum())
+    quals = decompress_quals(arrays["quals_z"], n_bases) if "quals_z" in arrays else None
+    return ShardReads(text_rows(arrays["names"]), lengths, np.asarray(arrays["offsets"], dtype=np.int64),
+                      unpack_codes(arrays["packed"], arrays["nmask"], n_bases), quals, shard_mates(arrays))
 
 
 def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, sam: bool = False,
@@ -205,13 +129,13 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     root = Path(manifest_path).parent
     ref = read_genome_json(verify_entry(root, manifest["reference"]).parent)
     tnames, tlens = [str(n) for n in ref["names"]], [int(x) for x in ref["lengths"]]
-    scoring = manifest_settings(manifest).scoring
     entries = manifest["shards"]
     sizes = [int(s["reads"]) for s in entries]
     out = Path(output_dir).resolve()
     paths = spec.paths(out)
     group = spec.group()
     header = sam_header(tnames, tlens, group, spec.version, spec.command_line)
+    tname_rows, tlen_arr = text_rows(np.array([n.encode() for n in tnames], dtype=np.bytes_)), np.array(tlens)
     qc, accuracy = QcCounter(), AccuracyCounter()
     with ExitStack() as stack:  # on an error every file is removed, none is left half-written
         ranks = RankOutputs(outputs)
@@ -228,22 +152,22 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             sam_fh.write(header.encode())
         for s, entry in enumerate(entries):
             arrays = load_npz_verified(root, entry)
-            mates = int(arrays.get("mates", 1))
             if spec.bam and "quals_z" not in arrays:
                 raise ValueError(f"shard {s} holds no base qualities (FASTA reads, or qualities switched off); "
                                  "a BAM needs them: give FASTQ reads, or switch BAM off")
             rows = ranks.shard(s)
             check_every_read_once(rows, sizes, outputs.dir)
-            shard = _load_shard(arrays, rows, tnames, tlens, scoring.match - scoring.mismatch)
-            paf.write("".join(h.paf_line() + "\n" for hs in shard.by_read for h in hs).encode())
-            qc.add_rows(rows, len(shard.names), shard.proper, mates)
-            accuracy.add_rows(rows, shard.names, arrays["lengths"], tnames, mates)
+            reads = shard_reads(arrays)
+            paf.write(paf_bytes(rows, reads, tname_rows, tlen_arr))
+            qc.add_rows(rows, reads.n, proper_reads(rows, reads.n), reads.mates)
+            if accuracy.known:
+                accuracy.add_rows(rows, reads.names, reads.lengths, tnames, reads.mates)
             if bam or sam_fh:
-                lines = _sam_lines(shard, mates, group.id)
+                text, records = sam_bytes(rows, reads, tname_rows, group.id)
                 if bam:
-                    bam.write(lines)
+                    bam.write_bytes(text, records)
                 if sam_fh:
-                    sam_fh.write("".join(lines).encode())
+                    sam_fh.write(text)
     counts = qc.result()
     summary = {
         "sample": spec.sample,

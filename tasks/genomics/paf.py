@@ -151,35 +151,24 @@ class AccuracyCounter:
         self.mates = [[0, 0], [0, 0]]  # reads, correct: mate 1, mate 2
         self.known = True
 
-    def add_rows(self, rows: dict, names: list[str], lengths, tnames: list[str], mates: int = 1) -> None:
-        """Score one shard's primary alignments (``rows``: the job's columns; ``names`` and
-        ``lengths`` the shard's reads; ``tnames`` the contigs). The truth is parsed once per
-        name (once per pair: dwgsim names both mates alike), the rest over arrays."""
+    def add_rows(self, rows: dict, names: list[str] | np.ndarray, lengths, tnames: list[str], mates: int = 1) -> None:
+        """Score one shard's primary alignments (``rows``: the job's columns; ``names`` the
+        shard's read names, as text or as ``uint8`` rows, NUL-padded; ``lengths`` their lengths;
+        ``tnames`` the contigs). dwgsim names given as rows are parsed by a kernel; else the
+        truth is parsed once per name (once per pair), the rest over arrays."""
         if not self.known:
             return
-        n = len(names)
-        t_contig = np.full(n, -1, dtype=np.int64)  # -1: a contig the reference lacks
-        t_start = np.zeros(n, dtype=np.int64)
-        t_end = np.zeros(n, dtype=np.int64)
-        t_strand = np.full(n, -1, dtype=np.int8)  # 0 +, 1 -, -1 not known
-        contig_no = {t: k for k, t in enumerate(tnames)}
         lengths = np.asarray(lengths, dtype=np.int64)
-        parsed: tuple[str, Truth | None, Truth | None] = ("", None, None)
-        for i, name in enumerate(names):
-            mate = 1 + (i & 1) if mates == 2 else 0
-            if mate == 0:
-                truth = truth_from_name(name)
-            else:
-                if name != parsed[0]:
-                    parsed = (name, *mate_truths(name))
-                truth = parsed[mate]
-            if truth is None:
-                self.known = False
-                return
-            t_contig[i] = contig_no.get(truth.contig, -1)
-            t_start[i] = truth.start
-            t_end[i] = truth.start + int(lengths[i]) if truth.sized_by_read else truth.end
-            t_strand[i] = -1 if truth.strand is None else int(truth.strand == "-")
+        truth = _dwgsim_arrays(names, lengths, tnames, mates) if isinstance(names, np.ndarray) else None
+        if truth is None:
+            if isinstance(names, np.ndarray):
+                names = [bytes(r).rstrip(b"\0").decode("utf-8", errors="replace") for r in names]
+            truth = _truth_arrays(names, lengths, tnames, mates)
+        if truth is None:
+            self.known = False
+            return
+        t_contig, t_start, t_end, t_strand = truth
+        n = lengths.shape[0]
         first = rows["primary"] == 1
         read = rows["read"][first].astype(np.int64)
         tstart = rows["wstart"][first].astype(np.int64) + rows["r_start"][first]
@@ -217,6 +206,53 @@ class AccuracyCounter:
             out["by_mate"] = [{"mate": m + 1, "reads": r, "correct": c, "fraction_correct": c / r}
                               for m, (r, c) in enumerate(self.mates) if r]
         return out
+
+
+def _truth_arrays(names: list[str], lengths: np.ndarray, tnames: list[str], mates: int):
+    """(contig, start, end, strand) per read from names by the patterns (strand -1: not
+    known; contig -1: one the reference lacks); None when a name carries no truth."""
+    n = len(names)
+    t_contig = np.full(n, -1, dtype=np.int64)
+    t_start = np.zeros(n, dtype=np.int64)
+    t_end = np.zeros(n, dtype=np.int64)
+    t_strand = np.full(n, -1, dtype=np.int8)
+    contig_no = {t: k for k, t in enumerate(tnames)}
+    parsed: tuple[str, Truth | None, Truth | None] = ("", None, None)
+    for i, name in enumerate(names):
+        mate = 1 + (i & 1) if mates == 2 else 0
+        if mate == 0:
+            truth = truth_from_name(name)
+        else:
+            if name != parsed[0]:
+                parsed = (name, *mate_truths(name))
+            truth = parsed[mate]
+        if truth is None:
+            return None
+        t_contig[i] = contig_no.get(truth.contig, -1)
+        t_start[i] = truth.start
+        t_end[i] = truth.start + int(lengths[i]) if truth.sized_by_read else truth.end
+        t_strand[i] = -1 if truth.strand is None else int(truth.strand == "-")
+    return t_contig, t_start, t_end, t_strand
+
+
+def _dwgsim_arrays(names: np.ndarray, lengths: np.ndarray, tnames: list[str], mates: int):
+    """:func:`_truth_arrays` for dwgsim names given as ``uint8`` rows, by a kernel; None when
+    one name is not dwgsim's."""
+    from hpc.kernels.text import parse_dwgsim
+
+    n = names.shape[0]
+    out = np.zeros((n, 6), dtype=np.int64)
+    if n == 0 or parse_dwgsim(names, out) < n:
+        return None
+    which = (np.arange(n) & 1) if mates == 2 else np.maximum(out[:, 5], 1) - 1  # 0: mate 1's fields
+    t_start = np.where(which == 0, out[:, 1], out[:, 2]) - 1
+    t_strand = np.where(which == 0, out[:, 3], out[:, 4]).astype(np.int8)
+    width = names.shape[1]
+    prefix = np.where(np.arange(width)[None, :] < out[:, :1], names, 0).astype(np.uint8)
+    contigs, inverse = np.unique(np.ascontiguousarray(prefix).view(f"S{width}").ravel(), return_inverse=True)
+    contig_no = {t.encode(): k for k, t in enumerate(tnames)}
+    t_contig = np.array([contig_no.get(c, -1) for c in contigs.tolist()], dtype=np.int64)[inverse]
+    return t_contig, t_start, t_start + lengths, t_strand
 
 
 _BIN_OF = [_mapq_bin(q) for q in range(MAPQ_MAX + 1)]

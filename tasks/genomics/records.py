@@ -1,0 +1,158 @@
+"""One shard's SAM and PAF text from the job's columns, over arrays: each field of every
+record (flag, mate fields, TLEN, soft clips) is worked out in numpy, then
+:mod:`hpc.kernels.text` writes the lines. No Python object per read or per alignment.
+
+The records follow SAM's rules for pairs: a mapped read's mate fields name its mate's
+primary alignment; an unmapped read whose mate is mapped sits at its mate's place (RNAME,
+POS, RNEXT ``=``); a mapped read whose mate is unmapped gets RNEXT ``=`` and its own POS as
+PNEXT; TLEN is the pair's span on one contig, positive for the leftmost mate (ties: the
+forward one), on primary lines only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpc.kernels.text import RNEXT_NONE, RNEXT_SAME, paf_bound, paf_text, sam_bound, sam_text
+from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_MATE_UNMAPPED, FLAG_PAIRED,
+                                FLAG_PROPER, FLAG_REVERSE, FLAG_SECONDARY, FLAG_UNMAPPED)
+
+
+def text_rows(values: np.ndarray) -> np.ndarray:
+    """Names (bytes or text) as the kernels read them: ``uint8`` rows, NUL-padded."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "U":
+        arr = np.char.encode(arr, "utf-8")
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype.kind == "S" else np.bytes_)
+    return arr.view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize)
+
+
+def cigar_rows(cigars: np.ndarray) -> np.ndarray:
+    """CIGAR strings (numpy text) as ``uint32`` rows, NUL-padded, without a copy."""
+    arr = np.ascontiguousarray(np.asarray(cigars, dtype=np.str_))
+    return arr.view(np.uint32).reshape(arr.shape[0], arr.dtype.itemsize // 4)
+
+
+@dataclass
+class ShardReads:
+    """What the records need of a shard's reads: names (``uint8`` rows), lengths, offsets
+    into ``codes`` (base codes of every read), the qualities (None: FASTA) and ``mates``."""
+
+    names: np.ndarray
+    lengths: np.ndarray
+    offsets: np.ndarray
+    codes: np.ndarray
+    quals: np.ndarray | None
+    mates: int = 1
+
+    @property
+    def n(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _first_rows(read: np.ndarray, n: int) -> np.ndarray:
+    """Each read's first row (rows ordered by read, primary first), -1 for a read without."""
+    first = np.full(n, -1, dtype=np.int64)
+    idx = np.arange(read.shape[0] - 1, -1, -1)
+    first[read[::-1]] = idx  # the last write per read wins: its lowest row
+    return first
+
+
+def proper_reads(rows: dict[str, np.ndarray], n_reads: int) -> np.ndarray:
+    """Per read: whether its primary alignment is in a proper pair."""
+    proper = np.zeros(n_reads, dtype=bool)
+    if "proper" in rows:
+        first = rows["primary"] == 1
+        proper[rows["read"][first]] = rows["proper"][first].astype(bool)
+    return proper
+
+
+def paf_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, tlens: np.ndarray) -> bytes:
+    """The PAF lines of a shard's rows, in row order; query coordinates on the read as given
+    (a reverse-strand row's span is flipped), MAPQ 0 on secondary lines."""
+    read = _i64(rows["read"])
+    if read.shape[0] == 0:
+        return b""
+    reverse = rows["strand"].astype(bool)
+    qlen = _i64(reads.lengths[read])
+    q_start = np.where(reverse, qlen - rows["q_end"], rows["q_start"])
+    q_end = np.where(reverse, qlen - rows["q_start"], rows["q_end"])
+    primary = rows["primary"].astype(bool)
+    wstart = _i64(rows["wstart"])
+    cigars = cigar_rows(rows["cigar"])
+    buf = np.empty(paf_bound(read.shape[0], reads.names.shape[1], tnames.shape[1], cigars.shape[1]), dtype=np.uint8)
+    n = paf_text(buf, reads.names, read, qlen, _i64(q_start), _i64(q_end), reverse, tnames, _i64(tlens),
+                 _i64(rows["contig"]), wstart + rows["r_start"], wstart + rows["r_end"], _i64(rows["nmatch"]),
+                 _i64(rows["block"]), _i64(np.where(primary, rows["mapq"], 0)), primary, _i64(rows["score"]),
+                 _i64(rows["nm"]), cigars)
+    return buf[:n].tobytes()
+
+
+def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, rg: str | None) -> tuple[bytes, int]:
+    """The SAM lines of a shard, read by read (each read's rows, primary first; one unmapped
+    line for a read without), and how many lines."""
+    n = reads.n
+    read = _i64(rows["read"])
+    nrows = read.shape[0]
+
+    def col(key: str) -> np.ndarray:  # a row column and, at index nrows, a zero for "no row"
+        return np.append(_i64(rows[key]), 0)
+
+    contig, strand, primary = col("contig"), col("strand").astype(bool), col("primary").astype(bool)
+    tstart, tend = col("wstart") + col("r_start"), col("wstart") + col("r_end")
+    first = _first_rows(read, n)
+    lone = np.nonzero(first < 0)[0]  # reads without an alignment: one unmapped line each
+    first[lone] = nrows
+
+    # Records: every row, and an unmapped record per lone read, in read order.
+    rec_read = np.concatenate([read, lone])
+    r = np.concatenate([np.arange(nrows), np.full(lone.shape[0], nrows)])
+    order = np.argsort(rec_read, kind="stable")
+    rec_read, r = rec_read[order], r[order]
+    mapped = r < nrows
+    qlen = _i64(reads.lengths[rec_read])
+
+    flag = np.where(mapped, np.where(strand[r], FLAG_REVERSE, 0) | np.where(primary[r], 0, FLAG_SECONDARY),
+                    FLAG_UNMAPPED).astype(np.int64)
+    ref = np.where(mapped, contig[r], -1)
+    pos = np.where(mapped, tstart[r] + 1, 0)
+    mapq = np.where(primary[r], col("mapq")[r], 0)
+    rnext = np.full(rec_read.shape[0], RNEXT_NONE, dtype=np.int64)
+    pnext = np.zeros(rec_read.shape[0], dtype=np.int64)
+    tlen = np.zeros(rec_read.shape[0], dtype=np.int64)
+    if reads.mates == 2:
+        own, o = first[rec_read], first[rec_read ^ 1]  # each read's first row and its mate's
+        has_mate = o < nrows
+        flag |= FLAG_PAIRED | np.where(rec_read & 1, FLAG_LAST, FLAG_FIRST)
+        flag |= np.where(has_mate, np.where(strand[o], FLAG_MATE_REVERSE, 0), FLAG_MATE_UNMAPPED)
+        flag |= np.where(mapped & has_mate & primary[r] & proper_reads(rows, n)[rec_read], FLAG_PROPER, 0)
+        rnext = np.where(has_mate, contig[o], RNEXT_NONE)
+        pnext = np.where(has_mate, tstart[o] + 1, 0)
+        same = mapped & has_mate & (contig[o] == contig[r])
+        rnext = np.where(same, RNEXT_SAME, rnext)
+        # TLEN: the span of this read's first row and its mate's, on primary lines.
+        span = np.maximum(tend[own], tend[o]) - np.minimum(tstart[own], tstart[o])
+        leftmost = (tstart[own] < tstart[o]) | ((tstart[own] == tstart[o]) & (strand[own] <= strand[o]))
+        tlen = np.where(same & primary[r] & (contig[own] == contig[o]), np.where(leftmost, span, -span), 0)
+        alone = mapped & ~has_mate & primary[r]  # the unmapped mate is placed here
+        rnext = np.where(alone, RNEXT_SAME, rnext)
+        pnext = np.where(alone, pos, pnext)
+        placed = ~mapped & has_mate  # an unmapped read sits at its mate's place
+        ref = np.where(placed, contig[o], ref)
+        pos = np.where(placed, tstart[o] + 1, pos)
+        rnext = np.where(placed, RNEXT_SAME, rnext)
+    cigars = cigar_rows(rows["cigar"]) if nrows else np.zeros((0, 1), dtype=np.uint32)
+    rg_bytes = np.frombuffer(f"\tRG:Z:{rg}".encode() if rg else b"", dtype=np.uint8)
+    buf = np.empty(sam_bound(rec_read.shape[0], int(qlen.sum()), reads.names.shape[1], tnames.shape[1],
+                             cigars.shape[1], rg_bytes.shape[0]), dtype=np.uint8)
+    quals = reads.quals if reads.quals is not None else np.zeros(0, dtype=np.uint8)
+    size = sam_text(buf, reads.names, rg_bytes, tnames, rec_read, flag, _i64(ref), _i64(pos), _i64(mapq),
+                    np.where(mapped, col("q_start")[r], 0), np.where(mapped, qlen - col("q_end")[r], 0), cigars,
+                    np.where(mapped, r, -1), _i64(rnext), _i64(pnext), _i64(tlen), reads.codes, _i64(reads.offsets),
+                    _i64(reads.lengths), quals, reads.quals is not None, col("nm")[r], col("score")[r])
+    return buf[:size].tobytes(), int(rec_read.shape[0])
