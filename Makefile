@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 
-.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping bench-scale soak chaos clean
+.PHONY: install test-deps run test serve serve-down slurm-up slurm-down bench bench-data bench-kernel bench-mapping bench-scale bench-throughput soak chaos clean
 
 install: $(STAMP)
 
@@ -82,6 +82,12 @@ bench-mapping: $(STAMP)
 # Index and map 100-Mbp, 300-Mbp and 1-Gbp synthetic genomes, minimap2 -x sr beside it (about 8 min here).
 bench-scale: $(STAMP)
 	$(PY) -m bench scale
+
+# helixflow's CLI beside minimap2 -ax sr -t 2 on E. coli K-12 with 200k and 2M dwgsim reads (pairs): wall,
+# seeding + alignment, peak RSS of every process, accuracy, cost per 30x genome (about 12 min here,
+# the first time 4 more to simulate the reads).
+bench-throughput: $(STAMP) test-deps
+	$(PY) -m bench throughput
 
 # 2M simulated reads aligned three times from scratch (fresh staging, fresh Numba cache): every
 # run must exit 0 and write the same PAF byte for byte.

@@ -12,6 +12,8 @@ soak       the same 2M reads aligned three times from scratch: every run exits 0
            (``make soak``)
 scale      index and map synthetic genomes of 100 Mbp to 1 Gbp, minimap2 -x sr beside it
            (``make bench-scale``)
+throughput helixflow end to end beside minimap2 on 2M and 200k E. coli reads: wall, seeding +
+           alignment, peak RSS of every process, accuracy, cost per 30x (``make bench-throughput``)
 chaos      one fault a row (killed flow, crashed rank, edited manifest, two runs in one folder, bad
            input), then the user's rerun: nothing lost, output identical to a clean run (``make chaos``)
 =========  =======================================================================
@@ -24,7 +26,8 @@ import sys
 
 ENTRIES = {"kernel": "bench.kernel", "mapping": "bench.mapping", "data": "bench.data",
            "pipeline": "flows.benchmark", "device": "bench.device", "soak": "bench.soak",
-           "chaos": "bench.chaos", "scale": "bench.scale"}
+           "chaos": "bench.chaos", "scale": "bench.scale",
+           "throughput": "bench.throughput"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,142 @@
+"""``make bench-throughput``: helixflow's CLI end to end beside ``minimap2 -ax sr -t 2`` on
+the same files in the same run, on E. coli K-12 MG1655 (Debian's ragout-examples) with
+dwgsim pairs: 2M reads and 200k reads by default. Per set it prints the wall of each and the
+ratio; seeding + alignment (the candidate-windows and align-job stages, no start-up, ingest,
+encode or collect) against minimap2's whole wall; the peak RSS of every process of the run
+(a process-tree sampler: the flow, Ray's workers and daemons, the MPI ranks, samtools,
+Prefect's server); accuracy of both by paftools' rule; and where the rest of the wall went.
+Then dollars per million reads and per 30x human genome for each instance type, from the
+marginal rate between the two sets, beside the published GPU-on-spot anchor.
+
+The targets (#19) are printed beside the figures; nothing here asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from bench.cost import ANCHOR_USD_PER_30X, READS_PER_30X_HUMAN, load_instances
+from bench.ecoli import THRESHOLDS, run_ours, score_sam, simulate
+from bench.meter import TreeSampler
+from bench.scale import measure
+
+TARGET_END_TO_END = {2_000_000: 2.5, 200_000: 6.0}
+TARGET_CORE = 1.5
+RSS_LIMIT = 2**30
+MIB = 2**20
+ROLES = (("align rank", re.compile(r"hpc\.align_job")), ("flow (driver)", re.compile(r"flows\.pipeline")),
+         ("Ray worker", re.compile(r"ray::|default_worker")), ("Ray daemons", re.compile(r"raylet|gcs_server|dashboard|log_monitor|monitor\.py")),
+         ("samtools", re.compile(r"samtools")), ("Prefect server", re.compile(r"prefect|uvicorn")),
+         ("mpiexec", re.compile(r"mpiexec|hydra|orted|prterun|prted")))
+
+
+def role(cmdline: str) -> str:
+    for name, pattern in ROLES:
+        if pattern.search(cmdline):
+            return name
+    return "other"
+
+
+def peaks_by_role(sampler: TreeSampler) -> dict[str, tuple[int, int]]:
+    """Per role: (largest peak RSS of one process, how many processes)."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, rss in sampler.peak_by_pid.values():
+        r = role(name)
+        peak, n = out.get(r, (0, 0))
+        out[r] = (max(peak, rss), n + 1)
+    return out
+
+
+def run_set(work: Path, pairs: int, ranks: int) -> dict:
+    files = simulate(work / "data", pairs)  # the reference and every set's reads, kept between runs
+    work = work / f"pairs-{pairs}"
+    work.mkdir(parents=True, exist_ok=True)
+    with TreeSampler(interval=0.25) as sampler:
+        bam, ours_s = run_ours(files, work, True, ranks)
+    summary = json.loads((bam.parent / "ecoli.summary.json").read_text())
+    sam = work / "minimap2-paired.sam"
+    with open(sam, "w") as fh:
+        mm2_s, mm2_rss = measure(["minimap2", "-ax", "sr", "-t", "2", str(files["reference"]), str(files["r1"]),
+                                  str(files["r2"])], stdout=fh, stderr=subprocess.DEVNULL)
+    stages = {s["stage"]: s for s in summary.get("stages", [])}
+    return {"reads": 2 * pairs, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": mm2_rss, "stages": stages,
+            "peaks": peaks_by_role(sampler), "ours": score_sam(bam), "mm2": score_sam(sam)}
+
+
+def stage_seconds(stages: dict, *names: str) -> float:
+    return sum(s["seconds"] for k, s in stages.items() if any(k.startswith(n) for n in names))
+
+
+def report(r: dict) -> list[str]:
+    st = r["stages"]
+    core = stage_seconds(st, "candidate windows", "align job")
+    named = stage_seconds(st, "ingest reads", "encode", "candidate windows", "stage", "align job", "collect")
+    target = TARGET_END_TO_END.get(r["reads"])
+    acc = {k: r[k]["correct"] / r[k]["reads"] for k in ("ours", "mm2")}
+    wrong = {k: "/".join(str(r[k]["wrong"][t]) for t in THRESHOLDS) for k in ("ours", "mm2")}
+    largest = max((p for p, _ in r["peaks"].values()), default=0)
+    out = [f"{r['reads']:,} reads ({r['reads'] // 2:,} dwgsim pairs of 150 bp)",
+           f"  {'':44s} {'helixflow':>10s} {'minimap2':>10s} {'ratio':>7s} {'target':>7s}",
+           f"  {'wall, end to end':44s} {r['ours_s']:9.1f}s {r['mm2_s']:9.1f}s {r['ours_s'] / r['mm2_s']:6.2f}x "
+           f"{f'{target}x' if target else '':>7s}",
+           f"  {'seeding + alignment (candidates + align job)':44s} {core:9.1f}s {r['mm2_s']:9.1f}s "
+           f"{core / r['mm2_s']:6.2f}x {f'{TARGET_CORE}x':>7s}",
+           f"  {'peak RSS, largest process':44s} {largest / MIB:7.0f}MiB {r['mm2_rss'] / MIB:7.0f}MiB {'':7s} "
+           f"{'<1 GiB':>7s}",
+           f"  {'correct (per mate, paftools rule)':44s} {acc['ours']:10.4%} {acc['mm2']:10.4%}",
+           f"  {'wrong at MAPQ >= ' + '/'.join(map(str, THRESHOLDS)):44s} {wrong['ours']:>10s} {wrong['mm2']:>10s}",
+           "  helixflow's wall by stage: " + ", ".join(f"{k} {s['seconds']:.1f} s" for k, s in st.items()
+                                                         if not k.startswith("align rank"))
+           + f"; start-up, reference, index and shut-down {r['ours_s'] - named:.1f} s",
+           "  peak RSS by process: " + ", ".join(f"{name} {p / MIB:.0f} MiB" + (f" (x{n})" if n > 1 else "")
+                                                  for name, (p, n) in sorted(r["peaks"].items(), key=lambda kv: -kv[1][0]))]
+    over = [name for name, (p, _) in r["peaks"].items() if p >= RSS_LIMIT]
+    out.append(f"  every process under 1 GiB: {'yes' if not over else 'no (' + ', '.join(over) + ')'}")
+    return out
+
+
+def cost_lines(small: dict, large: dict, ranks: int) -> list[str]:
+    """Dollars per million reads and per 30x human genome at the marginal rate between the
+    two sets (fixed start-up left out), assuming every stage spreads over an instance's vCPUs
+    as it did over this machine's ``ranks`` cores (collect, which runs in one process beside
+    samtools, does not: an optimistic projection for it)."""
+    instances = load_instances(Path(__file__).with_name("instances.json"))
+    core_s = (large["ours_s"] - small["ours_s"]) * ranks / (large["reads"] - small["reads"])
+    mm2_core_s = (large["mm2_s"] - small["mm2_s"]) * 2 / (large["reads"] - small["reads"])
+    out = [f"cost at this run's marginal rate: helixflow {core_s * 1e6:.0f} core-seconds per million reads "
+           f"(minimap2 {mm2_core_s * 1e6:.0f}), projected onto each instance's vCPUs "
+           f"(prices {instances['prices_as_of']}, {instances['price_kind']}); a 30x human genome is "
+           f"{READS_PER_30X_HUMAN / 1e6:.0f}M reads",
+           f"  {'instance':16s} {'vCPUs':>5s} {'$/hour':>7s} {'$/M reads':>10s} {'$/30x':>8s} {'minimap2 $/30x':>15s}"]
+    for inst in instances["instances"]:
+        per_m = core_s * 1e6 / inst["vcpus"] / 3600 * inst["usd_per_hour"]
+        mm2 = mm2_core_s * 1e6 / inst["vcpus"] / 3600 * inst["usd_per_hour"]
+        out.append(f"  {inst['type']:16s} {inst['vcpus']:5d} {inst['usd_per_hour']:7.3f} {per_m:10.4f} "
+                   f"{per_m * READS_PER_30X_HUMAN / 1e6:8.2f} {mm2 * READS_PER_30X_HUMAN / 1e6:15.2f}")
+    out.append(f"  anchor: about ${ANCHOR_USD_PER_30X} per 30x sample for a published GPU pipeline on AWS spot")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench throughput", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, nargs="+", default=[100_000, 1_000_000],
+                        help="dwgsim pairs per set, smallest first (default: 200k and 2M reads)")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-throughput"))
+    args = parser.parse_args(argv)
+    work = args.work.resolve()
+    print(f"E. coli K-12 MG1655, dwgsim pairs (insert 350 +- 35; errors 0.2-1% R1, 0.3-1.5% R2); helixflow's CLI "
+          f"(--ranks {args.ranks}, local backend, BAM + PAF) beside minimap2 -ax sr -t 2, same files, same run",
+          flush=True)
+    results = []
+    for pairs in sorted(args.pairs):
+        r = run_set(work, pairs, args.ranks)
+        results.append(r)
+        print("\n".join(report(r)), flush=True)
+    if len(results) >= 2:
+        print("\n".join(cost_lines(results[0], results[-1], args.ranks)))
+    return 0
