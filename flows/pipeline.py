@@ -5,6 +5,7 @@ Run it as ``python -m flows.pipeline --reads R.fq.gz --reference ref.fa [--ranks
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tasks.ingest import IngestedReference, ingest_reads, ingest_reference, requ
 from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
 from tasks.runtime.stages import StageClock
+from tasks.runtime.startup import started_together
 from tasks.seed import build_reference_index, candidate_windows
 from tasks.stage import pair_key, run_root, stage_run
 from tasks.storage.index_cache import IndexFiles
@@ -101,7 +103,13 @@ def align_reads(params: PipelineParams) -> dict:
 def main(argv: list[str] | None = None) -> int:
     params = parse_cli(PipelineParams, argv, "python -m flows.pipeline")
     try:
-        summary = align_reads(params)
+        run_samples(params)
+        together = started_together(params.ray_address, params.ray_workers)
+    except Exception:  # noqa: BLE001 - a bad samplesheet: the flow run fails on it and says so
+        together = contextlib.nullcontext()
+    try:
+        with together:  # Prefect's temporary API server and Ray start side by side
+            summary = align_reads(params)
     except Exception as exc:  # noqa: BLE001 - the flow run is already Failed; say why and exit 1
         quiet_exit()
         first, _, details = str(exc).partition("\n")

@@ -18,6 +18,9 @@ from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index
 from tasks.storage.shards import completed, seed_shard_file
 
 GIB = 2**30
+# A reference up to this size (a bacterium, a yeast) is indexed in the flow's own process, in
+# about a second, while the Ray workers are still warming up; a larger one on a Ray worker.
+IN_PROCESS_INDEX_BYTES = 32 * 2**20
 
 
 @task(name="index-reference", **IO_TASK)
@@ -25,8 +28,9 @@ def build_reference_index(reference: IngestedReference, k: int, w: int, staging_
                           memory_gb: float | None = None) -> IndexFiles:
     """The packed genome and its (w,k)-minimizer index as files on the staging folder: the
     cached ones when this reference (by checksum) was indexed with the same k and w before
-    and every file verifies, else packed and built on Ray (after checking the index fits in
-    ``memory_gb``, default the node's available memory) and cached."""
+    and every file verifies, else packed and built (after checking the index fits in
+    ``memory_gb``, default the node's available memory) and cached: on a Ray worker, or here
+    for a reference of at most :data:`IN_PROCESS_INDEX_BYTES`."""
     import ray
 
     t0 = time.perf_counter()
@@ -37,9 +41,11 @@ def build_reference_index(reference: IngestedReference, k: int, w: int, staging_
         if "no complete index" not in why:
             logger.warning("reference index not reused: %s; building it again", why)
         budget = int(memory_gb * GIB) if memory_gb else None
-        build = ray.remote(num_cpus=1)(build_cached_index)
-        files = ray_result(build.remote(reference.uri, str(reference.path), staging_dir, reference.sha256, k, w,
-                                        budget))
+        args = (reference.uri, str(reference.path), staging_dir, reference.sha256, k, w, budget)
+        if reference.bytes <= IN_PROCESS_INDEX_BYTES:
+            files = build_cached_index(*args)
+        else:
+            files = ray_result(ray.remote(num_cpus=1)(build_cached_index).remote(*args))
         source = "built"
     index = open_index(files)
     seconds = time.perf_counter() - t0
