@@ -231,3 +231,13 @@ def first_mismatch(buf, seq_s, lengths, packed, nmask, normalize, quads, letters
                 return r
         nb += lengths[r]
     return -1
+
+
+@numba.njit(**NJIT)
+def copy_runs(src, src_start, lengths, out_start, out):
+    """``out[out_start[i]:][:lengths[i]] = src[src_start[i]:][:lengths[i]]`` for every run
+    ``i``: a gather of whole reads (bases, qualities) without a per-byte index array."""
+    for i in range(lengths.shape[0]):
+        o, f = out_start[i], src_start[i]
+        for t in range(lengths[i]):
+            out[o + t] = src[f + t]

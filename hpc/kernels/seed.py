@@ -150,7 +150,8 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
                     nh += 1
             if nh == 0:
                 continue
-            d = np.sort(diags[:nh])
+            d = diags[:nh]
+            d.sort()  # in place: no array per strand
             start = 0
             for i in range(1, nh + 1):
                 if i == nh or d[i] - d[i - 1] > max_diag_gap:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.codec import pack_codes
-from hpc.kernels.fastq import NL, cut_block, encode_records, first_mismatch, gather_names
+from hpc.kernels.fastq import NL, copy_runs, cut_block, encode_records, first_mismatch, gather_names
 from tasks.genomics.encoding import (
     BASES,
     MAX_NAME_BYTES,
@@ -190,9 +190,10 @@ def quality_bytes(data: np.ndarray, seq_s: np.ndarray, lengths: np.ndarray) -> n
     them): each record's quality line follows the line after its sequence."""
     newlines = np.flatnonzero(data == NL)
     q_start = newlines[np.searchsorted(newlines, seq_s + lengths) + 1] + 1
-    total = int(lengths.sum())
     out_start = np.cumsum(lengths, dtype=np.int64) - lengths
-    return data[np.repeat(q_start - out_start, lengths) + np.arange(total, dtype=np.int64)]
+    out = np.empty(int(lengths.sum()), dtype=np.uint8)
+    copy_runs(data, q_start.astype(np.int64), lengths, out_start, out)
+    return out
 
 
 def encode_chunk(data: np.ndarray, source: str, first_line: int, shard_no: int = 0,

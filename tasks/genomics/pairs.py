@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpc.codec import pack_codes
+from hpc.kernels.fastq import copy_runs
 from tasks.genomics.encoding import EncodedShard, name_array, name_list
 from tasks.genomics.fastx import FastxFormatError
 
@@ -26,8 +27,9 @@ def _interleave_rows(a: np.ndarray, b: np.ndarray, a_off: np.ndarray, b_off: np.
     src = np.empty(2 * n, dtype=np.int64)
     src[0::2], src[1::2] = a_off, b_off + a.shape[0]
     out_off = np.cumsum(lengths, dtype=np.int64) - lengths
-    idx = np.repeat(src - out_off, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
-    return np.concatenate((a, b))[idx], lengths, out_off
+    out = np.empty(int(lengths.sum()), dtype=a.dtype)
+    copy_runs(np.concatenate((a, b)), src, lengths, out_off, out)
+    return out, lengths, out_off
 
 
 def check_mates(names1: list[str], names2: list[str], source1: str, source2: str, line1: int, line2: int,
