@@ -118,3 +118,34 @@ def test_tiny_grid_report_shows_the_recorded_measurements(prefect_harness, tmp_p
     for plot in result["plots"]:
         assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {Path(p).name for p in result["plots"]} == {"stage_times.png", "throughput_vs_ranks.png", "cost_vs_time.png"}
+
+
+def _throughput_result(reads: int, ours_s: float, mm2_s: float, rank_rss: int) -> dict:
+    stages = {"ingest reads": 0.5, "encode (Ray)": 8.0, "candidate windows (Ray)": 16.0, "stage": 0.1,
+              "align job (local)": 24.0, "collect": 25.0}
+    score = {"reads": reads, "correct": reads - 10, "by_mate": {1: [reads // 2, reads // 2 - 5]}, "proper": reads,
+             "wrong": {60: 0, 30: 1, 10: 5}, "placed": {60: reads - 20, 30: reads - 15, 10: reads - 12}}
+    return {"reads": reads, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": 500 * 2**20,
+            "stages": {k: {"stage": k, "seconds": v} for k, v in stages.items()},
+            "peaks": {"flow (driver)": (900 * 2**20, 1), "align rank": (rank_rss, 2)}, "ours": score, "mm2": score}
+
+
+def test_throughput_report_ratios_targets_and_memory_verdict():
+    from bench.throughput import cost_lines, report, role
+
+    assert role("/x/python -m hpc.align_job --manifest m") == "align rank"
+    assert role("ray::IDLE") == "Ray worker" and role("/usr/bin/samtools sort") == "samtools"
+    lines = report(_throughput_result(2_000_000, 93.0, 31.0, 700 * 2**20))
+    wall = next(line for line in lines if "wall, end to end" in line).split()
+    assert wall[-2:] == ["3.00x", "2.5x"]
+    core = next(line for line in lines if "seeding + alignment" in line).split()
+    assert core[-3:] == ["31.0s", "1.29x", "1.5x"]  # (16 + 24) s of the stages against minimap2's 31 s
+    assert lines[-1] == "  every process under 1 GiB: yes"
+    over = report(_throughput_result(2_000_000, 93.0, 31.0, 1100 * 2**20))
+    assert over[-1] == "  every process under 1 GiB: no (align rank)"
+    # Cost: (93 - 23) s x 2 cores over 1.8M more reads = 77.8 core-seconds per million reads.
+    cost = cost_lines(_throughput_result(200_000, 23.0, 4.0, 1), _throughput_result(2_000_000, 93.0, 31.0, 1), 2)
+    assert "helixflow 78 core-seconds per million reads (minimap2 30)" in cost[0]
+    inst = load_instances(Path("bench/instances.json"))["instances"][0]
+    row = next(line for line in cost if line.split()[0] == inst["type"]).split()
+    assert abs(float(row[3]) - 77.78 / inst["vcpus"] / 3600 * inst["usd_per_hour"]) < 1e-4  # $ per million reads
