@@ -146,6 +146,6 @@ def test_throughput_report_ratios_targets_and_memory_verdict():
     # Cost: (93 - 23) s x 2 cores over 1.8M more reads = 77.8 core-seconds per million reads.
     cost = cost_lines(_throughput_result(200_000, 23.0, 4.0, 1), _throughput_result(2_000_000, 93.0, 31.0, 1), 2)
     assert "helixflow 78 core-seconds per million reads (minimap2 30)" in cost[0]
-    inst = load_instances(Path("bench/instances.json"))["instances"][0]
+    inst = load_instances(Path(__file__).parents[1] / "bench" / "instances.json")["instances"][0]
     row = next(line for line in cost if line.split()[0] == inst["type"]).split()
     assert abs(float(row[3]) - 77.78 / inst["vcpus"] / 3600 * inst["usd_per_hour"]) < 1e-4  # $ per million reads
