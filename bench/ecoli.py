@@ -76,7 +76,9 @@ def _correct(r, truth: Truth | None) -> bool:
             and min(end, truth.end) - max(start, truth.start) >= 0.1 * (max(end, truth.end) - min(start, truth.start)))
 
 
-def run_ours(files: dict[str, Path], work: Path, paired: bool, ranks: int) -> tuple[Path, float]:
+def run_ours(files: dict[str, Path], work: Path, paired: bool, ranks: int, extra: tuple[str, ...] = (),
+             env: dict[str, str] | None = None) -> tuple[Path, float]:
+    """helixflow's CLI on the set (``extra``: more options; ``env``: its environment)."""
     out = work / ("ours-paired" if paired else "ours-single")
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "flows.pipeline", "--reads", str(files["r1"]), "--reference", str(files["reference"]),
@@ -85,7 +87,7 @@ def run_ours(files: dict[str, Path], work: Path, paired: bool, ranks: int) -> tu
     if paired:
         cmd += ["--reads2", str(files["r2"])]
     t = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run([*cmd, *extra], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t
     if done.returncode != 0:
         raise RuntimeError(f"helixflow exited {done.returncode}: {done.stderr[-2000:]}")

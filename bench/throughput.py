@@ -8,15 +8,28 @@ Prefect's server); accuracy of both by paftools' rule; and where the rest of the
 Then dollars per million reads and per 30x human genome for each instance type, from the
 marginal rate between the two sets, beside the published GPU-on-spot anchor.
 
+Each set runs twice: from nothing, as a user's first CLI run (Prefect's temporary API
+server, a local Ray started and stopped by the run), and with standing services, as a
+served deployment on a cluster has them (a ``prefect server`` already up, the CLI pointed
+at it by ``PREFECT_API_URL``, and a Ray cluster left standing, ``--ray-address auto``); the
+difference is what the per-run start-up costs. In the second mode the standing Ray's
+workers are not the run's children, so their RSS is not sampled.
+
 The targets (#19) are printed beside the figures; nothing here asserts on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.cost import ANCHOR_USD_PER_30X, READS_PER_30X_HUMAN, load_instances
@@ -26,6 +39,7 @@ from bench.scale import measure
 
 TARGET_END_TO_END = {2_000_000: 2.5, 200_000: 6.0}
 TARGET_CORE = 1.5
+STANDING = "standing Prefect server and Ray (as a served deployment has them)"
 RSS_LIMIT = 2**30
 MIB = 2**20
 ROLES = (("align rank", re.compile(r"hpc\.align_job")), ("flow (driver)", re.compile(r"flows\.pipeline")),
@@ -51,19 +65,59 @@ def peaks_by_role(sampler: TreeSampler) -> dict[str, tuple[int, int]]:
     return out
 
 
-def run_set(work: Path, pairs: int, ranks: int) -> dict:
+@contextlib.contextmanager
+def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...], dict[str, str]]]:
+    """A Prefect server (its own PREFECT_HOME under ``work``) and a local Ray cluster, up for
+    the block; yields the CLI options and environment that use them."""
+    from bench.s3_servers import free_port
+
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = open(work / "prefect-server.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    ray = str(Path(sys.executable).with_name("ray"))
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"prefect server did not come up (see {work / 'prefect-server.log'})")
+            time.sleep(0.5)
+        subprocess.run([ray, "start", "--head", "--num-cpus", str(ranks), "--include-dashboard", "false"], check=True,
+                       capture_output=True, env=env)
+        yield ("--ray-address", "auto"), {**env, "PREFECT_API_URL": url}
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def run_set(work: Path, pairs: int, ranks: int, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+            mode: str = "from nothing") -> dict:
     files = simulate(work / "data", pairs)  # the reference and every set's reads, kept between runs
     work = work / f"pairs-{pairs}"
     work.mkdir(parents=True, exist_ok=True)
     with TreeSampler(interval=0.25) as sampler:
-        bam, ours_s = run_ours(files, work, True, ranks)
+        bam, ours_s = run_ours(files, work, True, ranks, extra, env)
     summary = json.loads((bam.parent / "ecoli.summary.json").read_text())
     sam = work / "minimap2-paired.sam"
     with open(sam, "w") as fh:
         mm2_s, mm2_rss = measure(["minimap2", "-ax", "sr", "-t", "2", str(files["reference"]), str(files["r1"]),
                                   str(files["r2"])], stdout=fh, stderr=subprocess.DEVNULL)
     stages = {s["stage"]: s for s in summary.get("stages", [])}
-    return {"reads": 2 * pairs, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": mm2_rss, "stages": stages,
+    return {"reads": 2 * pairs, "mode": mode, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": mm2_rss, "stages": stages,
             "peaks": peaks_by_role(sampler), "ours": score_sam(bam), "mm2": score_sam(sam)}
 
 
@@ -79,7 +133,7 @@ def report(r: dict) -> list[str]:
     acc = {k: r[k]["correct"] / r[k]["reads"] for k in ("ours", "mm2")}
     wrong = {k: "/".join(str(r[k]["wrong"][t]) for t in THRESHOLDS) for k in ("ours", "mm2")}
     largest = max((p for p, _ in r["peaks"].values()), default=0)
-    out = [f"{r['reads']:,} reads ({r['reads'] // 2:,} dwgsim pairs of 150 bp)",
+    out = [f"{r['reads']:,} reads ({r['reads'] // 2:,} dwgsim pairs of 150 bp), {r.get('mode', 'from nothing')}",
            f"  {'':44s} {'helixflow':>10s} {'minimap2':>10s} {'ratio':>7s} {'target':>7s}",
            f"  {'wall, end to end':44s} {r['ours_s']:9.1f}s {r['mm2_s']:9.1f}s {r['ours_s'] / r['mm2_s']:6.2f}x "
            f"{f'{target}x' if target else '':>7s}",
@@ -127,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="dwgsim pairs per set, smallest first (default: 200k and 2M reads)")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-throughput"))
+    parser.add_argument("--standing", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the sets again with a standing Prefect server and Ray cluster")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     print(f"E. coli K-12 MG1655, dwgsim pairs (insert 350 +- 35; errors 0.2-1% R1, 0.3-1.5% R2); helixflow's CLI "
@@ -138,5 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print("\n".join(report(r)), flush=True)
     if len(results) >= 2:
-        print("\n".join(cost_lines(results[0], results[-1], args.ranks)))
+        print("\n".join(cost_lines(results[0], results[-1], args.ranks)), flush=True)
+    if args.standing:
+        with standing_services(work / "standing", args.ranks) as (extra, env):
+            for pairs in sorted(args.pairs):
+                print("\n".join(report(run_set(work, pairs, args.ranks, extra, env, STANDING))), flush=True)
     return 0
