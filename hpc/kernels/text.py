@@ -59,6 +59,22 @@ def _int(buf, p, v) -> int:
 
 
 @numba.njit(**NJIT)
+def _tab_int(buf, p, v) -> int:
+    """A tab, then ``v`` in decimal."""
+    buf[p] = TAB
+    return _int(buf, p + 1, v)
+
+
+@numba.njit(**NJIT)
+def _contig(buf, p, tnames, c) -> int:
+    """A contig's name, or ``*`` (:data:`RNEXT_NONE`), or ``=`` (:data:`RNEXT_SAME`)."""
+    if c >= 0:
+        return _text(buf, p, tnames[c])
+    buf[p] = STAR if c == RNEXT_NONE else EQUALS
+    return p + 1
+
+
+@numba.njit(**NJIT)
 def _tag(buf, p, a, b, c, v) -> int:
     """``\\tXY:i:<v>`` (``a b c``: the tag's two letters and its type)."""
     buf[p] = TAB
@@ -83,19 +99,11 @@ def sam_text(buf, names, rg, tnames, rec_read, flag, ref, pos, mapq, clip_left, 
     for k in range(rec_read.shape[0]):
         i = rec_read[k]
         p = _text(buf, p, names[i])
+        p = _tab_int(buf, p, flag[k])
         buf[p] = TAB
-        p = _int(buf, p + 1, flag[k])
-        buf[p] = TAB
-        p += 1
-        if ref[k] < 0:
-            buf[p] = STAR
-            p += 1
-        else:
-            p = _text(buf, p, tnames[ref[k]])
-        buf[p] = TAB
-        p = _int(buf, p + 1, pos[k])
-        buf[p] = TAB
-        p = _int(buf, p + 1, mapq[k])
+        p = _contig(buf, p + 1, tnames, ref[k])
+        p = _tab_int(buf, p, pos[k])
+        p = _tab_int(buf, p, mapq[k])
         buf[p] = TAB
         p += 1
         c = rec_cigar[k]
@@ -113,19 +121,9 @@ def sam_text(buf, names, rg, tnames, rec_read, flag, ref, pos, mapq, clip_left, 
                 buf[p] = 83
                 p += 1
         buf[p] = TAB
-        p += 1
-        if rnext[k] == RNEXT_NONE:
-            buf[p] = STAR
-            p += 1
-        elif rnext[k] == RNEXT_SAME:
-            buf[p] = EQUALS
-            p += 1
-        else:
-            p = _text(buf, p, tnames[rnext[k]])
-        buf[p] = TAB
-        p = _int(buf, p + 1, pnext[k])
-        buf[p] = TAB
-        p = _int(buf, p + 1, tlen[k])
+        p = _contig(buf, p + 1, tnames, rnext[k])
+        p = _tab_int(buf, p, pnext[k])
+        p = _tab_int(buf, p, tlen[k])
         buf[p] = TAB
         p += 1
         o, n = offsets[i], lengths[i]
@@ -161,21 +159,16 @@ def paf_text(buf, names, rec_read, qlen, q_start, q_end, reverse, tnames, tlens,
     p = 0
     for k in range(rec_read.shape[0]):
         p = _text(buf, p, names[rec_read[k]])
-        buf[p] = TAB
-        p = _int(buf, p + 1, qlen[k])
-        buf[p] = TAB
-        p = _int(buf, p + 1, q_start[k])
-        buf[p] = TAB
-        p = _int(buf, p + 1, q_end[k])
+        p = _tab_int(buf, p, qlen[k])
+        p = _tab_int(buf, p, q_start[k])
+        p = _tab_int(buf, p, q_end[k])
         buf[p] = TAB
         buf[p + 1] = MINUS if reverse[k] else PLUS
         buf[p + 2] = TAB
         p = _text(buf, p + 3, tnames[contig[k]])
-        buf[p] = TAB
-        p = _int(buf, p + 1, tlens[contig[k]])
+        p = _tab_int(buf, p, tlens[contig[k]])
         for v in (t_start[k], t_end[k], nmatch[k], block[k], mapq[k]):
-            buf[p] = TAB
-            p = _int(buf, p + 1, v)
+            p = _tab_int(buf, p, v)
         buf[p] = TAB
         p += 1
         for ch in (116, 112, 58, 65, 58):  # tp:A:
