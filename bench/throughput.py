@@ -72,13 +72,16 @@ def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...],
     from bench.s3_servers import free_port
 
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    ray = str(Path(sys.executable).with_name("ray"))
+    if subprocess.run([ray, "status"], capture_output=True, env=env).returncode == 0:
+        raise SystemExit("a Ray cluster is already up on this node: stop it, or run with --no-standing")
+    port = free_port()
     log = open(work / "prefect-server.log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                                str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    ray = str(Path(sys.executable).with_name("ray"))
     url = f"http://127.0.0.1:{port}/api"
+    ray_up = False
     try:
         deadline = time.time() + 180
         while True:
@@ -93,9 +96,11 @@ def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...],
             time.sleep(0.5)
         subprocess.run([ray, "start", "--head", "--num-cpus", str(ranks), "--include-dashboard", "false"], check=True,
                        capture_output=True, env=env)
+        ray_up = True
         yield ("--ray-address", "auto"), {**env, "PREFECT_API_URL": url}
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
+        if ray_up:  # only the cluster started here
+            subprocess.run([ray, "stop", "--force"], capture_output=True, env=env)
         server.terminate()
         try:
             server.wait(30)
