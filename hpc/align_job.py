@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,17 @@ def split_by_cells(cells: np.ndarray, ranks: int, step: int = 1) -> list[tuple[i
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
                reads: int | None = None) -> tuple[list[tuple[int, dict[str, np.ndarray]]], dict]:
     """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, per shard
-    as ``(shard, columns)``, and its counters. With ``sha256`` and ``reads``, the manifest
-    must be the one staged."""
+    as ``(shard, columns)``, and its counters, all in memory (tests, tools). With ``sha256``
+    and ``reads``, the manifest must be the one staged."""
+    counters: dict = {}
+    parts = list(rank_parts(manifest_path, rank, size, kernel, sha256, reads, counters))
+    return parts, counters
+
+
+def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
+               reads: int | None = None, counters: dict | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """:func:`align_rank`'s ``(shard, columns)`` one shard at a time, so a rank holds one
+    shard's candidates and rows, whatever the run's size; ``counters`` is filled at the end."""
     manifest = load_manifest(manifest_path, sha256=sha256, reads=reads)
     root = manifest_path.parent
     settings = manifest_settings(manifest)
@@ -77,19 +87,19 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
     ref_starts = genome.starts
 
-    # Cells per read, over all shards, decide which reads are ours.
-    cands = [load_npz_verified(root, s["candidates"]) for s in manifest["shards"]]
+    # Cells per read, over all shards, decide which reads are ours (one shard's candidates at a time).
     per_read = []
-    for c, shard in zip(cands, manifest["shards"]):
+    for shard in manifest["shards"]:
+        c = load_npz_verified(root, shard["candidates"])
         cells = np.zeros(shard["reads"], dtype=np.int64)
         np.add.at(cells, c["read"], (c["end"] - c["start"]) * c["qlen"].astype(np.int64))
         per_read.append(cells)
+        del c
     all_cells = np.concatenate(per_read) if per_read else np.zeros(0, np.int64)
     paired = any(int(s.get("mates", 1)) == 2 for s in manifest["shards"])
     lo, hi = split_by_cells(all_cells, size, 2 if paired else 1)[rank]
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
-    parts: list[tuple[int, dict]] = []
     pairs = cells_done = rescues = 0
     t0 = time.perf_counter()
     for shard_no, shard_entry in enumerate(manifest["shards"]):
@@ -97,7 +107,7 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         s_hi = min(hi - shard_base[shard_no], shard_entry["reads"])
         if s_lo >= s_hi:
             continue
-        c = cands[shard_no]
+        c = load_npz_verified(root, shard_entry["candidates"])
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
         if mine.shape[0] == 0:
             continue
@@ -123,17 +133,17 @@ def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
             rescues += rescued
         coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
         n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
-        parts.append((shard_no, {
+        yield shard_no, {
             "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
             "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
             "primary": primary, "second": second, **dict(zip(COORDS, coords.T)),
             "cigar": np.array(cigar_strings(ops, lens, off), dtype=np.str_), "n_candidates": n_cands,
             "mapq": mapq.astype(np.uint8), "proper": proper,
-        }))
+        }
     seconds = time.perf_counter() - t0
-    counters = {"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
-                "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0}
-    return parts, counters
+    if counters is not None:
+        counters.update({"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
+                         "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0})
 
 
 def empty_columns() -> dict[str, np.ndarray]:
@@ -147,17 +157,21 @@ def shard_key(column: str, shard: int) -> str:
     return f"{column}@{shard}"
 
 
-def write_rank_output(out_dir: Path, rank: int, parts: list[tuple[int, dict[str, np.ndarray]]],
-                      attempt: str = "0") -> Path:
-    """The rank's rows, shard by shard (members ``<column>@<shard>``, and ``shards``): collect
-    then reads one shard's rows at a time, whatever the run's size."""
+def write_rank_output(out_dir: Path, rank: int, parts: Iterable[tuple[int, dict[str, np.ndarray]]],
+                      attempt: str = "0") -> tuple[Path, int]:
+    """The rank's rows, shard by shard as ``parts`` yields them (members ``<column>@<shard>``,
+    then ``shards``): collect then reads one shard's rows at a time, whatever the run's size.
+    Returns the file and how many rows it holds."""
     path = rank_output(out_dir, rank, attempt)
+    shards, rows = [], 0
     with NpzStream(path) as out:
-        out.add("shards", np.array([s for s, _ in parts], dtype=np.int64))
         for shard_no, columns in parts:
             for k in COLUMNS:
                 out.add(shard_key(k, shard_no), columns[k])
-    return path
+            shards.append(shard_no)
+            rows += int(columns["read"].shape[0])
+        out.add("shards", np.array(shards, dtype=np.int64))
+    return path, rows
 
 
 def rank_shards(data) -> list[int]:
@@ -191,10 +205,11 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, 
         if os.environ.get("HELIXFLOW_KILL_RANK") == str(rank):  # as the out-of-memory killer would
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
-        parts, counters = align_rank(manifest, rank, size, kernel, sha256, reads)
-        path = write_rank_output(out_dir, rank, parts, attempt)
+        counters: dict = {}
+        path, rows = write_rank_output(out_dir, rank, rank_parts(manifest, rank, size, kernel, sha256, reads, counters),
+                                       attempt)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        write_marker(out_dir, rank, 0, attempt, output=path.name, rows=sum(int(p["read"].shape[0]) for _, p in parts), kernel=kernel,
+        write_marker(out_dir, rank, 0, attempt, output=path.name, rows=rows, kernel=kernel,
                      cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024, **counters)
     except Exception as exc:
         write_marker(out_dir, rank, 1, attempt, error=f"{type(exc).__name__}: {exc}")
