@@ -1,6 +1,7 @@
 import numpy as np
 
-from tasks.genomics.records import ShardReads, paf_bytes, text_rows
+from tasks.genomics.encoding import text_rows
+from tasks.genomics.records import ShardReads, paf_bytes
 from tasks.genomics.paf import Hit, evaluate, is_correct, mapq_bin, mapq_from_scores, truth_from_name
 
 
@@ -110,7 +111,7 @@ def test_accuracy_over_a_shard_of_pairs_scores_each_mate_by_its_own_truth():
 
 def test_dwgsim_kernel_parses_as_the_pattern_does():
     from tasks.genomics.paf import _dwgsim_arrays, _truth_arrays
-    from tasks.genomics.records import text_rows
+    from tasks.genomics.encoding import text_rows
 
     rng = np.random.default_rng(5)
     contigs = ["chr1", "K-12_MG1655_v2", "gi|49175990|ref|NC_000913.3|"]
@@ -137,7 +138,7 @@ def test_dwgsim_kernel_parses_as_the_pattern_does():
 
 def test_accuracy_from_name_rows_falls_back_to_the_patterns():
     from tasks.genomics.paf import AccuracyCounter
-    from tasks.genomics.records import text_rows
+    from tasks.genomics.encoding import text_rows
 
     names = ["chr1_101_250_+_0", "chr1_501_650_-_1"]  # ours: not dwgsim's, so the pattern path scores them
     rows = {"read": np.array([0, 1]), "primary": np.array([1, 1]), "contig": np.array([0, 0]),

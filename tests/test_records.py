@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes, text_rows
+from tasks.genomics.encoding import text_rows
+from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes
 from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_MATE_UNMAPPED, FLAG_PAIRED,
                                 FLAG_PROPER, FLAG_REVERSE, FLAG_SECONDARY, FLAG_UNMAPPED, sam_header)
 

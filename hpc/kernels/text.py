@@ -32,9 +32,10 @@ def _width(row) -> int:
 
 @numba.njit(**NJIT)
 def _text(buf, p, row) -> int:
-    for k in range(_width(row)):
+    n = _width(row)
+    for k in range(n):
         buf[p + k] = row[k]
-    return p + _width(row)
+    return p + n
 
 
 @numba.njit(**NJIT)

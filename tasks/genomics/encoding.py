@@ -45,6 +45,15 @@ def name_array(names: list[str]) -> np.ndarray:
     return np.array([n.encode("utf-8") for n in names], dtype=np.bytes_)
 
 
+def text_rows(values: np.ndarray) -> np.ndarray:
+    """Names (bytes or text) as the kernels read them: ``uint8`` rows, NUL-padded."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "U":
+        arr = np.char.encode(arr, "utf-8")
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype.kind == "S" else np.bytes_)
+    return arr.view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize)
+
+
 def name_hashes(names: np.ndarray | list[str]) -> np.ndarray:
     """A 64-bit hash per read name (uint64), to find repeated names without holding them."""
     from hpc.kernels.fastq import name_hashes_of_rows
@@ -52,7 +61,7 @@ def name_hashes(names: np.ndarray | list[str]) -> np.ndarray:
     arr = names if isinstance(names, np.ndarray) and names.dtype.kind == "S" else name_array(list(names))
     if arr.shape[0] == 0 or arr.dtype.itemsize == 0:
         return np.zeros(arr.shape[0], dtype=np.uint64)
-    return name_hashes_of_rows(np.ascontiguousarray(arr).view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize))
+    return name_hashes_of_rows(text_rows(arr))
 
 
 def repeated_name_candidates(hashes: list[np.ndarray]) -> list[tuple[int, int]]:

@@ -18,11 +18,11 @@ from hpc.codec import unpack_codes
 from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, verify_entry
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.bam import SortedBamWriter
-from tasks.genomics.encoding import decompress_quals, shard_mates
+from tasks.genomics.encoding import decompress_quals, name_array, shard_mates, text_rows
 from tasks.genomics.paf import AccuracyCounter
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
-from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes, text_rows
+from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes
 from tasks.genomics.sam import ReadGroup, sam_header
 
 
@@ -135,7 +135,7 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
     paths = spec.paths(out)
     group = spec.group()
     header = sam_header(tnames, tlens, group, spec.version, spec.command_line)
-    tname_rows, tlen_arr = text_rows(np.array([n.encode() for n in tnames], dtype=np.bytes_)), np.array(tlens)
+    tname_rows, tlen_arr = text_rows(name_array(tnames)), np.array(tlens)
     qc, accuracy = QcCounter(), AccuracyCounter()
     with ExitStack() as stack:  # on an error every file is removed, none is left half-written
         ranks = RankOutputs(outputs)

@@ -19,15 +19,6 @@ from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_M
                                 FLAG_PROPER, FLAG_REVERSE, FLAG_SECONDARY, FLAG_UNMAPPED)
 
 
-def text_rows(values: np.ndarray) -> np.ndarray:
-    """Names (bytes or text) as the kernels read them: ``uint8`` rows, NUL-padded."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "U":
-        arr = np.char.encode(arr, "utf-8")
-    arr = np.ascontiguousarray(arr, dtype=arr.dtype if arr.dtype.kind == "S" else np.bytes_)
-    return arr.view(np.uint8).reshape(arr.shape[0], arr.dtype.itemsize)
-
-
 def cigar_rows(cigars: np.ndarray) -> np.ndarray:
     """CIGAR strings (numpy text) as ``uint32`` rows, NUL-padded, without a copy."""
     arr = np.ascontiguousarray(np.asarray(cigars, dtype=np.str_))
