@@ -1,46 +1,151 @@
-"""The sorted-BAM writer: records in any order come out sorted and indexed, through the
-samtools on the PATH or pysam's; a record samtools refuses leaves nothing behind."""
+"""The BAM path: the kernel's records are byte for byte what samtools makes of the same SAM
+lines; the sorted writer gives samtools sort's order whether it holds the records in
+memory, spills them to buckets, or re-splits a bucket of reads piled on one place; its
+index answers region queries as samtools index's does; BGZF reads back with gzip; an error
+leaves nothing behind."""
 
-import pysam
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+
+import numpy as np
 import pytest
 
-import tasks.genomics.bam as bam_module
-from tasks.genomics.bam import BamWriteError, SortedBamWriter
-
-HEADER = "@HD\tVN:1.6\tSO:coordinate\n@SQ\tSN:c1\tLN:1000\n@SQ\tSN:c2\tLN:500\n"
-
-
-def record(name, contig, pos):
-    return f"{name}\t0\t{contig}\t{pos}\t60\t4M\t*\t0\t0\tACGT\tIIII\n"
+from tasks.genomics.bam import SortedBamWriter
+from tasks.genomics.bgzf import BLOCK_INPUT, BgzfWriter
+from tasks.genomics.encoding import text_rows
+from tasks.genomics.records import bam_bytes, sam_bytes
+from tasks.genomics.sam import sam_header
+from test_records import random_shard
 
 
-@pytest.mark.parametrize("which", ["samtools on the PATH", "pysam"])
-def test_records_come_out_sorted_and_indexed(tmp_path, monkeypatch, which):
-    if which == "pysam":
-        monkeypatch.setattr(bam_module.shutil, "which", lambda name: None)
+def samtools(*args: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(["samtools", *args], input=stdin, capture_output=True, check=True).stdout
+
+
+def shard(seed: int, mates: int = 2, fasta: bool = False, n: int = 300):
+    tn, tl, names, seqs, quals, rows, by_read, reads = random_shard(np.random.default_rng(seed), mates, n, fasta)
+    return tn, [tl[t] for t in tn], rows, reads
+
+
+def sam_of(tn, lengths, parts, rg="s1") -> bytes:
+    tnames = text_rows(np.array([t.encode() for t in tn], dtype=np.bytes_))
+    return sam_header(tn, lengths).encode() + b"".join(sam_bytes(rows, reads, tnames, rg)[0] for rows, reads in parts)
+
+
+def bam_records_of(bam_stream: bytes) -> bytes:
+    """The record bytes of an uncompressed BAM stream: everything after the header."""
+    (l_text,) = struct.unpack_from("<i", bam_stream, 4)
+    p = 8 + l_text
+    (n_ref,) = struct.unpack_from("<i", bam_stream, p)
+    p += 4
+    for _ in range(n_ref):
+        (l_name,) = struct.unpack_from("<i", bam_stream, p)
+        p += 8 + l_name
+    return bam_stream[p:]
+
+
+@pytest.mark.parametrize("mates,fasta,seed", [(2, False, 1), (1, True, 2), (2, True, 3), (1, False, 4)])
+def test_records_are_what_samtools_makes_of_the_sam_lines(tmp_path, mates, fasta, seed):
+    tn, lengths, rows, reads = shard(seed, mates, fasta)
+    sam = tmp_path / "x.sam"
+    sam.write_bytes(sam_of(tn, lengths, [(rows, reads)]))
+    theirs = bam_records_of(gzip.decompress(samtools("view", "--no-PG", "-u", str(sam))))
+    data, starts, keys = bam_bytes(rows, reads, "s1")
+    assert starts[0] == 0 and starts[-1] == data.shape[0] and keys.shape[0] == starts.shape[0] - 1
+    assert data.tobytes() == theirs
+
+
+def write_sorted(path, tn, lengths, parts, **options) -> None:
+    with SortedBamWriter(path, sam_header(tn, lengths).replace("SO:unsorted", "SO:coordinate"), tn, lengths,
+                         **options) as bam:
+        for rows, reads in parts:
+            bam.submit(bam_bytes, rows, reads, "s1")
+
+
+REGIONS = ["chr1", "chr1:1-100", "chr1:16000-16500", "chr1:30000-70000", "chrM:16000-16569",
+           "contig_with_a_long_name_3", "chr1:99000-100000"]
+
+
+def assert_like_samtools(tmp_path, ours, tn, lengths, parts) -> None:
+    """Our BAM holds samtools sort's records in its order, and our index gives the records
+    samtools index's gives, region by region."""
+    sam = tmp_path / "all.sam"
+    sam.write_bytes(sam_of(tn, lengths, parts))
+    theirs = tmp_path / "theirs.bam"
+    samtools("sort", "--no-PG", "-o", str(theirs), str(sam))
+    samtools("index", str(theirs))
+    assert samtools("view", str(ours)) == samtools("view", str(theirs))
+    assert samtools("idxstats", str(ours)) == samtools("idxstats", str(theirs))
+    for region in REGIONS:
+        assert samtools("view", str(ours), region) == samtools("view", str(theirs), region), region
+    assert sorted(p.name for p in ours.parent.iterdir() if p.name.startswith(ours.name)) == [ours.name,
+                                                                                              f"{ours.name}.bai"]
+
+
+@pytest.mark.parametrize("memory_bytes", [64 << 20, 40_000, 4_000], ids=["in memory", "buckets", "many buckets"])
+def test_sorted_and_indexed_like_samtools(tmp_path, memory_bytes):
+    parts = []
+    for seed in (11, 12, 13):
+        tn, lengths, rows, reads = shard(seed, n=400)
+        parts.append((rows, reads))
     out = tmp_path / "out dir" / "s.bam"
-    with SortedBamWriter(out, HEADER) as bam:
-        bam.write([record("b", "c2", 10), record("a", "c1", 300)])
-        bam.write([record("c", "c1", 5), "u\t4\t*\t0\t0\t*\t*\t0\t0\tACGT\tIIII\n"])
-    assert pysam.quickcheck(str(out)) == "" and (tmp_path / "out dir" / "s.bam.bai").is_file()
-    with pysam.AlignmentFile(str(out)) as fh:
-        assert [r.query_name for r in fh.fetch(until_eof=True)] == ["c", "a", "b", "u"]
-        assert [r.query_name for r in fh.fetch("c1", 0, 1000)] == ["c", "a"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["s.bam", "s.bam.bai"]
+    write_sorted(out, tn, lengths, parts, memory_bytes=memory_bytes, threads=2)
+    assert_like_samtools(tmp_path, out, tn, lengths, parts)
 
 
-def test_a_record_samtools_refuses_leaves_nothing(tmp_path):
+def test_reads_piled_on_one_place_are_split_by_rank(tmp_path):
+    """Amplicon-like data: most records at one position, so one coordinate bucket holds
+    nearly all of them and must be split again to sort within the budget."""
+    parts = []
+    for seed in (21, 22):
+        tn, lengths, rows, reads = shard(seed, n=400)
+        pile = np.random.default_rng(seed).random(rows["read"].shape[0]) < 0.9
+        rows["contig"][pile], rows["wstart"][pile], rows["r_start"][pile] = 0, 5000, 0
+        parts.append((rows, reads))
     out = tmp_path / "s.bam"
-    with pytest.raises(BamWriteError, match="samtools sort"):
-        with SortedBamWriter(out, HEADER) as bam:
-            bam.write([record("a", "c1", 1).replace("4M", "9M")])  # CIGAR longer than the sequence
+    write_sorted(out, tn, lengths, parts, memory_bytes=30_000)
+    assert_like_samtools(tmp_path, out, tn, lengths, parts)
+
+
+def test_a_bad_cigar_fails_naming_it_and_leaves_nothing(tmp_path):
+    tn, lengths, rows, reads = shard(31)
+    rows["cigar"] = rows["cigar"].copy()
+    rows["cigar"][3] = "12Q"
+    out = tmp_path / "s.bam"
+    with pytest.raises(ValueError, match=r"CIGAR '12Q' is not a CIGAR"):
+        write_sorted(out, tn, lengths, [(rows, reads)])
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_error_while_writing_leaves_nothing(tmp_path):
-    out = tmp_path / "s.bam"
+    tn, lengths, rows, reads = shard(32)
     with pytest.raises(RuntimeError, match="boom"):
-        with SortedBamWriter(out, HEADER) as bam:
-            bam.write([record("a", "c1", 1)])
+        with SortedBamWriter(tmp_path / "s.bam", sam_header(tn, lengths), tn, lengths, memory_bytes=4_000) as bam:
+            bam.submit(bam_bytes, rows, reads, "s1")
+            bam.submit(bam_bytes, rows, reads, "s1")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bgzf_reads_back_and_its_blocks_are_where_it_says(tmp_path, threads):
+    rng = np.random.default_rng(5)
+    pieces = [rng.integers(0, 4, int(n), dtype=np.uint8) for n in rng.integers(0, 3 * BLOCK_INPUT, 12)]
+    pieces.append(np.frombuffer(os.urandom(2 * BLOCK_INPUT + 17), dtype=np.uint8))  # incompressible: stored
+    path = tmp_path / "x.gz"
+    with open(path, "wb") as fh:
+        bgzf = BgzfWriter(fh, threads=threads)
+        for p in pieces:
+            bgzf.write(p)
+        bgzf.close()
+    raw = path.read_bytes()
+    stream = b"".join(p.tobytes() for p in pieces)
+    assert gzip.decompress(raw) == stream and bgzf.position == len(stream)
+    offsets = bgzf.block_offsets
+    assert len(offsets) == -(-len(stream) // BLOCK_INPUT) + 1 and offsets[-1] == len(raw) - 28
+    for a, b in zip(offsets, offsets[1:] + [len(raw)]):
+        assert raw[a:a + 4] == b"\x1f\x8b\x08\x04" and struct.unpack_from("<H", raw, a + 16)[0] == b - a - 1

@@ -22,7 +22,7 @@ from tasks.genomics.encoding import decompress_quals, name_array, shard_mates, t
 from tasks.genomics.paf import AccuracyCounter
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
-from tasks.genomics.records import ShardReads, paf_bytes, proper_reads, sam_bytes
+from tasks.genomics.records import ShardReads, bam_bytes, paf_bytes, proper_reads, sam_bytes
 from tasks.genomics.sam import ReadGroup, sam_header
 
 
@@ -145,8 +145,10 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             raise ReconciliationError(f"{outputs.dir}: rank outputs hold rows of shard {stray[0]}, which the "
                                       f"manifest does not list (it lists {len(entries)})")
         paf = stack.enter_context(atomic_stream(paths["paf"]))
+        expected = sum(int(e["reads"]) * 64 + int(e.get("bases", 0)) * 3 // 2 for e in entries)  # BAM bytes, about
         bam = stack.enter_context(SortedBamWriter(paths["bam"], header.replace("SO:unsorted", "SO:coordinate"),
-                                                  spec.threads)) if spec.bam else None
+                                                  tnames, tlens, spec.threads, expected_bytes=expected)) \
+            if spec.bam else None
         sam_fh = stack.enter_context(atomic_stream(paths["sam"])) if spec.sam else None
         if sam_fh:
             sam_fh.write(header.encode())
@@ -162,12 +164,10 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             qc.add_rows(rows, reads.n, proper_reads(rows, reads.n), reads.mates)
             if accuracy.known:
                 accuracy.add_rows(rows, reads.names, reads.lengths, tnames, reads.mates)
-            if bam or sam_fh:
-                text, records = sam_bytes(rows, reads, tname_rows, group.id)
-                if bam:
-                    bam.write_bytes(text, records)
-                if sam_fh:
-                    sam_fh.write(text)
+            if bam:
+                bam.submit(bam_bytes, rows, reads, group.id)
+            if sam_fh:
+                sam_fh.write(sam_bytes(rows, reads, tname_rows, group.id)[0])
     counts = qc.result()
     summary = {
         "sample": spec.sample,

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpc.kernels.bam import bam_bound, bam_records
 from hpc.kernels.text import RNEXT_NONE, RNEXT_SAME, paf_bound, paf_text, sam_bound, sam_text
+from tasks.genomics.bam import coordinate_keys
 from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_MATE_UNMAPPED, FLAG_PAIRED,
                                 FLAG_PROPER, FLAG_REVERSE, FLAG_SECONDARY, FLAG_UNMAPPED)
 
@@ -84,9 +86,9 @@ def paf_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray
     return buf[:n].tobytes()
 
 
-def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, rg: str | None) -> tuple[bytes, int]:
-    """The SAM lines of a shard, read by read (each read's rows, primary first; one unmapped
-    line for a read without), and how many lines."""
+def _record_fields(rows: dict[str, np.ndarray], reads: ShardReads) -> dict[str, np.ndarray]:
+    """The fields of a shard's SAM/BAM records, read by read (each read's rows, primary
+    first; one unmapped record for a read without), as the text and BAM kernels take them."""
     n = reads.n
     read = _i64(rows["read"])
     nrows = read.shape[0]
@@ -137,13 +139,48 @@ def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray
         ref = np.where(placed, contig[o], ref)
         pos = np.where(placed, tstart[o] + 1, pos)
         rnext = np.where(placed, RNEXT_SAME, rnext)
-    cigars = cigar_rows(rows["cigar"]) if nrows else np.zeros((0, 1), dtype=np.uint32)
-    rg_bytes = np.frombuffer(f"\tRG:Z:{rg}".encode() if rg else b"", dtype=np.uint8)
-    buf = np.empty(sam_bound(rec_read.shape[0], int(qlen.sum()), reads.names.shape[1], tnames.shape[1],
-                             cigars.shape[1], rg_bytes.shape[0]), dtype=np.uint8)
+    return dict(rec_read=rec_read, flag=flag, ref=_i64(ref), pos=_i64(pos), mapq=_i64(mapq),
+                clip_left=np.where(mapped, col("q_start")[r], 0), clip_right=np.where(mapped, qlen - col("q_end")[r], 0),
+                cigars=cigar_rows(rows["cigar"]) if nrows else np.zeros((0, 1), dtype=np.uint32),
+                rec_cigar=np.where(mapped, r, -1), rnext=_i64(rnext), pnext=_i64(pnext), tlen=_i64(tlen),
+                nm=col("nm")[r], score=col("score")[r], bases=int(qlen.sum()))
+
+
+def _read_arrays(reads: ShardReads) -> tuple:
     quals = reads.quals if reads.quals is not None else np.zeros(0, dtype=np.uint8)
-    size = sam_text(buf, reads.names, rg_bytes, tnames, rec_read, flag, _i64(ref), _i64(pos), _i64(mapq),
-                    np.where(mapped, col("q_start")[r], 0), np.where(mapped, qlen - col("q_end")[r], 0), cigars,
-                    np.where(mapped, r, -1), _i64(rnext), _i64(pnext), _i64(tlen), reads.codes, _i64(reads.offsets),
-                    _i64(reads.lengths), quals, reads.quals is not None, col("nm")[r], col("score")[r])
-    return buf[:size].tobytes(), int(rec_read.shape[0])
+    return reads.codes, _i64(reads.offsets), _i64(reads.lengths), quals, reads.quals is not None
+
+
+def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, rg: str | None) -> tuple[bytes, int]:
+    """The SAM lines of a shard, read by read (each read's rows, primary first; one unmapped
+    line for a read without), and how many lines."""
+    f = _record_fields(rows, reads)
+    rg_bytes = np.frombuffer(f"\tRG:Z:{rg}".encode() if rg else b"", dtype=np.uint8)
+    n = f["rec_read"].shape[0]
+    buf = np.empty(sam_bound(n, f["bases"], reads.names.shape[1], tnames.shape[1], f["cigars"].shape[1],
+                             rg_bytes.shape[0]), dtype=np.uint8)
+    codes, offsets, lengths, quals, has_qual = _read_arrays(reads)
+    size = sam_text(buf, reads.names, rg_bytes, tnames, f["rec_read"], f["flag"], f["ref"], f["pos"], f["mapq"],
+                    f["clip_left"], f["clip_right"], f["cigars"], f["rec_cigar"], f["rnext"], f["pnext"], f["tlen"],
+                    codes, offsets, lengths, quals, has_qual, f["nm"], f["score"])
+    return buf[:size].tobytes(), n
+
+
+def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BAM records of a shard, in :func:`sam_bytes`' order: their bytes, where each
+    begins (and the end), and each one's coordinate sort key."""
+    f = _record_fields(rows, reads)
+    rg_bytes = np.frombuffer(rg.encode() + b"\0" if rg else b"", dtype=np.uint8)
+    n = f["rec_read"].shape[0]
+    buf = np.empty(bam_bound(n, f["bases"], reads.names.shape[1], f["cigars"].shape[1], rg_bytes.shape[0]),
+                   dtype=np.uint8)
+    starts, ends = np.empty(n + 1, dtype=np.int64), np.empty(n, dtype=np.int64)
+    codes, offsets, lengths, quals, has_qual = _read_arrays(reads)
+    done = bam_records(buf, starts, ends, reads.names, rg_bytes, f["rec_read"], f["flag"], f["ref"], f["pos"],
+                       f["mapq"], f["clip_left"], f["clip_right"], f["cigars"], f["rec_cigar"], f["rnext"],
+                       f["pnext"], f["tlen"], codes, offsets, lengths, quals, has_qual, f["nm"], f["score"])
+    if done < n:
+        bad = f["cigars"][f["rec_cigar"][done]]
+        raise ValueError(f"alignment of read {int(f['rec_read'][done])}: CIGAR {bad.tobytes().decode('utf-32-le').rstrip(chr(0))!r} "
+                         "is not a CIGAR (expected runs of a length and one of MIDNSHP=X)")
+    return buf[:starts[n]], starts, coordinate_keys(f["ref"], f["pos"], f["flag"])
