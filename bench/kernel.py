@@ -85,6 +85,7 @@ def mpi_worker(args) -> None:
     import numba
     from mpi4py import MPI
 
+    from hpc.kernels.dispatch import full_band
     from hpc.kernels.simd import sw_score_batch_simd
 
     comm = MPI.COMM_WORLD
@@ -92,10 +93,12 @@ def mpi_worker(args) -> None:
     qs, q_off, q_len, rs, r_off, r_len = data
     lo, hi = split_by_cells(q_len * r_len, comm.Get_size())[comm.Get_rank()]
     numba.set_num_threads(1)
-    sw_score_batch_simd(qs, q_off[:64], q_len[:64], rs, r_off[:64], r_len[:64], *ARGS)
+    sw_score_batch_simd(qs, q_off[:64], q_len[:64], rs, r_off[:64], r_len[:64], *full_band(q_len[:64], r_len[:64]),
+                        *ARGS)
     comm.Barrier()
     t0 = time.perf_counter()
-    sw_score_batch_simd(qs, q_off[lo:hi], q_len[lo:hi], rs, r_off[lo:hi], r_len[lo:hi], *ARGS)
+    sw_score_batch_simd(qs, q_off[lo:hi], q_len[lo:hi], rs, r_off[lo:hi], r_len[lo:hi],
+                        *full_band(q_len[lo:hi], r_len[lo:hi]), *ARGS)
     seconds = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     if comm.Get_rank() == 0:
         print(json.dumps({"gcups": float((q_len * r_len).sum()) / seconds / 1e9}))
@@ -112,6 +115,7 @@ def mpi_gcups(ranks: int, args) -> float:
 
 def rss_worker(args) -> None:
     """Score ``args.rss_pairs`` pairs in chunks of ``args.pairs``, as a rank streams shards."""
+    from hpc.kernels.dispatch import full_band
     from hpc.kernels.simd import sw_score_batch_simd
 
     cells = 0
@@ -119,7 +123,7 @@ def rss_worker(args) -> None:
     for chunk in range(0, args.rss_pairs, args.pairs):
         n = min(args.pairs, args.rss_pairs - chunk)
         data = workload(n, args.read_len, args.window_len, args.seed + chunk)
-        sw_score_batch_simd(*data, *ARGS)
+        sw_score_batch_simd(*data, *full_band(data[2], data[5]), *ARGS)
         cells += int((data[2] * data[5]).sum())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"pairs": args.rss_pairs, "peak_rss_bytes": peak, "seconds": time.perf_counter() - t0,

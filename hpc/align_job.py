@@ -28,7 +28,8 @@ from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
-from hpc.kernels.batch import SECONDARY_RATIO, TRACE_BAND, locus_spans, cigar_strings, gather_pairs, select_hits, trace_pairs
+from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_strings, gather_pairs, locus_spans,
+                               select_hits, trace_pairs, window_bands)
 from hpc.kernels.dispatch import score_batch
 from hpc.mapq import mapq_array
 from hpc.pairs import pair_shard
@@ -118,20 +119,21 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         base = ref_starts[contig]
         batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, genome,
                              base + wstart, base + wend)
-        scores, q_ends, r_ends = score_pairs(*batch, *scoring)
+        band = window_bands(batch[2], wstart, wend, genome.lengths[contig])
+        scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
         pairs += mine.shape[0]
-        cells_done += int((batch[2] * batch[5]).sum())
+        cells_done += band_cells(batch[2], batch[5], band)
         pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                             max_secondary)
         mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
         proper = np.zeros(pick.shape[0], dtype=np.uint8)
         if int(reads.get("mates", 1)) == 2:
             found = pair_shard(codes, reads, genome, int(shard_entry["reads"]), read, strand, contig, wstart, wend,
-                               scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
-            read, strand, contig, wstart, wend, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
+                               band, scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
+            read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
                 proper, rescued = found
             rescues += rescued
-        coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
+        coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
         n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
         yield shard_no, {
             "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],

@@ -8,6 +8,7 @@ import numpy as np
 
 from hpc.genome import Genome
 from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, select_hits
+from hpc.kernels.dispatch import full_band
 from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
 from hpc.mapq import MAPQ_MAX
 
@@ -21,11 +22,13 @@ def _spans(wstart, r_ends, qlen):
     return np.maximum(tend - qlen, wstart.astype(np.int64)), tend
 
 
-def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, scores, q_ends,
+def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, band, scores, q_ends,
                r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary):
-    """The shard's candidates with rescued mates added, the re-gathered batch, and the
-    picks after pairing: ``(read, strand, contig, wstart, wend, scores, q_ends, r_ends,
-    batch, pick, primary, second, mapq, proper, rescued)``; ``mapq`` and ``proper`` per pick."""
+    """The shard's candidates with rescued mates added (each aligned in its whole window:
+    where the mate lies in it is not known), the re-gathered batch, and the picks after
+    pairing: ``(read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch,
+    pick, primary, second, mapq, proper, rescued)``; ``mapq`` and ``proper`` per pick;
+    ``band``: each candidate's (lowest, highest) diagonal, as it was scored."""
     match, mismatch = scoring[0], scoring[1]
     lengths = np.asarray(reads["lengths"], dtype=np.int64)
     offsets = np.asarray(reads["offsets"], dtype=np.int64)
@@ -49,6 +52,8 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
         contig = np.concatenate((contig, rc[keep].astype(contig.dtype)))
         wstart = np.concatenate((wstart, rws[keep].astype(wstart.dtype)))
         wend = np.concatenate((wend, rwe[keep].astype(wend.dtype)))
+        full = full_band(extra[2][keep], extra[5][keep])
+        band = (np.concatenate((band[0], full[0])), np.concatenate((band[1], full[1])))
         scores = np.concatenate((scores, r_scores[keep]))
         q_ends = np.concatenate((q_ends, r_q[keep]))
         r_ends = np.concatenate((r_ends, r_r[keep]))
@@ -61,5 +66,5 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary,
                                         priority)
-    return (read, strand, contig, wstart, wend, scores, q_ends, r_ends, batch, pick, primary, second,
+    return (read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second,
             pair_mapq[read[pick]] * primary, proper[read[pick]] * primary, rescued)

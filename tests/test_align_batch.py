@@ -1,12 +1,13 @@
 """The batch steps around the score kernel: gather, hit selection, batched traceback."""
 
 import numpy as np
+import pytest
 
 from hpc.codec import reverse_complement
 from hpc.genome import genome_from_codes
-from hpc.kernels.batch import cigar_strings, gather_pairs, select_hits, trace_pairs
-from hpc.kernels.dispatch import score_batch
-from hpc.kernels.scalar import cigar_string, sw_traceback
+from hpc.kernels.batch import BAND_SLACK, cigar_strings, gather_pairs, select_hits, trace_pairs, window_bands
+from hpc.kernels.dispatch import full_band, score_batch
+from hpc.kernels.scalar import cigar_string, sw_traceback, sw_traceback_band
 
 SCORING = (2, -4, -6, -1)
 
@@ -60,7 +61,8 @@ def test_exact_repeat_ties_pick_either_copy_not_always_the_first():
     assert np.array_equal(pick, again)  # a hash, not chance: the same input picks the same
 
 
-def test_batched_traceback_matches_the_single_pair_traceback():
+@pytest.mark.parametrize("banded", [False, True], ids=["whole window", "window bands"])
+def test_batched_traceback_matches_the_single_pair_traceback(banded):
     rng = np.random.default_rng(2)
     queries, windows = [], []
     for _ in range(50):
@@ -69,20 +71,32 @@ def test_batched_traceback_matches_the_single_pair_traceback():
         q[rng.integers(0, 150, 3)] = rng.integers(0, 4, 3)
         if rng.random() < 0.3:  # a 12-base deletion: outside the first band, so the fallback runs
             q = np.concatenate([q[:60], q[72:]])
+        if rng.random() < 0.2:  # half the read from elsewhere: its best local piece may be off the band
+            q[:75] = rng.integers(0, 4, 75)
         queries.append(q)
         windows.append(w)
     q_len = np.array([len(q) for q in queries]); r_len = np.array([len(w) for w in windows])
     q_off = np.cumsum(q_len) - q_len; r_off = np.cumsum(r_len) - r_len
     batch = (np.concatenate(queries), q_off, q_len, np.concatenate(windows), r_off, r_len)
-    scores, q_ends, r_ends = score_batch("cpu")(*batch, *SCORING)
+    wstart = np.full(50, 1000)
+    band = window_bands(q_len, wstart, wstart + r_len, np.full(50, 10**6)) if banded else full_band(q_len, r_len)
+    scores, q_ends, r_ends = score_batch("cpu")(*batch, *SCORING, band=band)
     pick = np.arange(50)
-    coords, ops, lens, off = trace_pairs(*batch, pick, scores, q_ends, r_ends, *SCORING, 6)
+    coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *SCORING, 6)
     cigars = cigar_strings(ops, lens, off)
     for k in range(50):
-        s, qs, qe, rs, re_, o, n = sw_traceback(queries[k], windows[k], *SCORING)
+        s, qs, qe, rs, re_, o, n = sw_traceback_band(queries[k], windows[k], *SCORING, band[0][k], band[1][k])
         assert coords[k, 0] == s == scores[k]
         assert (coords[k, 2], coords[k, 4]) == (qe, re_)
         assert cigars[k] == cigar_string(o, n)
+        assert band[0][k] <= coords[k, 3] - coords[k, 1] <= band[1][k]  # it starts in its band
+
+
+def test_window_bands_keep_a_contig_end_open():
+    lo, hi = window_bands(np.array([150, 150, 150]), np.array([500, 0, 900]), np.array([682, 166, 1000]),
+                          np.array([10**6, 10**6, 1000]))
+    assert lo.tolist() == [-BAND_SLACK, -150, -BAND_SLACK]
+    assert hi.tolist() == [182 - 150 + BAND_SLACK, 166 - 150 + BAND_SLACK, 100]
 
 
 def test_ungapped_segment_is_the_traceback_of_a_gap_free_read():

@@ -125,3 +125,60 @@ def test_invalid_scoring_is_refused():
         score_batch("cpu")(*pack([(q, q)]), 2, -4, 6, -1)
     with pytest.raises(ValueError, match="mismatch"):
         score_batch("cpu")(*pack([(q, q)]), 2, 3, -6, -1)
+
+
+def banded_reference(q, r, sc: Scoring, lo: int, hi: int) -> tuple[int, int, int]:
+    """Smith-Waterman over the whole matrix in plain Python, with H forced to 0 at every cell
+    whose diagonal j - i is outside [lo, hi]: the banded kernels' contract, written the
+    slow, obvious way. The first best cell in row-major order."""
+    m, n = len(q), len(r)
+    neg = -(10 ** 9)
+    h = [[0] * (n + 1) for _ in range(m + 1)]
+    f = [[neg] * (n + 1) for _ in range(m + 1)]
+    best = (0, 0, 0)
+    for i in range(1, m + 1):
+        e = neg
+        for j in range(1, n + 1):
+            s = sc.match if q[i - 1] == r[j - 1] and q[i - 1] != 4 else sc.mismatch
+            e = max(h[i][j - 1] + sc.gap_open, e + sc.gap_extend)
+            f[i][j] = max(h[i - 1][j] + sc.gap_open, f[i - 1][j] + sc.gap_extend)
+            v = max(0, h[i - 1][j - 1] + s, e, f[i][j])
+            h[i][j] = v if lo <= j - i <= hi else 0
+            if h[i][j] > best[0]:
+                best = (h[i][j], i, j)
+    return best
+
+
+@st.composite
+def banded_sets(draw, max_len):
+    pairs = draw(pair_sets(max_len))
+    bands = []
+    for q, r in pairs:
+        lo = draw(st.integers(-len(q) - 2, len(r) + 2))
+        bands.append((lo, draw(st.integers(lo - 1, len(r) + 3))))  # hi < lo: an empty band
+    return pairs, bands
+
+
+@given(data=banded_sets(60), sc=scorings())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_banded_kernels_equal_the_banded_reference(data, sc):
+    pairs, bands = data
+    packed = pack(pairs)
+    band = (np.array([b[0] for b in bands]), np.array([b[1] for b in bands]))
+    args = (sc.match, sc.mismatch, sc.gap_open, sc.gap_extend)
+    want = [banded_reference(q, r, sc, lo, hi) for (q, r), (lo, hi) in zip(pairs, bands)]
+    for kernel in ("scalar", "cpu", "cuda"):
+        got = score_batch(kernel)(*packed, *args, band=band)
+        assert list(zip(*(g.tolist() for g in got))) == want, kernel
+
+
+def test_a_band_as_wide_as_the_window_is_the_full_matrix():
+    rng = np.random.default_rng(3)
+    pairs = [(rng.integers(0, 5, int(rng.integers(1, 150))).astype(np.uint8),
+              rng.integers(0, 5, int(rng.integers(1, 200))).astype(np.uint8)) for _ in range(300)]
+    packed = pack(pairs)
+    full = score_batch("cpu")(*packed, 2, -4, -6, -1)
+    wide = score_batch("cpu")(*packed, 2, -4, -6, -1, band=(-packed[2] - 5, packed[5] + 5))
+    narrow = score_batch("cpu")(*packed, 2, -4, -6, -1, band=(np.zeros(300, np.int64), packed[5] - packed[2]))
+    assert all(np.array_equal(a, b) for a, b in zip(full, wide))
+    assert (narrow[0] <= full[0]).all() and (narrow[0] < full[0]).any()

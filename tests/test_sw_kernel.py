@@ -118,7 +118,8 @@ def test_batch_equals_scalar():
     r_len = np.array([r.shape[0] for r in rs])
     q_off = np.concatenate(([0], np.cumsum(q_len)[:-1]))
     r_off = np.concatenate(([0], np.cumsum(r_len)[:-1]))
-    scores, q_end, r_end = sw_score_batch(np.concatenate(qs), q_off, q_len, np.concatenate(rs), r_off, r_len, *ARGS)
+    scores, q_end, r_end = sw_score_batch(np.concatenate(qs), q_off, q_len, np.concatenate(rs), r_off, r_len,
+                                         -q_len, r_len, *ARGS)
     for p, (q, r) in enumerate(zip(qs, rs)):
         assert (scores[p], q_end[p], r_end[p]) == sw_score(q, r, *ARGS)
 

@@ -65,6 +65,31 @@ def gather_pairs(codes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, re
                    win_start.astype(np.int64), win_end.astype(np.int64), COMPLEMENT)
 
 
+BAND_SLACK = 8  # diagonals an alignment may use beyond those where the whole read is in its window
+
+
+def window_bands(q_len: np.ndarray, wstart: np.ndarray, wend: np.ndarray,
+                 contig_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The diagonals (window column minus read position) each candidate is aligned in: those
+    on which the whole read lies inside its window, plus :data:`BAND_SLACK` each side. The
+    window already holds seeding's margin for indels on both sides of the seeds' diagonals,
+    so this keeps 16 + 8 bp of indel drift either way and leaves out the far corners,
+    where only part of the read could align (about 1/3.7 of the cells of a 150-bp read in
+    a 182-bp window). A side where the window was cut at a contig's end stays open: a read
+    hanging over the end aligns there on a diagonal past the window's edge."""
+    q = np.asarray(q_len, dtype=np.int64)
+    n = np.asarray(wend, dtype=np.int64) - np.asarray(wstart, dtype=np.int64)
+    lo = np.where(np.asarray(wstart) <= 0, -q, -BAND_SLACK)
+    hi = np.where(np.asarray(wend) >= np.asarray(contig_len), n, n - q + BAND_SLACK)
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def band_cells(q_len: np.ndarray, r_len: np.ndarray, band: tuple[np.ndarray, np.ndarray]) -> int:
+    """DP cells inside the bands (at most): per pair its rows times the band's width."""
+    width = np.clip(band[1] - band[0] + 1, 0, np.asarray(r_len, dtype=np.int64))
+    return int((np.asarray(q_len, dtype=np.int64) * width).sum())
+
+
 @numba.njit(**NJIT)
 def _tie_key(read, start):
     h = (np.uint64(read) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(start)
@@ -154,11 +179,12 @@ def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_
 
 
 @numba.njit(**NJIT)
-def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends,
+def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, band_lo, band_hi, pick, scores, q_ends, r_ends,
                 match, mismatch, gap_open, gap_extend, band):
     """Trace back the picked pairs: the ungapped segment on the best end's diagonal when it
     scores the pair's score, else a band of ``band`` diagonals around the best end, and the
-    full matrix when the band misses the best score. Returns ``(coords, cigar_ops,
+    pair's whole band (``band_lo``/``band_hi``, as it was scored) when that misses the best
+    score. Returns ``(coords, cigar_ops,
     cigar_lens, cigar_off)``; ``coords[k]`` is ``score, q_start, q_end, r_start, r_end,
     matches, block, nm`` and pick k's CIGAR runs are ``cigar_*[cigar_off[k]:cigar_off[k+1]]``."""
     n = pick.shape[0]
@@ -182,10 +208,11 @@ def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, pick, scores, q_ends, r_ends
             lens = np.full(1, qen - qst, dtype=np.int32)
         else:
             s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open, gap_extend,
-                                                                 diag - band, diag + band)
+                                                                 max(diag - band, band_lo[p]),
+                                                                 min(diag + band, band_hi[p]))
         if s != scores[p]:
             s, qst, qen, rst, ren, ops, lens = sw_traceback_band(q, r, match, mismatch, gap_open,
-                                                                 gap_extend, -q.shape[0], r.shape[0])
+                                                                 gap_extend, band_lo[p], band_hi[p])
         mt, bl, nm = alignment_stats(q, r, qst, rst, ops, lens)
         coords[k, 0] = s
         coords[k, 1] = qst

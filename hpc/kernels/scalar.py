@@ -24,8 +24,11 @@ _F_EXTEND = 8  # F at this cell came from F of the upper cell
 
 
 @numba.njit(**NJIT)
-def sw_score(q, r, match, mismatch, gap_open, gap_extend):
-    """Best local score and its (exclusive) query and reference end; (0, 0, 0) when none."""
+def sw_score_band(q, r, match, mismatch, gap_open, gap_extend, band_lo, band_hi):
+    """Best local score over the cells whose diagonal j - i lies in [band_lo, band_hi] (cells
+    outside count as 0: no alignment passes through them) and its (exclusive) query and
+    reference end, the first in row-major order; (0, 0, 0) when none. The band
+    [-len(q), len(r)] is the whole matrix."""
     m = q.shape[0]
     n = r.shape[0]
     h_prev = np.zeros(n + 1, dtype=np.int32)
@@ -37,8 +40,14 @@ def sw_score(q, r, match, mismatch, gap_open, gap_extend):
     for i in range(1, m + 1):
         qi = q[i - 1]
         e = NEG_INF
-        h_cur[0] = 0
-        for j in range(1, n + 1):
+        j_lo = max(1, i + band_lo)
+        j_hi = min(n, i + band_hi)
+        if j_lo > n:
+            break  # the band has left the matrix; so will every later row
+        # Left of the band H is 0. Right of it nothing was written yet: the band only moves
+        # right, so the row above holds its initial H 0 and F "minus infinity" there.
+        h_cur[j_lo - 1] = 0
+        for j in range(j_lo, j_hi + 1):
             rj = r[j - 1]
             s = match if (qi == rj and qi != BASE_N) else mismatch
             diag = h_prev[j - 1] + s
@@ -55,9 +64,16 @@ def sw_score(q, r, match, mismatch, gap_open, gap_extend):
     return best, best_i, best_j
 
 
+@numba.njit(**NJIT)
+def sw_score(q, r, match, mismatch, gap_open, gap_extend):
+    """Best local score and its (exclusive) query and reference end; (0, 0, 0) when none."""
+    return sw_score_band(q, r, match, mismatch, gap_open, gap_extend, -q.shape[0], r.shape[0])
+
+
 @numba.njit(parallel=True, **NJIT)
-def sw_score_batch(qs, q_off, q_len, rs, r_off, r_len, match, mismatch, gap_open, gap_extend):
-    """Score many (query, reference) pairs; pair p uses qs[q_off[p]:+q_len[p]] and likewise r."""
+def sw_score_batch(qs, q_off, q_len, rs, r_off, r_len, band_lo, band_hi, match, mismatch, gap_open, gap_extend):
+    """Score many (query, reference) pairs; pair p uses qs[q_off[p]:+q_len[p]] and likewise r,
+    in the diagonals [band_lo[p], band_hi[p]]."""
     npairs = q_off.shape[0]
     scores = np.zeros(npairs, dtype=np.int32)
     q_end = np.zeros(npairs, dtype=np.int32)
@@ -65,7 +81,7 @@ def sw_score_batch(qs, q_off, q_len, rs, r_off, r_len, match, mismatch, gap_open
     for p in numba.prange(npairs):
         q = qs[q_off[p] : q_off[p] + q_len[p]]
         r = rs[r_off[p] : r_off[p] + r_len[p]]
-        s, qe, re = sw_score(q, r, match, mismatch, gap_open, gap_extend)
+        s, qe, re = sw_score_band(q, r, match, mismatch, gap_open, gap_extend, band_lo[p], band_hi[p])
         scores[p] = s
         q_end[p] = qe
         r_end[p] = re

@@ -140,7 +140,8 @@ def _record_fields(rows: dict[str, np.ndarray], reads: ShardReads) -> dict[str, 
         pos = np.where(placed, tstart[o] + 1, pos)
         rnext = np.where(placed, RNEXT_SAME, rnext)
     return dict(rec_read=rec_read, flag=flag, ref=_i64(ref), pos=_i64(pos), mapq=_i64(mapq),
-                clip_left=np.where(mapped, col("q_start")[r], 0), clip_right=np.where(mapped, qlen - col("q_end")[r], 0),
+                clip_left=np.where(mapped, col("q_start")[r], 0),
+                clip_right=np.where(mapped, qlen - col("q_end")[r], 0),
                 cigars=cigar_rows(rows["cigar"]) if nrows else np.zeros((0, 1), dtype=np.uint32),
                 rec_cigar=np.where(mapped, r, -1), rnext=_i64(rnext), pnext=_i64(pnext), tlen=_i64(tlen),
                 nm=col("nm")[r], score=col("score")[r], bases=int(qlen.sum()))
@@ -166,7 +167,8 @@ def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray
     return buf[:size].tobytes(), n
 
 
-def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads,
+              rg: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The BAM records of a shard, in :func:`sam_bytes`' order: their bytes, where each
     begins (and the end), and each one's coordinate sort key."""
     f = _record_fields(rows, reads)
@@ -181,6 +183,7 @@ def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None) ->
                        f["pnext"], f["tlen"], codes, offsets, lengths, quals, has_qual, f["nm"], f["score"])
     if done < n:
         bad = f["cigars"][f["rec_cigar"][done]]
-        raise ValueError(f"alignment of read {int(f['rec_read'][done])}: CIGAR {bad.tobytes().decode('utf-32-le').rstrip(chr(0))!r} "
-                         "is not a CIGAR (expected runs of a length and one of MIDNSHP=X)")
+        text = bad.tobytes().decode("utf-32-le").rstrip("\0")
+        raise ValueError(f"alignment of read {int(f['rec_read'][done])}: CIGAR {text!r} is not a CIGAR "
+                         "(expected runs of a length and one of MIDNSHP=X)")
     return buf[:starts[n]], starts, coordinate_keys(f["ref"], f["pos"], f["flag"])
