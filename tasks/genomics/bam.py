@@ -84,17 +84,18 @@ class _Bucket:
 
 def _route(buckets: list[_Bucket], which: np.ndarray, data: np.ndarray, starts: np.ndarray,
            keys: np.ndarray) -> None:
-    """Append each record to bucket ``which[k]``, keeping their order within a bucket."""
+    """Append each record to bucket ``which[k]``, keeping their order within a bucket (one
+    bucket's records gathered at a time: no second copy of them all)."""
     order = np.argsort(which, kind="stable")
-    out = np.empty(int(starts[-1] - starts[0]), dtype=np.uint8)
-    out_starts = np.empty(order.shape[0] + 1, dtype=np.int64)
-    gather_records(data, starts - starts[0], order, out, out_starts)
+    starts = starts - starts[0]
+    sizes = np.diff(starts)
     counts = np.bincount(which, minlength=len(buckets))
     ends = np.cumsum(counts)
-    lengths = np.diff(out_starts)
     for b in np.nonzero(counts)[0]:
-        a, e = int(ends[b] - counts[b]), int(ends[b])
-        buckets[b].append(out[out_starts[a]:out_starts[e]], keys[order[a:e]], lengths[a:e])
+        mine = order[int(ends[b] - counts[b]):int(ends[b])]
+        out = np.empty(int(sizes[mine].sum()), dtype=np.uint8)
+        gather_records(data, starts, mine, out, np.empty(mine.shape[0] + 1, dtype=np.int64))
+        buckets[b].append(out, keys[mine], sizes[mine])
 
 
 class SortedBamWriter:
@@ -105,7 +106,7 @@ class SortedBamWriter:
     ``expected_bytes``, the records' size if known, sets how many buckets a spill cuts."""
 
     def __init__(self, path: Path, header: str, names: list[str], lengths: list[int], threads: int = 2,
-                 memory_bytes: int = 64 << 20, level: int = 1, expected_bytes: int = 0) -> None:
+                 memory_bytes: int = 32 << 20, level: int = 1, expected_bytes: int = 0) -> None:
         self.path = Path(path)
         self.header = bam_header(header, names, lengths)
         self.index = BaiBuilder(lengths)
@@ -123,7 +124,8 @@ class SortedBamWriter:
     def __enter__(self) -> "SortedBamWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._scratch = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._queue: queue.Queue = queue.Queue()
+        self._idle = threading.Semaphore(1)  # one shard at a time in the writer's hands
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._work, name="bam-writer", daemon=True)
         self._worker.start()
@@ -132,8 +134,12 @@ class SortedBamWriter:
     def submit(self, make: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]], *args) -> None:
         """``add(*make(*args))`` on the writer's own thread: one shard's records are made and
         bucketed while the caller goes on with the next (the kernels and ISA-L let go of
-        the GIL). An error there is raised here, at the next call, or at the end."""
+        the GIL); the call waits while the shard before is still being made, so one shard's
+        inputs and records are held at a time. An error there is raised here, at the next
+        call, or at the end."""
+        self._idle.acquire()
         if self._error is not None:
+            self._idle.release()
             raise self._error
         self._queue.put((make, args))
 
@@ -144,6 +150,8 @@ class SortedBamWriter:
                     self.add(*job[0](*job[1]))
                 except BaseException as e:  # handed to the caller's thread
                     self._error = e
+            del job  # the shard's inputs go before the next is handed over
+            self._idle.release()
 
     def _finish_worker(self) -> None:
         if self._worker.is_alive():

@@ -160,14 +160,16 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             rows = ranks.shard(s)
             check_every_read_once(rows, sizes, outputs.dir)
             reads = shard_reads(arrays)
+            del arrays
+            if bam:  # made on the writer's thread while this one writes the PAF and counts
+                bam.submit(bam_bytes, rows, reads, group.id)
             paf.write(paf_bytes(rows, reads, tname_rows, tlen_arr))
             qc.add_rows(rows, reads.n, proper_reads(rows, reads.n), reads.mates)
             if accuracy.known:
                 accuracy.add_rows(rows, reads.names, reads.lengths, tnames, reads.mates)
-            if bam:
-                bam.submit(bam_bytes, rows, reads, group.id)
             if sam_fh:
                 sam_fh.write(sam_bytes(rows, reads, tname_rows, group.id)[0])
+            del rows, reads  # before the next shard is loaded
     counts = qc.result()
     summary = {
         "sample": spec.sample,
