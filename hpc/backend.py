@@ -76,6 +76,8 @@ class JobHandle:
 
 
 class Backend(Protocol):
+    poll_seconds: float  # how often a waiter asks for the job's state
+
     def submit(self, job: JobSpec) -> JobHandle: ...
     def status(self, handle: JobHandle) -> JobState: ...
     def cancel(self, handle: JobHandle) -> None: ...
@@ -90,6 +92,8 @@ def run_command(args: list[str], timeout: float = 60.0, env: dict[str, str] | No
 
 class LocalBackend:
     """Runs the job on this machine as a process group, so cancel stops every rank."""
+
+    poll_seconds = 0.1  # a wait on our own child: asking costs nothing, waiting late costs the run
 
     def submit(self, job: JobSpec) -> JobHandle:
         job.stdout.parent.mkdir(parents=True, exist_ok=True)

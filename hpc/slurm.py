@@ -167,6 +167,8 @@ def combined_state(names: list[str]) -> JobState:
 class SlurmBackend:
     """submit with ``sbatch --parsable``, status from scontrol (or sacct), cancel with scancel."""
 
+    poll_seconds = 1.0  # each look is a call to the controller
+
     def __init__(self, runner: Callable[..., tuple[int, str, str]] = run_command,
                  submit_attempts: int = 4, backoff_seconds: float = 1.0, node_grace: float = 180.0,
                  **sbatch_options) -> None:

@@ -36,13 +36,16 @@ class Attempt:
     timeline: list[tuple[float, JobState]] = field(default_factory=list)
 
 
-def run_to_completion(backend: Backend, spec: JobSpec, *, max_resubmits: int = 2, poll_seconds: float = 1.0,
+def run_to_completion(backend: Backend, spec: JobSpec, *, max_resubmits: int = 2, poll_seconds: float | None = None,
                       timeout: float | None = None, done_marker: Path | None = None,
                       pending_timeout: float | None = None,
                       on_change: Callable[[JobState, str], None] | None = None,
                       on_submit: Callable[[JobHandle], None] | None = None) -> list[Attempt]:
     """Submit, wait, and resubmit while the job ends NODE_FAIL or PREEMPTED (up to
-    ``max_resubmits`` times). Returns every attempt; the last one's state is the outcome."""
+    ``max_resubmits`` times), asking every ``poll_seconds`` (default: the backend's own).
+    Returns every attempt; the last one's state is the outcome."""
+    if poll_seconds is None:
+        poll_seconds = getattr(backend, "poll_seconds", 1.0)
     attempts: list[Attempt] = []
     while True:
         attempt = Attempt(handle=backend.submit(spec))

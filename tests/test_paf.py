@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tasks.genomics.encoding import text_rows
 from tasks.genomics.records import ShardReads, paf_bytes
@@ -109,8 +110,14 @@ def test_accuracy_over_a_shard_of_pairs_scores_each_mate_by_its_own_truth():
     assert acc.result() is None
 
 
-def test_dwgsim_kernel_parses_as_the_pattern_does():
+@pytest.mark.parametrize("collide", [False, True], ids=["hashes", "every hash the same"])
+def test_dwgsim_kernel_parses_as_the_pattern_does(monkeypatch, collide):
     from tasks.genomics.paf import _dwgsim_arrays, _truth_arrays
+
+    if collide:  # contigs told apart by their text when their hashes meet
+        import hpc.kernels.text
+
+        monkeypatch.setattr(hpc.kernels.text, "prefix_hashes", lambda names, widths, out: out.fill(7))
     from tasks.genomics.encoding import text_rows
 
     rng = np.random.default_rng(5)

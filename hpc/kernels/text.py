@@ -260,3 +260,13 @@ def parse_dwgsim(names, out) -> int:
         out[i, 4] = flags[1]
         out[i, 5] = mate
     return names.shape[0]
+
+
+@numba.njit(**NJIT)
+def prefix_hashes(names, widths, out) -> None:
+    """FNV-1a (64-bit) of each name's first ``widths[i]`` bytes, into ``out``."""
+    for i in range(names.shape[0]):
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(widths[i]):
+            h = (h ^ np.uint64(names[i, j])) * np.uint64(0x100000001B3)
+        out[i] = h

@@ -238,7 +238,7 @@ def _truth_arrays(names: list[str], lengths: np.ndarray, tnames: list[str], mate
 def _dwgsim_arrays(names: np.ndarray, lengths: np.ndarray, tnames: list[str], mates: int):
     """:func:`_truth_arrays` for dwgsim names given as ``uint8`` rows, by a kernel; None when
     one name is not dwgsim's."""
-    from hpc.kernels.text import parse_dwgsim
+    from hpc.kernels.text import parse_dwgsim, prefix_hashes
 
     n = names.shape[0]
     out = np.zeros((n, 6), dtype=np.int64)
@@ -249,9 +249,17 @@ def _dwgsim_arrays(names: np.ndarray, lengths: np.ndarray, tnames: list[str], ma
     t_strand = np.where(which == 0, out[:, 3], out[:, 4]).astype(np.int8)
     width = names.shape[1]
     prefix = np.where(np.arange(width)[None, :] < out[:, :1], names, 0).astype(np.uint8)
-    contigs, inverse = np.unique(np.ascontiguousarray(prefix).view(f"S{width}").ravel(), return_inverse=True)
+    # The contig part of each name, grouped by a hash (a sort of integers, not of strings);
+    # every name is checked against its group's first, so a collision cannot mislabel one.
+    hashes = np.empty(n, dtype=np.uint64)
+    prefix_hashes(names, out[:, 0], hashes)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    if not np.array_equal(prefix, prefix[first[inverse]]):
+        _, first, inverse = np.unique(np.ascontiguousarray(prefix).view(f"S{width}").ravel(), return_index=True,
+                                      return_inverse=True)
     contig_no = {t.encode(): k for k, t in enumerate(tnames)}
-    t_contig = np.array([contig_no.get(c, -1) for c in contigs.tolist()], dtype=np.int64)[inverse]
+    t_contig = np.array([contig_no.get(prefix[f].tobytes().rstrip(b"\0"), -1) for f in first.tolist()],
+                        dtype=np.int64)[inverse.ravel()]
     return t_contig, t_start, t_start + lengths, t_strand
 
 
