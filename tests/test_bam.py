@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tasks.genomics.bam import SortedBamWriter
+from tasks.genomics.bam import BamWriteError, SortedBamWriter
 from tasks.genomics.bgzf import BLOCK_INPUT, BgzfWriter
 from tasks.genomics.encoding import text_rows
 from tasks.genomics.records import bam_bytes, sam_bytes
@@ -149,3 +149,9 @@ def test_bgzf_reads_back_and_its_blocks_are_where_it_says(tmp_path, threads):
     assert len(offsets) == -(-len(stream) // BLOCK_INPUT) + 1 and offsets[-1] == len(raw) - 28
     for a, b in zip(offsets, offsets[1:] + [len(raw)]):
         assert raw[a:a + 4] == b"\x1f\x8b\x08\x04" and struct.unpack_from("<H", raw, a + 16)[0] == b - a - 1
+
+
+def test_a_contig_past_what_a_bai_holds_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(BamWriteError, match=r"contig 'chr1' is 536,870,912 bp; a BAI index holds .* --bam false"):
+        SortedBamWriter(tmp_path / "s.bam", "@HD\tVN:1.6\n", ["chrM", "chr1"], [16_569, 1 << 29])
+    assert list(tmp_path.iterdir()) == []

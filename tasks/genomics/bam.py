@@ -27,6 +27,7 @@ from tasks.genomics.bgzf import BgzfWriter
 
 UNMAPPED_TID = 1 << 31  # a record without a reference sorts after every reference
 MAX_BUCKETS = 256
+BAI_MAX_LENGTH = (1 << 29) - 1  # the BAI's bins reach 2^29 bp
 
 
 class BamWriteError(RuntimeError):
@@ -108,6 +109,11 @@ class SortedBamWriter:
     def __init__(self, path: Path, header: str, names: list[str], lengths: list[int], threads: int = 2,
                  memory_bytes: int = 32 << 20, level: int = 1, expected_bytes: int = 0) -> None:
         self.path = Path(path)
+        too_long = [(n, x) for n, x in zip(names, lengths) if x > BAI_MAX_LENGTH]
+        if too_long:
+            raise BamWriteError(f"{self.path}: contig {too_long[0][0]!r} is {too_long[0][1]:,} bp; a BAI index holds "
+                                f"contigs of up to {BAI_MAX_LENGTH:,} bp (2^29 - 1) and a CSI index is not written "
+                                "yet: run with --bam false for PAF only")
         self.header = bam_header(header, names, lengths)
         self.index = BaiBuilder(lengths)
         self.threads = max(1, threads)
