@@ -102,7 +102,8 @@ def write_report(records: list[dict], work: str, meta: dict) -> dict:
     for c in costs:
         c["pareto"] = "yes" if c in front else ""
         for k in ("seconds_per_m_reads", "usd_per_m_reads", "usd_per_30x_human"):
-            c[k] = None if c[k] is None else round(c[k], 4 if k.startswith("usd") else 1)
+            # significant figures, not decimals: a tiny grid's projection is a fraction of a second
+            c[k] = None if c[k] is None else float(f"{c[k]:.4g}")
     model = bench_cost.__doc__.split("Assumptions (the report prints them next to the numbers):")[1].strip()
     fitted = ("not projected: fewer than two data sizes measured with the base settings" if profile is None else
               f"From the runs of {profile['reads'][0]:,} and {profile['reads'][1]:,} reads, per read: "
