@@ -26,7 +26,7 @@ from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
 from tasks.runtime.stages import StageClock
 from tasks.runtime.startup import started_together
-from tasks.seed import build_reference_index, candidate_windows
+from tasks.seed import build_reference_index, candidate_windows, require_bam_contigs
 from tasks.stage import pair_key, run_root, stage_run
 from tasks.storage.index_cache import IndexFiles
 from tasks.storage.uri import parse_uri
@@ -96,6 +96,8 @@ def align_reads(params: PipelineParams) -> dict:
         # The reference first: a bad one fails the run before any read is encoded.
         index = build_reference_index(reference, params.kmer, params.minimizer_window, params.staging_dir,
                                       params.index_memory_gb)
+        if params.bam:
+            require_bam_contigs(index)
         summaries = [align_sample(params, sample, stem, reference, index) for sample, stem in zip(samples, stems)]
     return {"samples": summaries} if params.samplesheet else summaries[0]
 

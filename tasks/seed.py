@@ -23,6 +23,17 @@ GIB = 2**30
 IN_PROCESS_INDEX_BYTES = 32 * 2**20
 
 
+def require_bam_contigs(files: IndexFiles) -> None:
+    """A BAM run fails here, before any read is encoded, when a contig is too long for the
+    BAI index collect writes (:func:`tasks.genomics.bam.bai_refusal`)."""
+    from tasks.genomics.bam import BamWriteError, bai_refusal
+
+    contigs = read_genome_json(files.genome)
+    why = bai_refusal(contigs["names"], contigs["lengths"])
+    if why:
+        raise BamWriteError(f"reference {files.genome}: {why}")
+
+
 @task(name="index-reference", **IO_TASK)
 def build_reference_index(reference: IngestedReference, k: int, w: int, staging_dir: str,
                           memory_gb: float | None = None) -> IndexFiles:

@@ -155,3 +155,18 @@ def test_a_contig_past_what_a_bai_holds_is_refused_before_anything_is_written(tm
     with pytest.raises(BamWriteError, match=r"contig 'chr1' is 536,870,912 bp; a BAI index holds .* --bam false"):
         SortedBamWriter(tmp_path / "s.bam", "@HD\tVN:1.6\n", ["chrM", "chr1"], [16_569, 1 << 29])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bam_run_on_such_a_reference_fails_before_reads_are_encoded(tmp_path):
+    import json
+
+    from hpc.genome import GENOME_JSON, GENOME_VERSION
+    from tasks.seed import require_bam_contigs
+    from tasks.storage.index_cache import IndexFiles
+
+    (tmp_path / GENOME_JSON).write_text(json.dumps({"version": GENOME_VERSION, "names": ["chr1", "chr2"],
+                                                    "lengths": [1_000, 600_000_000]}))
+    with pytest.raises(BamWriteError, match=r"contig 'chr2' is 600,000,000 bp; a BAI index holds"):
+        require_bam_contigs(IndexFiles(str(tmp_path), str(tmp_path / "k15-w5")))
+    (tmp_path / GENOME_JSON).write_text(json.dumps({"version": GENOME_VERSION, "names": ["chr1"], "lengths": [5]}))
+    require_bam_contigs(IndexFiles(str(tmp_path), str(tmp_path / "k15-w5")))  # nothing to refuse

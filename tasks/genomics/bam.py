@@ -41,6 +41,15 @@ def coordinate_keys(ref: np.ndarray, pos: np.ndarray, flag: np.ndarray) -> np.nd
     return (tid << np.uint64(32)) | (pos.astype(np.uint64) << np.uint64(1)) | ((flag.astype(np.uint64) >> 4) & 1)
 
 
+def bai_refusal(names: list[str], lengths: list[int]) -> str | None:
+    """Why these contigs cannot have a BAI index (one is longer than its bins reach), or None."""
+    for name, length in zip(names, lengths):
+        if length > BAI_MAX_LENGTH:
+            return (f"contig {name!r} is {int(length):,} bp; a BAI index holds contigs of up to {BAI_MAX_LENGTH:,} bp "
+                    "(2^29 - 1) and a CSI index is not written yet: run with --bam false for PAF only")
+    return None
+
+
 def bam_header(text: str, names: list[str], lengths: list[int]) -> bytes:
     """BAM's magic, the SAM header text and the reference list (SAMv1 4.2)."""
     raw = text.encode()
@@ -109,11 +118,9 @@ class SortedBamWriter:
     def __init__(self, path: Path, header: str, names: list[str], lengths: list[int], threads: int = 2,
                  memory_bytes: int = 32 << 20, level: int = 1, expected_bytes: int = 0) -> None:
         self.path = Path(path)
-        too_long = [(n, x) for n, x in zip(names, lengths) if x > BAI_MAX_LENGTH]
-        if too_long:
-            raise BamWriteError(f"{self.path}: contig {too_long[0][0]!r} is {too_long[0][1]:,} bp; a BAI index holds "
-                                f"contigs of up to {BAI_MAX_LENGTH:,} bp (2^29 - 1) and a CSI index is not written "
-                                "yet: run with --bam false for PAF only")
+        why = bai_refusal(names, lengths)
+        if why:
+            raise BamWriteError(f"{self.path}: {why}")
         self.header = bam_header(header, names, lengths)
         self.index = BaiBuilder(lengths)
         self.threads = max(1, threads)
