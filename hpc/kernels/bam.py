@@ -1,6 +1,5 @@
 """Numba kernels for BAM: binary alignment records from collect's columns (the same fields
-:func:`hpc.kernels.text.sam_text` writes as text), the gather that puts records in sorted
-order, and the BAI index's bins and offsets. Layouts follow the SAM/BAM spec (SAMv1 4.2,
+:func:`hpc.kernels.text.sam_text` writes as text), and the BAI index's bins and offsets. Layouts follow the SAM/BAM spec (SAMv1 4.2,
 5.2); integers are little-endian. No I/O.
 
 Integer tags get the smallest type that holds them (``C``/``S``/``I`` for values >= 0,
@@ -182,20 +181,6 @@ def bam_records(buf, starts, ends, names, rg, rec_read, flag, ref, pos, mapq, cl
 def bam_bound(records: int, bases: int, name_width: int, cigar_width: int, rg: int) -> int:
     """Bytes that ``records`` BAM records of ``bases`` bases in all can take, at most."""
     return records * (FIXED_BYTES + name_width + 1 + 4 * (cigar_width // 2 + 3) + 14 + rg + 3) + 2 * bases
-
-
-@numba.njit(**NJIT)
-def gather_records(data, starts, order, out, out_starts) -> None:
-    """Records ``order[0], order[1] ...`` of ``data`` (record k: ``starts[k]:starts[k+1]``)
-    one after another into ``out``; ``out_starts`` gets where each begins (and the end)."""
-    p = 0
-    for j in range(order.shape[0]):
-        k = order[j]
-        out_starts[j] = p
-        a, b = starts[k], starts[k + 1]
-        out[p:p + b - a] = data[a:b]  # a slice copy: about 1.7x a loop of bytes here
-        p += b - a
-    out_starts[order.shape[0]] = p
 
 
 @numba.njit(**NJIT)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.files import FILE_MODE
-from hpc.kernels.bam import gather_records
+from hpc.kernels.fastq import copy_runs
 from tasks.genomics.bai import BaiBuilder
 from tasks.genomics.bgzf import BgzfWriter
 
@@ -58,6 +58,16 @@ def bam_header(text: str, names: list[str], lengths: list[int]) -> bytes:
         b = name.encode() + b"\0"
         parts += [struct.pack("<i", len(b)), b, struct.pack("<i", length)]
     return b"".join(parts)
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, order: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Records ``order[0], order[1] ...`` (record k: ``data[starts[k]:starts[k+1]]``) one after
+    another into ``out``; returns where each begins there (and the end)."""
+    sizes = starts[order + 1] - starts[order]
+    out_starts = np.zeros(order.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sizes, out=out_starts[1:])
+    copy_runs(data, starts[order], sizes, out_starts[:-1], out)
+    return out_starts
 
 
 class _Bucket:
@@ -104,7 +114,7 @@ def _route(buckets: list[_Bucket], which: np.ndarray, data: np.ndarray, starts: 
     for b in np.nonzero(counts)[0]:
         mine = order[int(ends[b] - counts[b]):int(ends[b])]
         out = np.empty(int(sizes[mine].sum()), dtype=np.uint8)
-        gather_records(data, starts, mine, out, np.empty(mine.shape[0] + 1, dtype=np.int64))
+        _gather(data, starts, mine, out)
         buckets[b].append(out, keys[mine], sizes[mine])
 
 
@@ -220,8 +230,8 @@ class SortedBamWriter:
         size = int(starts[-1])
         if self._out.shape[0] < size:
             self._out = np.empty(size, dtype=np.uint8)
-        out, out_starts = self._out[:size], np.empty(order.shape[0] + 1, dtype=np.int64)
-        gather_records(data, starts, order, out, out_starts)
+        out = self._out[:size]
+        out_starts = _gather(data, starts, order, out)
         self.index.add(out, out_starts, bgzf.position)
         bgzf.write(out)
 
