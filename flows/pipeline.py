@@ -5,9 +5,13 @@ Run it as ``python -m flows.pipeline --reads R.fq.gz --reference ref.fa [--ranks
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
+
+if __name__ == "__main__":  # the CLI: Prefect's temporary API server starts before the imports below (seconds)
+    from tasks.runtime.api_server import start_early_server
+
+    start_early_server(sys.argv[1:])
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -25,7 +29,7 @@ from tasks.ingest import IngestedReference, ingest_reads, ingest_reference, requ
 from tasks.runtime.owner import RunFolderOwner
 from tasks.runtime.ray_cluster import ray_connection
 from tasks.runtime.stages import StageClock
-from tasks.runtime.startup import started_together
+from tasks.runtime.startup import server_ready, started_together
 from tasks.seed import build_reference_index, candidate_windows, require_bam_contigs
 from tasks.stage import pair_key, run_root, stage_run
 from tasks.storage.index_cache import IndexFiles
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         run_samples(params)
         together = started_together(params.ray_address, params.ray_workers)
     except Exception:  # noqa: BLE001 - a bad samplesheet: the flow run fails on it and says so
-        together = contextlib.nullcontext()
+        together = server_ready()
     try:
         with together:  # Prefect's temporary API server and Ray start side by side
             summary = align_reads(params)
