@@ -8,7 +8,9 @@ same run, helixflow's index build (pack + minimizers, in its own process) beside
 memory-mapped index) beside ``minimap2 -x sr`` on its prebuilt index. Printed per size:
 index seconds, peak RSS, bytes per base, mapping seconds and accuracy (paftools' rule), with
 the wrong placements at MAPQ >= 1 apart: a read from an exact repeat copy scores the same at
-both copies (MAPQ 0 from either tool), so which copy it lands on is a coin toss.
+both copies (MAPQ 0 from either tool), so which copy it lands on is a coin toss. Head to head,
+read by read: the reads each tool alone places wrongly, and how many of those are such ties
+(the wrong pick at MAPQ 0 with as few edits, over as many bases, as the other tool's right one).
 A plot of index time and memory against genome size lands beside the table.
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from bench.mapping import map_reads
 from hpc.codec import reverse_complement
-from tasks.genomics.paf import Hit, evaluate
+from tasks.genomics.paf import Hit, evaluate, is_correct, truth_from_name
 from tasks.genomics.simulation import _mutate
 from tasks.storage.index_cache import IndexFiles, open_index
 
@@ -129,9 +131,37 @@ def minimap2(ref: Path, reads: Path, work: Path) -> dict:
         map_s, map_rss = measure(["minimap2", "-x", "sr", "-t", "2", "-c", str(mmi), str(reads)], stdout=fh,
                                  stderr=subprocess.DEVNULL)
     names = [line[1:].split()[0] for i, line in enumerate(open(reads)) if i % 4 == 0]
-    hits = [Hit.from_paf_line(line) for line in open(paf) if "\ttp:A:P" in line]
     return {"index_s": idx_s, "index_rss": idx_rss, "bytes": mmi.stat().st_size, "map_s": map_s,
-            "map_rss": map_rss, "accuracy": evaluate(hits, names)}
+            "map_rss": map_rss, "accuracy": evaluate(list(primaries(paf).values()), names), "paf": paf}
+
+
+def primaries(paf: Path) -> dict[str, Hit]:
+    return {h.qname: h for h in (Hit.from_paf_line(line) for line in open(paf) if "\ttp:A:P" in line)}
+
+
+def head_to_head(ours: dict[str, Hit], theirs: dict[str, Hit]) -> dict[str, int]:
+    """Reads that one tool places wrongly and the other rightly, and of those, how many the
+    wrong tool placed as well as the right one's placement of the truth: at MAPQ 0, with the
+    same edit distance over the same aligned length (a tie between repeat copies, which
+    neither tool can break)."""
+    out = {"ours_only_wrong": 0, "ours_only_wrong_ties": 0, "theirs_only_wrong": 0, "theirs_only_wrong_ties": 0}
+
+    def right(hit: Hit | None, name: str) -> bool:
+        return hit is not None and is_correct(hit, truth_from_name(name, 0, hit.qlen))
+
+    def tie(wrong: Hit | None, good: Hit) -> bool:
+        return (wrong is not None and wrong.mapq == 0 and wrong.nm == good.nm
+                and wrong.qend - wrong.qstart == good.qend - good.qstart)
+
+    for name in ours.keys() | theirs.keys():
+        a, b = ours.get(name), theirs.get(name)
+        ok_a, ok_b = right(a, name), right(b, name)
+        if ok_a == ok_b:
+            continue
+        side = "theirs" if ok_a else "ours"
+        out[f"{side}_only_wrong"] += 1
+        out[f"{side}_only_wrong_ties"] += tie(b, a) if ok_a else tie(a, b)
+    return out
 
 
 def wrong_at(acc: dict, low: int) -> int:
@@ -192,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
               f"(MAPQ>=10 {row['mapq10_correct']}, wrong at MAPQ>=1: {row['wrong_mapq1']})   minimap2 "
               f"{mm['map_s']:7.1f} s correct {row['mm2_correct']:.4%} (MAPQ>=10 {row['mm2_mapq10_correct']}, "
               f"wrong at MAPQ>=1: {row['mm2_wrong_mapq1']})", flush=True)
+        h2h = head_to_head(primaries(folder / "out" / "reads.paf"), primaries(mm["paf"]))
+        row.update(h2h)
+        print(f"  head to head: helixflow alone wrong on {h2h['ours_only_wrong']} reads ({h2h['ours_only_wrong_ties']} of "
+              f"them ties: MAPQ 0, as few edits as the truth), minimap2 alone wrong on {h2h['theirs_only_wrong']} "
+              f"({h2h['theirs_only_wrong_ties']} ties)", flush=True)
         print(f"  stages: {', '.join(f'{k} {v:.1f} s' for k, v in result['times'].items())}", flush=True)
         shutil.rmtree(folder / "fsx", ignore_errors=True)
         shutil.rmtree(folder / "index", ignore_errors=True)

@@ -149,3 +149,24 @@ def test_throughput_report_ratios_targets_and_memory_verdict():
     inst = load_instances(Path(__file__).parents[1] / "bench" / "instances.json")["instances"][0]
     row = next(line for line in cost if line.split()[0] == inst["type"]).split()
     assert abs(float(row[3]) - 77.78 / inst["vcpus"] / 3600 * inst["usd_per_hour"]) < 1e-4  # $ per million reads
+
+
+def test_head_to_head_counts_reads_one_tool_alone_misplaces_and_the_ties_among_them():
+    from bench.scale import head_to_head
+    from tasks.genomics.paf import Hit
+
+    def hit(name, start, mapq=0, nm=1, qend=150):
+        return Hit(name, 150, 0, qend, "+", "chr1", 10**6, start, start + 150, 149, 150, mapq, 290, nm, "150M")
+
+    names = [f"chr1_{1001 + 1000 * i}_{1150 + 1000 * i}_+_{i}" for i in range(6)]
+    truth = [1000 + 1000 * i for i in range(6)]
+    ours = {names[0]: hit(names[0], truth[0]),  # both right
+            names[1]: hit(names[1], 500_000),  # ours alone wrong: a tie (MAPQ 0, same NM, same span)
+            names[2]: hit(names[2], 500_000, mapq=20),  # ours alone wrong, confidently: no tie
+            names[3]: hit(names[3], truth[3]),  # theirs alone wrong, with more edits: no tie
+            names[4]: hit(names[4], 700_000)}  # both wrong
+    theirs = {names[0]: hit(names[0], truth[0]), names[1]: hit(names[1], truth[1]),
+              names[2]: hit(names[2], truth[2]), names[3]: hit(names[3], 600_000, nm=3),
+              names[4]: hit(names[4], 800_000), names[5]: hit(names[5], truth[5])}  # ours left names[5] unmapped
+    assert head_to_head(ours, theirs) == {"ours_only_wrong": 3, "ours_only_wrong_ties": 1,
+                                          "theirs_only_wrong": 1, "theirs_only_wrong_ties": 0}
