@@ -155,18 +155,24 @@ def test_head_to_head_counts_reads_one_tool_alone_misplaces_and_the_ties_among_t
     from bench.scale import head_to_head
     from tasks.genomics.paf import Hit
 
-    def hit(name, start, mapq=0, nm=1, qend=150):
-        return Hit(name, 150, 0, qend, "+", "chr1", 10**6, start, start + 150, 149, 150, mapq, 290, nm, "150M")
+    def hit(name, start, mapq=0, nm=1, qend=150, score=290, primary=True):
+        return Hit(name, 150, 0, qend, "+", "chr1", 10**6, start, start + 150, 149, 150, mapq, score, nm, "150M", primary)
 
-    names = [f"chr1_{1001 + 1000 * i}_{1150 + 1000 * i}_+_{i}" for i in range(6)]
-    truth = [1000 + 1000 * i for i in range(6)]
-    ours = {names[0]: hit(names[0], truth[0]),  # both right
-            names[1]: hit(names[1], 500_000),  # ours alone wrong: a tie (MAPQ 0, same NM, same span)
-            names[2]: hit(names[2], 500_000, mapq=20),  # ours alone wrong, confidently: no tie
-            names[3]: hit(names[3], truth[3]),  # theirs alone wrong, with more edits: no tie
-            names[4]: hit(names[4], 700_000)}  # both wrong
-    theirs = {names[0]: hit(names[0], truth[0]), names[1]: hit(names[1], truth[1]),
-              names[2]: hit(names[2], truth[2]), names[3]: hit(names[3], 600_000, nm=3),
-              names[4]: hit(names[4], 800_000), names[5]: hit(names[5], truth[5])}  # ours left names[5] unmapped
-    assert head_to_head(ours, theirs) == {"ours_only_wrong": 3, "ours_only_wrong_ties": 1,
+    names = [f"chr1_{1001 + 1000 * i}_{1150 + 1000 * i}_+_{i}" for i in range(10)]
+    truth = [1000 + 1000 * i for i in range(10)]
+    ours = {names[0]: [hit(names[0], truth[0])],  # both right
+            names[1]: [hit(names[1], 500_000)],  # ours alone wrong: a tie (MAPQ 0, same NM, same span)
+            names[2]: [hit(names[2], 500_000, mapq=20)],  # ours alone wrong, confidently: no tie
+            names[3]: [hit(names[3], truth[3])],  # theirs alone wrong, with more edits: no tie
+            names[4]: [hit(names[4], 700_000)],  # both wrong
+            names[6]: [hit(names[6], 900_000, nm=0)],  # ours alone wrong, on a copy closer than the truth: a tie
+            names[7]: [hit(names[7], 950_000, nm=2)],  # ours alone wrong, more edits than the truth: no tie
+            # ours alone wrong, clipped: by edits no tie, but our own secondary at the truth scores the same
+            names[8]: [hit(names[8], 960_000, qend=148), hit(names[8], truth[8], qend=148, primary=False)],
+            names[9]: [hit(names[9], 970_000, qend=148), hit(names[9], truth[9], score=280, primary=False)]}
+    theirs = {n: [hit(n, t, nm=2 if n in names[8:] else 1)] for n, t in zip(names, truth)}
+    theirs[names[3]] = [hit(names[3], 600_000, nm=3)]
+    theirs[names[4]] = [hit(names[4], 800_000)]
+    assert names[5] not in ours  # ours left names[5] unmapped: wrong, and no tie
+    assert head_to_head(ours, theirs) == {"ours_only_wrong": 7, "ours_only_wrong_ties": 3,
                                           "theirs_only_wrong": 1, "theirs_only_wrong_ties": 0}
