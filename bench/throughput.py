@@ -29,7 +29,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from bench.cost import ANCHOR_USD_PER_30X, READS_PER_30X_HUMAN, load_instances
 from bench.ecoli import THRESHOLDS, run_ours, score_sam, simulate
 from bench.meter import TreeSampler
 from bench.scale import measure
+from tasks.runtime.api_server import answers
 
 TARGET_END_TO_END = {2_000_000: 2.5, 200_000: 6.0}
 TARGET_CORE = 1.5
@@ -85,13 +85,7 @@ def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...],
     ray_up = False
     try:
         deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+        while not answers(url):
             if server.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"prefect server did not come up (see {work / 'prefect-server.log'})")
             time.sleep(0.5)

@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tasks.runtime.api_server import wanted
+from tasks.runtime.api_server import answers, wanted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,14 +58,6 @@ def child_env(tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("prefect-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     return {**env, "PREFECT_HOME": str(home), "PYTHONPATH": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-
-
-def answers(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def gone(pid: int) -> bool:

@@ -39,6 +39,15 @@ STOP_TIMEOUT_S = 5.0
 _MENTIONS = ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL", "[api]", "api.url", "[server.ephemeral]")
 
 
+def answers(api_url: str) -> bool:
+    """Whether a Prefect API at ``api_url`` answers its health check now."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 class EarlyServer:
     """The uvicorn process; :meth:`wait_ready` blocks until its health check answers."""
 
@@ -59,12 +68,8 @@ class EarlyServer:
             if code is not None:
                 self.error = f"Prefect's temporary API server on port {self.port} exited with code {code} before it answered"
                 break
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
+            if answers(self.api_url):
+                break
             time.sleep(0.1)
         self._ready.set()
 
