@@ -13,16 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from tasks.runtime.api_server import free_port
+
 S3RVER_DIR = Path(__file__).resolve().parent.parent / "deployments" / "s3rver"
 S3RVER_KEY = "S3RVER"  # s3rver's built-in access key id and secret
 RGW_SCRIPT = S3RVER_DIR.parent / "ceph-rgw" / "rgw.sh"
 RGW_KEYS = ("helixflow", "helixflow-secret")  # the S3 user rgw.sh makes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(proc: subprocess.Popen, port: int, log: Path, what: str) -> str:

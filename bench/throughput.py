@@ -36,7 +36,7 @@ from bench.cost import ANCHOR_USD_PER_30X, READS_PER_30X_HUMAN, load_instances
 from bench.ecoli import THRESHOLDS, run_ours, score_sam, simulate
 from bench.meter import TreeSampler
 from bench.scale import measure
-from tasks.runtime.api_server import answers
+from tasks.runtime.api_server import answers, free_port
 
 TARGET_END_TO_END = {2_000_000: 2.5, 200_000: 6.0}
 TARGET_CORE = 1.5
@@ -70,8 +70,6 @@ def peaks_by_role(sampler: TreeSampler) -> dict[str, tuple[int, int]]:
 def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...], dict[str, str]]]:
     """A Prefect server (its own PREFECT_HOME under ``work``) and a local Ray cluster, up for
     the block; yields the CLI options and environment that use them."""
-    from bench.s3_servers import free_port
-
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     ray = str(Path(sys.executable).with_name("ray"))

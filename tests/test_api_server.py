@@ -39,8 +39,8 @@ if "--hold" in sys.argv:
     ({}, {"prefect.toml": "[api]\nurl = 'http://h:4200/api'\n"}, False),
     ({}, {"pyproject.toml": "[tool.prefect.api]\nurl = 'http://h:4200/api'\n"}, False),
     ({}, {"home/profiles.toml": "[profiles.default]\nPREFECT_API_URL = 'http://h:4200/api'\n"}, False),
-    ({"PREFECT_PROFILES_PATH": "elsewhere.toml"}, {"elsewhere.toml": "[profiles.x]\nPREFECT_SERVER_EPHEMERAL_ENABLED = false\n"},
-     False),
+    ({"PREFECT_PROFILES_PATH": "elsewhere.toml"},
+     {"elsewhere.toml": "[profiles.x]\nPREFECT_SERVER_EPHEMERAL_ENABLED = false\n"}, False),
 ])
 def test_starts_only_when_nothing_names_a_server(tmp_path, env, files, expected):
     for name, text in files.items():
@@ -90,6 +90,20 @@ def test_server_dies_with_a_killed_process(child_env, tmp_path):
     while not gone(int(pid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert gone(int(pid)) and not answers(api_url)
+
+
+def test_a_server_too_slow_to_answer_is_a_clear_error_and_is_stopped(child_env, tmp_path):
+    """Past the wait (the setting Prefect's own wait reads), the error names the limit and the
+    setting that changes it, and the server is not left behind."""
+    marker = f"helixflow-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**child_env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1", "HELIXFLOW_TEST_MARKER": marker}
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("RuntimeError: ")]
+    assert error.startswith("RuntimeError: Prefect's temporary API server on port ") and error.endswith(
+        "did not answer within 1 s; a longer wait is set with PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"), error
+    assert not marked_servers(marker)
 
 
 @pytest.mark.parametrize("args, extra", [(["--help"], {}), ([], {"PREFECT_API_URL": "http://127.0.0.1:9/api"})])

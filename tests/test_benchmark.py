@@ -156,7 +156,8 @@ def test_head_to_head_counts_reads_one_tool_alone_misplaces_and_the_ties_among_t
     from tasks.genomics.paf import Hit
 
     def hit(name, start, mapq=0, nm=1, qend=150, score=290, primary=True):
-        return Hit(name, 150, 0, qend, "+", "chr1", 10**6, start, start + 150, 149, 150, mapq, score, nm, "150M", primary)
+        return Hit(name, 150, 0, qend, "+", "chr1", 10**6, start, start + 150, 149, 150, mapq, score, nm, "150M",
+                   primary)
 
     names = [f"chr1_{1001 + 1000 * i}_{1150 + 1000 * i}_+_{i}" for i in range(10)]
     truth = [1000 + 1000 * i for i in range(10)]

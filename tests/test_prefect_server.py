@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -13,17 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tasks.runtime.api_server import free_port
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "deployments" / "prefect" / "serve.sh"
 SUMMARY_KEYS = {"ingest-reads", "encode-summary", "stage-files", "kernel-ranks", "qc-reads",
                 "accuracy-by-mapq-reads", "outputs-reads"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-STARTUP_TIMEOUT_S = 20.0  # Prefect's own default (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+# Wider than Prefect's own 20 s: on a new Prefect home the server first creates its database
+# (14.5-16.5 s to its first answer here instead of 5.5 s; over 20 s on a slower CI machine),
+# and Prefect's own wait counts only its sleeps, not the wall. The setting still rules.
+STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 # Settings that, if any settings file mentions them, leave the choice to Prefect.
 _MENTIONS = ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL", "[api]", "api.url", "[server.ephemeral]")
@@ -66,7 +69,8 @@ class EarlyServer:
         while True:
             code = self.process.poll()
             if code is not None:
-                self.error = f"Prefect's temporary API server on port {self.port} exited with code {code} before it answered"
+                self.error = (f"Prefect's temporary API server on port {self.port} exited with code {code} "
+                              "before it answered")
                 break
             if answers(self.api_url):
                 break
@@ -78,7 +82,8 @@ class EarlyServer:
         CPUs with the CLI's imports and Ray's start until then); raise naming what went wrong."""
         if not self._ready.wait(self.timeout_s):
             raise RuntimeError(f"Prefect's temporary API server on port {self.port} did not answer within "
-                               f"{self.timeout_s:.0f} s (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
+                               f"{self.timeout_s:.0f} s; a longer wait is set with "
+                               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
         if self.error:
             raise RuntimeError(self.error)
 
@@ -124,7 +129,8 @@ def wanted(env: dict[str, str], cwd: Path) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -146,7 +152,7 @@ def start_early_server(argv: list[str]) -> EarlyServer | None:
     spec = importlib.util.find_spec("prefect")
     if spec is None or not spec.origin or "prefect" in sys.modules:
         return None
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory",
@@ -157,6 +163,7 @@ def start_early_server(argv: list[str]) -> EarlyServer | None:
     _server = EarlyServer(process, port, timeout)
     atexit.register(_server.stop)  # registered before Prefect's own handlers, so it runs after them
     os.environ["PREFECT_API_URL"] = _server.api_url
-    os.environ.setdefault("PREFECT_UI_URL", "")  # this server has no UI (as Prefect's own temporary one): no "View at" links
+    # This server has no UI (as Prefect's own temporary one has none): no "View at" links.
+    os.environ.setdefault("PREFECT_UI_URL", "")
     threading.Thread(target=_server._poll, name="helixflow-prefect-api", daemon=True).start()
     return _server
