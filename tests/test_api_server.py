@@ -3,10 +3,12 @@ only when nothing names a server, it answers, and it never outlives the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,8 @@ if "--hold" in sys.argv:
     ({}, {"home/profiles.toml": "[profiles.default]\nPREFECT_API_URL = 'http://h:4200/api'\n"}, False),
     ({"PREFECT_PROFILES_PATH": "elsewhere.toml"},
      {"elsewhere.toml": "[profiles.x]\nPREFECT_SERVER_EPHEMERAL_ENABLED = false\n"}, False),
+    ({}, {".env": "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=true\n"}, False),
+    ({}, {"prefect.toml": "[server.services.triggers]\nenabled = true\n"}, False),
 ])
 def test_starts_only_when_nothing_names_a_server(tmp_path, env, files, expected):
     for name, text in files.items():
@@ -83,6 +87,9 @@ def test_server_dies_with_a_killed_process(child_env, tmp_path):
     try:
         pid, api_url = child.stdout.readline().split()
         assert answers(api_url)  # from outside: the server is up and answering
+        with urllib.request.urlopen(f"{api_url}/admin/settings", timeout=10) as response:
+            services = json.load(response)["server"]["services"]
+        assert not services["triggers"]["enabled"] and services["task_run_recorder"]["enabled"]  # automations off
     finally:
         child.kill()
         child.wait(timeout=30)

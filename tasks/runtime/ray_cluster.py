@@ -22,6 +22,39 @@ OOM_RETRIES = 2
 LOCAL_RAY_CONFIG = {"task_oom_retries": OOM_RETRIES}
 
 
+class _Stopper:
+    """Stops the Ray connection a :func:`ray_connection` made: in a thread once the run
+    needs Ray no more (:func:`release_ray`), else at the block's end; the end waits for it."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        import ray
+
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=ray.shutdown, name="helixflow-ray-stop", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self.release()
+        self._thread.join()
+
+
+_stoppers: list[_Stopper] = []  # the connections made by ray_connection, innermost last
+
+
+def release_ray() -> None:
+    """The run will not use Ray again: the local Ray this process started stops in the
+    background now (about 1.4 s, a second of it waiting on Ray's autoscaler monitor to exit)
+    while the run goes on, and its workers' memory is freed for the alignment. Nothing
+    happens when the caller made the connection, or none is up."""
+    if _stoppers:
+        _stoppers[-1].release()
+
+
 @contextlib.contextmanager
 def ray_connection(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
     """Start local Ray (or join ``address``: ``auto``, ``ray://host:10001``) unless already up.
@@ -29,7 +62,8 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
     One warm-up task per CPU is started, not waited for: each Ray worker imports the encoder
     and loads its compiled kernels (about 3 s a worker) while the driver goes on, e.g.
     hashing the inputs; a driver thread loads the chunk cutter the same way. A connection
-    made here is shut down on exit; one made by the caller is left alone.
+    made here is shut down on exit (or earlier, by :func:`release_ray`); one made by the
+    caller is left alone.
     """
     import ray
 
@@ -47,10 +81,13 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
     threading.Thread(target=warm_up, args=("driver",), name="helixflow-warm-up", daemon=True).start()
     warm = ray.remote(num_cpus=1)(warm_up)
     started = [warm.remote("worker") for _ in range(min(64, int(ray.cluster_resources().get("CPU", 1))))]  # noqa: F841
+    stopper = _Stopper()
+    _stoppers.append(stopper)
     try:
         yield
     finally:
-        ray.shutdown()
+        _stoppers.remove(stopper)
+        stopper.stop()
 
 
 def ray_result(ref):
