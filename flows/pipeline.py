@@ -17,6 +17,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams, command_line, helixflow_version, parse_cli, quiet_exit, run_samples
+from hpc.process import end_process
 from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
 from tasks.genomics.merge import SampleOutputs
@@ -27,9 +28,9 @@ from tasks.encode import encode_reads
 from tasks.export import export_results
 from tasks.ingest import IngestedReference, ingest_reads, ingest_reference, require_qualities
 from tasks.runtime.owner import RunFolderOwner
-from tasks.runtime.ray_cluster import ray_connection, release_ray
+from tasks.runtime.ray_cluster import ray_connection
 from tasks.runtime.stages import StageClock
-from tasks.runtime.startup import end_process, server_ready, started_together
+from tasks.runtime.startup import server_ready, started_together
 from tasks.seed import build_reference_index, candidate_windows, require_bam_contigs
 from tasks.stage import pair_key, run_root, stage_run
 from tasks.storage.index_cache import IndexFiles
@@ -53,10 +54,9 @@ def _sample_run_name() -> str:
 
 @flow(name="align-sample", flow_run_name=_sample_run_name, log_prints=True)
 def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, reference: IngestedReference,
-                 index: IndexFiles, last_on_ray: bool = False) -> dict:
+                 index: IndexFiles) -> dict:
     """One sample: ingest, encode and seed (on the Ray of the parent flow), stage, align,
-    collect; outputs named ``<stem>.*`` under the output folder. The run's last sample
-    (``last_on_ray``) lets Ray stop once its candidate windows are chosen."""
+    collect; outputs named ``<stem>.*`` under the output folder."""
     settings = params.run_settings()
     clock = StageClock()
     with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect
@@ -73,8 +73,6 @@ def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, referenc
                                   sample.interleaved)
         with clock.stage("candidate windows (Ray)"):
             candidates = candidate_windows(index, root, shards, params.max_candidates)
-        if last_on_ray:
-            release_ray()
         with clock.stage("stage"):
             staged = stage_run(root, reads, reference, index, shards, candidates, settings, mate2)
         with clock.stage(f"align job ({params.backend})"):
@@ -105,8 +103,7 @@ def align_reads(params: PipelineParams) -> dict:
                                       params.index_memory_gb)
         if params.bam:
             require_bam_contigs(index)
-        summaries = [align_sample(params, sample, stem, reference, index, last_on_ray=n == len(samples) - 1)
-                     for n, (sample, stem) in enumerate(zip(samples, stems))]
+        summaries = [align_sample(params, sample, stem, reference, index) for sample, stem in zip(samples, stems)]
     return {"samples": summaries} if params.samplesheet else summaries[0]
 
 
@@ -142,4 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    end_process(main())
+    end_process(main())  # the exit handlers run (the server stops); Python's teardown of the modules is skipped

@@ -33,6 +33,7 @@ from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_st
 from hpc.kernels.dispatch import score_batch
 from hpc.mapq import mapq_array
 from hpc.pairs import pair_shard
+from hpc.process import end_process
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 
@@ -265,5 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def finalize_mpi() -> None:
+    """MPI_Finalize, when this process started MPI: mpi4py would call it at the very end of
+    Python's exit, which :func:`~hpc.process.end_process` skips."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    finalize_mpi()
+    end_process(code)

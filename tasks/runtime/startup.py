@@ -8,21 +8,13 @@ then starts Ray alone, as the flow does.
 On a temporary server the flow runs send no heartbeats. Heartbeats let a server that outlives
 the run mark it crashed; a temporary server ends with the run. Each flow run's end also waits
 for its heartbeat thread's current 1-s sleep, up to 1 s per flow run (the run and each sample's).
-
-At its end the CLI flushes what it wrote, runs the exit handlers (Prefect's log and event
-workers, the temporary server's stop) and leaves without Python's teardown of the modules a
-run has loaded (Prefect, Ray, Numba, pydantic), which took 1.2 s here and writes nothing.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
-import sys
 import threading
 from collections.abc import Iterator
-from typing import NoReturn
 
 from tasks.runtime.api_server import early_server
 from tasks.runtime.ray_cluster import ray_connection
@@ -81,15 +73,3 @@ def server_ready() -> Iterator[None]:
         early.wait_ready()
     yield
 
-
-def end_process(code: int) -> NoReturn:
-    """Exit with ``code`` as Python's own exit would, less its teardown of the loaded modules:
-    the threads' exit hooks (Prefect drains its log and event queues there) and joins, the
-    exit handlers, then stdout and stderr flushed. Call from the main thread."""
-    # The interpreter's own first two steps at exit, in its order.
-    threading._shutdown()  # noqa: SLF001
-    atexit._run_exitfuncs()  # noqa: SLF001
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe: nothing more can be said on it
-            stream.flush()
-    os._exit(code)

@@ -1,0 +1,52 @@
+"""The local Ray a run starts stops with the run's block, every process of it, its
+autoscaler monitor killed first (it would hold Ray's shutdown for a second)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = textwrap.dedent(r"""
+    import json, os, time
+    from pathlib import Path
+    from tasks.runtime.ray_cluster import ray_connection, stop_autoscaler_monitor
+
+    def children():
+        me, found = os.getpid(), {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == me and fields[0] != "Z":
+                    found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def monitors():
+        return [pid for pid, cmd in children().items() if "autoscaler/_private/monitor.py" in cmd]
+
+    out = {"found_without_ray": stop_autoscaler_monitor()}
+    with ray_connection(None, 1):
+        ray_children = children()
+        out["monitors_while_up"] = len(monitors())
+        out["found"] = stop_autoscaler_monitor()
+        time.sleep(0.5)
+        out["monitors_after_stop"] = len(monitors())
+    deadline = time.monotonic() + 30
+    while set(children()) & set(ray_children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out["left_after_the_block"] = sorted(set(children()) & set(ray_children))
+    print("RESULT", json.dumps(out))
+""")
+
+
+def test_our_local_ray_stops_with_its_block_monitor_first(tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [result] = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result == {"found_without_ray": False, "monitors_while_up": 1, "found": True, "monitors_after_stop": 0,
+                      "left_after_the_block": []}
