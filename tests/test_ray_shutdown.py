@@ -1,5 +1,6 @@
 """The local Ray a run starts stops with the run's block, every process of it, its
-autoscaler monitor killed first (it would hold Ray's shutdown for a second)."""
+autoscaler monitor killed first (it would hold Ray's shutdown for a second), and SIGTERM
+reaches the handler that was there before (Ray's shutdown resets it to the default action)."""
 
 import json
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SCRIPT = textwrap.dedent(r"""
-    import json, os, time
+    import json, os, signal, time
     from pathlib import Path
     from tasks.runtime.ray_cluster import ray_connection, stop_autoscaler_monitor
 
@@ -29,6 +30,10 @@ SCRIPT = textwrap.dedent(r"""
     def monitors():
         return [pid for pid, cmd in children().items() if "autoscaler/_private/monitor.py" in cmd]
 
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     out = {"found_without_ray": stop_autoscaler_monitor()}
     with ray_connection(None, 1):
         ray_children = children()
@@ -40,6 +45,12 @@ SCRIPT = textwrap.dedent(r"""
     while set(children()) & set(ray_children) and time.monotonic() < deadline:
         time.sleep(0.1)
     out["left_after_the_block"] = sorted(set(children()) & set(ray_children))
+    out["sigterm_handled"] = False
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # the default action would end this process here
+        time.sleep(2)
+    except KeyboardInterrupt:
+        out["sigterm_handled"] = True
     print("RESULT", json.dumps(out))
 """)
 
@@ -49,4 +60,4 @@ def test_our_local_ray_stops_with_its_block_monitor_first(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     [result] = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert result == {"found_without_ray": False, "monitors_while_up": 1, "found": True, "monitors_after_stop": 0,
-                      "left_after_the_block": []}
+                      "left_after_the_block": [], "sigterm_handled": True}

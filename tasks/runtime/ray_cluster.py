@@ -32,13 +32,17 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
     and loads its compiled kernels (about 3 s a worker) while the driver goes on, e.g.
     hashing the inputs; a driver thread loads the chunk cutter the same way. A connection
     made here is shut down on exit (a local Ray's autoscaler monitor killed first, see
-    :func:`stop_autoscaler_monitor`); one made by the caller is left alone.
+    :func:`stop_autoscaler_monitor`), and SIGTERM handled again as before it (Ray's shutdown
+    resets it to the default action, which ends the process without any handler); one made by
+    the caller is left alone.
     """
     import ray
 
     if ray.is_initialized():
         yield
         return
+    in_main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if in_main else None
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
         ray.init(address=address, **kwargs)
@@ -56,6 +60,8 @@ def ray_connection(address: str | None = None, num_cpus: int | None = None) -> I
         if not address:
             stop_autoscaler_monitor()
         ray.shutdown()
+        if sigterm is not None:  # Ray's init set its own; its shutdown left the default action
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 def stop_autoscaler_monitor() -> bool:
