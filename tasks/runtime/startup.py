@@ -72,4 +72,3 @@ def server_ready() -> Iterator[None]:
     if early is not None:
         early.wait_ready()
     yield
-
