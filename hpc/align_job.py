@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +55,44 @@ def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool 
 def split_by_cells(cells: np.ndarray, ranks: int, step: int = 1) -> list[tuple[int, int]]:
     """Contiguous [lo, hi) item ranges, one per rank, with near-equal sums of ``cells``; every
     cut falls on a multiple of ``step`` (2: the mates of a pair stay on one rank)."""
-    total = np.cumsum(cells, dtype=np.int64)
-    grand = int(total[-1]) if total.size else 0
-    cuts = [0]
-    for r in range(1, ranks):
-        cut = int(np.searchsorted(total, grand * r / ranks, side="left")) + 1 if grand else 0
-        cuts.append(cut - cut % step)
-    cuts.append(len(cells))
-    cuts = np.maximum.accumulate(np.minimum(cuts, len(cells)))
-    return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
+    totals, sizes = [int(cells.sum())], [len(cells)]
+    return [share_of(totals, sizes, lambda _: cells, ranks, r, step) for r in range(ranks)]
+
+
+def share_of(totals: Sequence[int], sizes: Sequence[int], cells_of: Callable[[int], np.ndarray], ranks: int,
+             rank: int, step: int = 1) -> tuple[int, int]:
+    """:func:`split_by_cells`'s range for ``rank`` over items kept in parts (a run's shards):
+    ``totals`` and ``sizes`` are each part's sum of cells and count of items, ``cells_of(s)``
+    part ``s``'s cells per item, asked for only where a cut falls (at most two parts). A rank
+    so holds no array over the whole run, however many reads it has."""
+    grand, ends = sum(totals), np.cumsum(np.asarray(totals, dtype=np.int64))
+    bases = np.cumsum([0, *sizes])
+    seen: dict[int, np.ndarray] = {}
+
+    def cut(r: int) -> int:
+        if r == 0:
+            return 0
+        if r == ranks:
+            return int(bases[-1])
+        if not grand:
+            return 0
+        target = grand * r / ranks
+        s = int(np.searchsorted(ends, target, side="left"))  # the first part whose end reaches the target
+        if s not in seen:
+            seen[s] = np.cumsum(cells_of(s), dtype=np.int64) + (int(ends[s]) - int(totals[s]))
+        within = seen[s]
+        at = int(bases[s]) + int(np.searchsorted(within, target, side="left")) + 1
+        return at - at % step
+
+    lo = cut(rank)
+    return lo, max(lo, cut(rank + 1))
+
+
+def read_cells(candidates: dict[str, np.ndarray], reads: int) -> np.ndarray:
+    """DP cells per read of one shard: the sum over its candidate windows of window x read length."""
+    cells = np.zeros(reads, dtype=np.int64)
+    np.add.at(cells, candidates["read"], (candidates["end"] - candidates["start"]) * candidates["qlen"].astype(np.int64))
+    return cells
 
 
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
@@ -89,17 +118,14 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
     ref_starts = genome.starts
 
-    # Cells per read, over all shards, decide which reads are ours (one shard's candidates at a time).
-    per_read = []
-    for shard in manifest["shards"]:
-        c = load_npz_verified(root, shard["candidates"])
-        cells = np.zeros(shard["reads"], dtype=np.int64)
-        np.add.at(cells, c["read"], (c["end"] - c["start"]) * c["qlen"].astype(np.int64))
-        per_read.append(cells)
-        del c
-    all_cells = np.concatenate(per_read) if per_read else np.zeros(0, np.int64)
-    paired = any(int(s.get("mates", 1)) == 2 for s in manifest["shards"])
-    lo, hi = split_by_cells(all_cells, size, 2 if paired else 1)[rank]
+    # Which reads are ours: equal shares of DP cells, from each shard's total (one shard's
+    # candidates at a time) and the per-read cells of the shards where our cuts fall.
+    shards = manifest["shards"]
+    totals = [int(read_cells(load_npz_verified(root, s["candidates"]), s["reads"]).sum()) for s in shards]
+    sizes = [int(s["reads"]) for s in shards]
+    paired = any(int(s.get("mates", 1)) == 2 for s in shards)
+    lo, hi = share_of(totals, sizes, lambda i: read_cells(load_npz_verified(root, shards[i]["candidates"]),
+                                                          sizes[i]), size, rank, 2 if paired else 1)
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
     pairs = cells_done = rescues = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpc.align_job import job_command, load_rank_output, split_by_cells
+from hpc.align_job import job_command, load_rank_output, share_of, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.files import sha256_file
 from hpc.launchers import MpiexecLauncher, killing_signal
@@ -28,6 +28,44 @@ def test_split_by_cells_balances_work():
     assert abs(sums[0] - sums[1]) <= 100
     assert split_by_cells(np.zeros(0, np.int64), 3) == [(0, 0)] * 3
     assert [b - a for a, b in split_by_cells(np.ones(9), 3)] == [3, 3, 3]
+
+
+def whole_run_split(cells: np.ndarray, ranks: int, step: int) -> list[tuple[int, int]]:
+    """The split as first written, over one array of the whole run's cells per read."""
+    total = np.cumsum(cells, dtype=np.int64)
+    grand = int(total[-1]) if total.size else 0
+    cuts = [0]
+    for r in range(1, ranks):
+        cut = int(np.searchsorted(total, grand * r / ranks, side="left")) + 1 if grand else 0
+        cuts.append(cut - cut % step)
+    cuts = np.maximum.accumulate(np.minimum([*cuts, len(cells)], len(cells)))
+    return [(int(cuts[r]), int(cuts[r + 1])) for r in range(ranks)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_share_from_shard_totals_is_the_whole_run_split(seed):
+    """A rank finds its reads from each shard's total and the cells of at most two shards,
+    never an array over the whole run; the ranges are those of the whole-run split (empty
+    shards, shards of no cells and pairs included)."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(n) * 2 for n in rng.integers(0, 40, size=int(rng.integers(1, 9)))]
+    parts = [rng.integers(0, 3000, size=n) * (rng.random(n) < 0.8) for n in sizes]
+    whole = np.concatenate(parts)
+    asked: list[int] = []
+
+    def cells_of(s: int) -> np.ndarray:
+        asked.append(s)
+        return parts[s]
+
+    for ranks in (1, 2, 3, 7):
+        for step in (1, 2):
+            expected = whole_run_split(whole, ranks, step)
+            for rank in range(ranks):
+                asked.clear()
+                got = share_of([int(p.sum()) for p in parts], sizes, cells_of, ranks, rank, step)
+                assert got == expected[rank], (ranks, step, rank)
+                assert len(asked) <= 2
+            assert split_by_cells(whole, ranks, step) == expected
 
 
 @pytest.fixture(scope="module")
