@@ -198,6 +198,9 @@ def test_a_read_with_two_primaries_or_an_unknown_read_is_refused():
     cols = {"shard": np.array([0, 0, 1]), "read": np.array([0, 0, 2]), "primary": np.array([1, 1, 1])}
     with pytest.raises(ReconciliationError, match="read 0 of shard 0 has 2 primary alignments"):
         check_every_read_once(cols, [2, 3], Path("align"))
+    cols = {"shard": np.array([1, 1, 1]), "read": np.array([1, 2, 2]), "primary": np.array([1, 1, 1])}
+    with pytest.raises(ReconciliationError, match="read 2 of shard 1 has 2 primary alignments"):
+        check_every_read_once(cols, [2, 3], Path("align"))  # counted from the rows' lowest read, not the run's first
     cols = {"shard": np.array([0, 1]), "read": np.array([1, 3]), "primary": np.array([1, 1])}
     with pytest.raises(ReconciliationError, match="names read 3 of shard 1, which the manifest does not list"):
         check_every_read_once(cols, [2, 3], Path("align"))

@@ -102,12 +102,16 @@ def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], w
         raise ReconciliationError(f"{where}: an alignment names read {int(read[k])} of shard {int(shard[k])}, "
                                   f"which the manifest does not list ({int(bad.sum())} such rows)")
     base = np.concatenate([[0], np.cumsum(sizes)])
-    primaries = np.bincount(base[shard[cols["primary"] == 1]] + read[cols["primary"] == 1], minlength=int(base[-1]))
+    key = base[shard[cols["primary"] == 1]] + read[cols["primary"] == 1]
+    if not key.size:
+        return
+    low = int(key.min())  # counts over the span of these rows' reads (one shard's), not over the run's
+    primaries = np.bincount(key - low)
     if (primaries > 1).any():
-        g = int(np.argmax(primaries > 1))
+        g = int(np.argmax(primaries > 1)) + low
         s = int(np.searchsorted(base, g, side="right") - 1)
-        raise ReconciliationError(f"{where}: read {g - int(base[s])} of shard {s} has {int(primaries[g])} primary "
-                                  "alignments (a rank output from another attempt?); expected at most one")
+        raise ReconciliationError(f"{where}: read {g - int(base[s])} of shard {s} has {int(primaries[g - low])} "
+                                  "primary alignments (a rank output from another attempt?); expected at most one")
 
 
 def shard_reads(arrays) -> ShardReads:
