@@ -38,6 +38,7 @@ from bench.ecoli import THRESHOLDS, run_ours, score_sam, simulate
 from bench.meter import TreeSampler
 from bench.scale import measure
 from tasks.runtime.api_server import answers, free_port
+from tasks.runtime.ray_cluster import local_store_bytes
 
 TARGET_END_TO_END = {2_000_000: 2.5, 200_000: 6.0}
 TARGET_CORE = 1.5
@@ -88,7 +89,8 @@ def standing_services(work: Path, ranks: int) -> Iterator[tuple[tuple[str, ...],
             if server.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"prefect server did not come up (see {work / 'prefect-server.log'})")
             time.sleep(0.5)
-        subprocess.run([ray, "start", "--head", "--num-cpus", str(ranks), "--include-dashboard", "false"], check=True,
+        subprocess.run([ray, "start", "--head", "--num-cpus", str(ranks), "--include-dashboard", "false",
+                        "--object-store-memory", str(local_store_bytes(ranks))], check=True,  # as the CLI's own Ray
                        capture_output=True, env=env)
         ray_up = True
         yield ("--ray-address", "auto"), {**env, "PREFECT_API_URL": url}

@@ -9,7 +9,18 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tasks.runtime.ray_cluster import STORE_MIN, local_store_bytes
+
+GIB = 2**30
+
+
+def test_a_local_object_store_grows_with_the_cpus_within_the_node():
+    assert local_store_bytes(2, 24 * GIB) == STORE_MIN == 256 * 2**20
+    assert local_store_bytes(64, 256 * GIB) == 8 * GIB
+    assert local_store_bytes(64, 10 * GIB) == int(0.3 * 10 * GIB)  # never past Ray's own default
+    assert local_store_bytes(1, 100 * 2**20) == 75 * 2**20  # Ray's smallest store
+
+
 
 SCRIPT = textwrap.dedent(r"""
     import json, os, signal, time
@@ -36,6 +47,8 @@ SCRIPT = textwrap.dedent(r"""
     signal.signal(signal.SIGTERM, on_sigterm)
     out = {"found_without_ray": stop_autoscaler_monitor()}
     with ray_connection(None, 1):
+        import ray
+        out["store_bytes"] = ray.cluster_resources()["object_store_memory"]
         ray_children = children()
         out["monitors_while_up"] = len(monitors())
         out["found"] = stop_autoscaler_monitor()
@@ -55,9 +68,11 @@ SCRIPT = textwrap.dedent(r"""
 """)
 
 
+@pytest.mark.integration
 def test_our_local_ray_stops_with_its_block_monitor_first(tmp_path):
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     [result] = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.pop("store_bytes") == local_store_bytes(1)  # 256 MiB here, not 30% of the node's memory
     assert result == {"found_without_ray": False, "monitors_while_up": 1, "found": True, "monitors_after_stop": 0,
                       "left_after_the_block": [], "sigterm_handled": True}
