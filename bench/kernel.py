@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from hpc.align_job import split_by_cells
+from hpc.split import split_by_cells
 from hpc.kernels.scoring import Scoring
 from hpc.launchers import MpiexecLauncher
 

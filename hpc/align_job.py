@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from hpc.pairs import pair_shard
 from hpc.process import end_process
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
+from hpc.split import read_cells, share_of
 
 COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
@@ -50,49 +51,6 @@ def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool 
     check = ["--manifest-sha256", staged.sha256, "--reads", str(staged.reads)] if staged else []
     return [sys.executable, "-m", "hpc.align_job", "--manifest", str(manifest), "--out-dir", str(out_dir),
             "--kernel", kernel, "--attempt", attempt, *check, *(["--array"] if array else [])]
-
-
-def split_by_cells(cells: np.ndarray, ranks: int, step: int = 1) -> list[tuple[int, int]]:
-    """Contiguous [lo, hi) item ranges, one per rank, with near-equal sums of ``cells``; every
-    cut falls on a multiple of ``step`` (2: the mates of a pair stay on one rank)."""
-    totals, sizes = [int(cells.sum())], [len(cells)]
-    return [share_of(totals, sizes, lambda _: cells, ranks, r, step) for r in range(ranks)]
-
-
-def share_of(totals: Sequence[int], sizes: Sequence[int], cells_of: Callable[[int], np.ndarray], ranks: int,
-             rank: int, step: int = 1) -> tuple[int, int]:
-    """:func:`split_by_cells`'s range for ``rank`` over items kept in parts (a run's shards):
-    ``totals`` and ``sizes`` are each part's sum of cells and count of items, ``cells_of(s)``
-    part ``s``'s cells per item, asked for only where a cut falls (at most two parts). A rank
-    so holds no array over the whole run, however many reads it has."""
-    grand, ends = sum(totals), np.cumsum(np.asarray(totals, dtype=np.int64))
-    bases = np.cumsum([0, *sizes])
-    seen: dict[int, np.ndarray] = {}
-
-    def cut(r: int) -> int:
-        if r == 0:
-            return 0
-        if r == ranks:
-            return int(bases[-1])
-        if not grand:
-            return 0
-        target = grand * r / ranks
-        s = int(np.searchsorted(ends, target, side="left"))  # the first part whose end reaches the target
-        if s not in seen:
-            seen[s] = np.cumsum(cells_of(s), dtype=np.int64) + (int(ends[s]) - int(totals[s]))
-        within = seen[s]
-        at = int(bases[s]) + int(np.searchsorted(within, target, side="left")) + 1
-        return at - at % step
-
-    lo = cut(rank)
-    return lo, max(lo, cut(rank + 1))
-
-
-def read_cells(candidates: dict[str, np.ndarray], reads: int) -> np.ndarray:
-    """DP cells per read of one shard: the sum over its candidate windows of window x read length."""
-    cells = np.zeros(reads, dtype=np.int64)
-    np.add.at(cells, candidates["read"], (candidates["end"] - candidates["start"]) * candidates["qlen"].astype(np.int64))
-    return cells
 
 
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
@@ -118,14 +76,24 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
     ref_starts = genome.starts
 
-    # Which reads are ours: equal shares of DP cells, from each shard's total (one shard's
-    # candidates at a time) and the per-read cells of the shards where our cuts fall.
+    # Which reads are ours: equal shares of DP cells, from each shard's total and the per-read cells of the shards where our cuts fall.
+    # candidates at a time) and the per-read cells of the shards where our cuts fall. The totals
+    # are in the manifest (the seed task counts them); a shard seeded before they were has its
+    # candidates read for them.
     shards = manifest["shards"]
-    totals = [int(read_cells(load_npz_verified(root, s["candidates"]), s["reads"]).sum()) for s in shards]
     sizes = [int(s["reads"]) for s in shards]
+    held: dict[int, dict[str, np.ndarray]] = {}  # the candidates read for a cut, kept for the shard's turn
+
+    def candidates(i: int) -> dict[str, np.ndarray]:
+        if i not in held:
+            held[i] = load_npz_verified(root, shards[i]["candidates"])
+        return held[i]
+
+    totals = [int(s["candidates"]["cells"]) if "cells" in s["candidates"] else
+              int(read_cells(candidates(i), sizes[i]).sum()) for i, s in enumerate(shards)]
+    held.clear()
     paired = any(int(s.get("mates", 1)) == 2 for s in shards)
-    lo, hi = share_of(totals, sizes, lambda i: read_cells(load_npz_verified(root, shards[i]["candidates"]),
-                                                          sizes[i]), size, rank, 2 if paired else 1)
+    lo, hi = share_of(totals, sizes, lambda i: read_cells(candidates(i), sizes[i]), size, rank, 2 if paired else 1)
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])
 
     pairs = cells_done = rescues = 0
@@ -135,7 +103,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         s_hi = min(hi - shard_base[shard_no], shard_entry["reads"])
         if s_lo >= s_hi:
             continue
-        c = load_npz_verified(root, shard_entry["candidates"])
+        c = held.pop(shard_no, None) or load_npz_verified(root, shard_entry["candidates"])
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
         if mine.shape[0] == 0:
             continue

@@ -41,7 +41,7 @@ def finish_staging(root: Path, inputs: dict, shards: list[dict], candidates: lis
     """Write the manifest (last: its presence marks the staging complete); the genome is
     already in ``root/reference``."""
     genome = root / REFERENCE / GENOME_JSON
-    keep = ("path", "bytes", "sha256", "reads", "bases", "windows", "mates")
+    keep = ("path", "bytes", "sha256", "reads", "bases", "windows", "cells", "mates")
     entries = [{**{k: e[k] for k in keep if k in e}, "candidates": {k: c[k] for k in keep if k in c}}
                for e, c in zip(shards, candidates)]
     return write_manifest(root, {
@@ -71,7 +71,7 @@ def write_staging(
         save_npz_atomic(reads_path, **shard.to_arrays())
         save_npz_atomic(cand_path, **cands.to_arrays())
         shard_entries.append(file_entry(root, reads_path, reads=shard.n_reads, bases=shard.n_bases, mates=shard.mates))
-        cand_entries.append(file_entry(root, cand_path, windows=len(cands)))
+        cand_entries.append(file_entry(root, cand_path, windows=len(cands), cells=cands.cells))
     if genome_folder:
         link_genome(genome_folder, root / REFERENCE)
     else:

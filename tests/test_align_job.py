@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpc.align_job import job_command, load_rank_output, share_of, split_by_cells
+from hpc.align_job import job_command, load_rank_output
+from hpc.split import share_of, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.files import sha256_file
 from hpc.launchers import MpiexecLauncher, killing_signal
@@ -78,6 +79,54 @@ def staged(tmp_path_factory):
     cands = [find_candidates(index, s) for s in shards]
     manifest, _ = write_staging(root, {}, index, shards, cands, RunSettings())
     return manifest, reads
+
+
+def test_a_rank_reads_the_candidates_of_its_own_shards_once(tmp_path, monkeypatch):
+    """The manifest carries each shard's DP cells (counted by the seed task), so a rank reads
+    the candidates of its own shards and of the (at most two) shards where its cuts fall, each
+    once, not every shard's, however many the run has;
+    a manifest without them (shards seeded before they were counted) gives the same split."""
+    import hpc.align_job as align_job
+
+    reference = simulate_reference(1, 20_000, seed=31)
+    reads = simulate_reads(reference, 240, 150, 0.006, 0.0005, seed=32)
+    index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15)
+    parts = [reads[i:i + 40] for i in range(0, 240, 40)]
+    shards = [encode_sequences([r.name for r in part], [r.seq for r in part]) for part in parts]
+    cands = [find_candidates(index, s) for s in shards]
+    manifest, entries = write_staging(tmp_path / "run", {}, index, shards, cands, RunSettings())
+    assert [e["candidates"]["cells"] for e in entries] == [c.cells for c in cands]
+    loads: list[str] = []
+    real = align_job.load_npz_verified
+
+    def counting(root, entry):
+        loads.append(entry["path"])
+        return real(root, entry)
+
+    monkeypatch.setattr(align_job, "load_npz_verified", counting)
+
+    def shares(path):
+        out = []
+        for rank in range(3):
+            loads.clear()
+            parts, counters = align_job.align_rank(path, rank, 3)
+            lo, hi = counters["reads"]
+            own = {f"candidates/shard_{s:05d}.npz" for s in range(6) if s * 40 < hi and (s + 1) * 40 > lo}
+            cand_loads = [x for x in loads if x.startswith("candidates/")]
+            out.append(((lo, hi), sorted(cand_loads), sorted(own)))
+        return out
+
+    with_cells = shares(manifest)
+    assert with_cells[0][0][0] == 0 and with_cells[-1][0][1] == 240
+    for (lo, hi), cand_loads, own in with_cells:  # its own shards and where its cuts fall, each once
+        assert len(set(cand_loads)) == len(cand_loads) and set(own) <= set(cand_loads)
+        assert len(set(cand_loads) - set(own)) <= 2
+    body = json.loads(manifest.read_text())
+    for e in body["shards"]:
+        del e["candidates"]["cells"]
+    older = tmp_path / "run" / "older.json"
+    older.write_text(json.dumps(body))
+    assert [r for r, _, _ in shares(older)] == [r for r, _, _ in with_cells]
 
 
 def run_job(manifest, out_dir, ranks, env=None, kernel="cpu", staged=None):

@@ -201,6 +201,11 @@ class Candidates:
         return dict(read=self.read, strand=self.strand, contig=self.contig,
                     start=self.start, end=self.end, votes=self.votes, qlen=self.qlen)
 
+    @property
+    def cells(self) -> int:
+        """DP cells of every window (window length x read length): the align job's unit of work."""
+        return int(((self.end - self.start) * self.qlen.astype(np.int64)).sum())
+
     def __len__(self) -> int:
         return int(self.read.shape[0])
 

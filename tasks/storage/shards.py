@@ -175,8 +175,8 @@ def seed_shard_file(shard: dict, files: IndexFiles, root: str, max_candidates: i
     cands = find_candidates(open_index_cached(files), EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
     path = shard_path(Path(root), CANDIDATES, shard["shard"])
     digest = save_npz_atomic(path, **cands.to_arrays())
-    return _finish(Path(root), path, digest, shard=shard["shard"], windows=len(cands), reads_sha256=shard["sha256"],
-                   seeded=int(np.unique(cands.read).shape[0]))
+    return _finish(Path(root), path, digest, shard=shard["shard"], windows=len(cands), cells=cands.cells,
+                   reads_sha256=shard["sha256"], seeded=int(np.unique(cands.read).shape[0]))
 
 
 def clean_temp_files(root: Path) -> int:
