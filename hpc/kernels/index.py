@@ -14,10 +14,14 @@ small part of the counters and the index: one random access per minimizer into a
 hundreds of MB cost a cache miss each (on 100 Mbp: 3.6 s of the counting scan and 9.5 s of
 the placing one; the whole build takes about 5 s grouped, against 13.5 s).
 
-Minimizer semantics are those of the read side (:mod:`hpc.kernels.seed`): hash
-``v * 0x9E3779B97F4A7C15`` xor-shifted right by 29, the first smallest hash in each window
+Minimizer semantics are those of the read side (:mod:`hpc.kernels.seed`): canonical k-mers
+(the smaller of the 2-bit value and its reverse complement's, palindromes skipped), hash
+``c * 0x9E3779B97F4A7C15`` xor-shifted right by 29, the first smallest hash in each window
 of ``w`` consecutive N-free k-mers of a contig (every N-free k-mer when the contig has no
-more than ``w``); k-mers never cross a contig end.
+more than ``w``); k-mers never cross a contig end. Each entry's key is ``c << 1 | o`` (``o``:
+1 when the reverse complement was the smaller), split into bucket (top bits) and ``rest``
+(the low ``shift`` bits, orientation last), so a k-mer's entries of both orientations lie
+side by side in one bucket.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, bits, mode, cou
     free entry, advanced). ``keys``/``pos`` and ``keys2``/``pos2`` are the batch and its
     radix buffer (equal lengths). Returns the minimizers found."""
     mask = (np.uint64(1) << np.uint64(2 * k)) - np.uint64(1)
+    top = np.uint64(2 * (k - 1))
     rest_mask = (np.uint64(1) << np.uint64(shift)) - np.uint64(1)
     ring_v = np.empty(RING, dtype=np.uint64)
     ring_h = np.empty(RING, dtype=np.uint64)
@@ -97,6 +102,7 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, bits, mode, cou
         if nk <= 0:
             continue
         v = np.uint64(0)
+        rc = np.uint64(0)
         last_n = -1
         head = 0  # the queue is dq[head .. tail), indices taken & (RING - 1)
         tail = 0
@@ -111,17 +117,21 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, bits, mode, cou
                     last_n = i
                     b = 0
                 v = ((v << np.uint64(2)) | np.uint64(b)) & mask
+                rc = (rc >> np.uint64(2)) | (np.uint64(3 - b) << top)
                 if i < k - 1:
                     continue
                 p = i - k + 1
-                if last_n >= p:
+                key = np.uint64(0)
+                if last_n >= p or v == rc:  # an N, or a palindrome (even k), whose strand is unknown
                     h = NO_HASH
                 else:
-                    h = v * HASH_MUL
+                    c = v if v < rc else rc
+                    key = (c << np.uint64(1)) | np.uint64(0 if v < rc else 1)
+                    h = c * HASH_MUL
                     h ^= h >> np.uint64(29)
                 if nk <= w:  # a short contig keeps every N-free k-mer
                     if h != NO_HASH:
-                        keys[filled] = v
+                        keys[filled] = key
                         pos[filled] = base + p
                         filled += 1
                         found += 1
@@ -132,7 +142,7 @@ def scan_minimizers(packed, nmask, starts, lengths, k, w, shift, bits, mode, cou
                     continue
                 if tail > head and dq[head & (RING - 1)] <= p - w:  # the front left the window
                     head += 1
-                ring_v[p & (RING - 1)] = v
+                ring_v[p & (RING - 1)] = key
                 ring_h[p & (RING - 1)] = h
                 while tail > head and ring_h[dq[(tail - 1) & (RING - 1)] & (RING - 1)] > h:
                     tail -= 1
@@ -192,7 +202,7 @@ def occurrence_histogram(table, rest, cap):
         i = lo
         while i < hi:
             j = i + 1
-            while j < hi and rest[j] == rest[i]:
+            while j < hi and (rest[j] >> 1) == (rest[i] >> 1):  # both orientations of one k-mer
                 j += 1
             hist[min(j - i, cap)] += 1
             i = j

@@ -1,11 +1,17 @@
 """Numba kernels behind :mod:`tasks.genomics.seeding`: minimizer lookup and diagonal clustering,
 one read at a time, so a shard needs no global sort of its seed hits. No I/O. A read's
-minimizers (both strands) are looked up together, so their memory accesses overlap.
+minimizers are looked up together, so their memory accesses overlap.
 
-Semantics (kept in step with the index, :mod:`hpc.kernels.index`): a k-mer's
-hash is ``v * 0x9E3779B97F4A7C15`` xor-shifted right by 29; a minimizer is the first
-smallest hash in a window of ``w`` consecutive N-free k-mers of the read (the whole read
-when it has fewer than ``w``); the reverse strand is the reverse-complemented read.
+Semantics (kept in step with the index, :mod:`hpc.kernels.index`): minimizers are
+canonical, as minimap2's are. A k-mer's canonical value ``c`` is the smaller of its 2-bit
+value and its reverse complement's (a palindrome, possible for even k, is skipped); its hash
+is ``c * 0x9E3779B97F4A7C15`` xor-shifted right by 29; a minimizer is the first smallest hash
+in a window of ``w`` consecutive N-free k-mers of the read (the whole read when it has fewer
+than ``w``). Index and lookups use the key ``c << 1 | o``, where ``o`` is 1 when the
+reverse complement was the smaller. The same minimizers serve both strands of a read, so
+each read is scanned and looked up once (it was once per strand): a hit whose orientation
+matches the read's own places the read's forward strand, and one whose orientation differs
+places its reverse complement.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ NO_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @numba.njit(**NJIT)
-def _minimizers(seq, k, w, values, hashes, strand, keys, qpos, strands, nm):
-    """Append the minimizers of one strand of a read (k-mer value, query position) to
-    ``keys``/``qpos``/``strands`` from slot ``nm``; returns the new count."""
+def _minimizers(seq, k, w, values, hashes, keys, qpos, orient):
+    """The canonical minimizers of a read, one pass for both strands: the lookup key of each
+    (its canonical k-mer shifted left by one, see :func:`canonical_key`), its query position
+    and its orientation (0: the read's own k-mer is the canonical one). Returns how many."""
     m = seq.shape[0]
     nk = m - k + 1
     if nk <= 0:
-        return nm
+        return 0
     mask = (np.uint64(1) << np.uint64(2 * k)) - np.uint64(1)
+    top = np.uint64(2 * (k - 1))
     v = np.uint64(0)
+    rc = np.uint64(0)
     last_n = -1
     for i in range(m):
         b = seq[i]
@@ -36,16 +45,20 @@ def _minimizers(seq, k, w, values, hashes, strand, keys, qpos, strands, nm):
             last_n = i
             b = 0
         v = ((v << np.uint64(2)) | np.uint64(b)) & mask
+        rc = (rc >> np.uint64(2)) | (np.uint64(3 - b) << top)
         if i >= k - 1:
             p = i - k + 1
-            values[p] = v
-            if last_n >= p:
+            if last_n >= p or v == rc:  # an N, or a palindrome (even k), whose strand is unknown
                 hashes[p] = NO_HASH
+                values[p] = 0
             else:
-                h = v * HASH_MUL
+                c = v if v < rc else rc
+                values[p] = (c << np.uint64(1)) | np.uint64(0 if v < rc else 1)
+                h = c * HASH_MUL
                 hashes[p] = h ^ (h >> np.uint64(29))
     span = w if nk > w else nk
     last = -1
+    nm = 0
     for s in range(nk - span + 1):
         best = s
         for t in range(s + 1, s + span):
@@ -54,9 +67,9 @@ def _minimizers(seq, k, w, values, hashes, strand, keys, qpos, strands, nm):
         if best == last or hashes[best] == NO_HASH:
             continue
         last = best
-        keys[nm] = values[best]
+        keys[nm] = values[best] & ~np.uint64(1)
+        orient[nm] = np.uint8(values[best] & np.uint64(1))
         qpos[nm] = best
-        strands[nm] = strand
         nm += 1
     return nm
 
@@ -74,7 +87,7 @@ def _lookup_all(keys, nm, rest, table, shift, lo_out, hi_out):
         lo_out[i] = np.int64(table[b])
         hi_out[i] = np.int64(table[b + 1])
     for i in range(nm):
-        r = keys[i] & rmask
+        r = keys[i] & rmask  # its low bit clear: the first of the k-mer's entries, either orientation
         lo = lo_out[i]
         top = hi_out[i]
         hi = top
@@ -85,14 +98,15 @@ def _lookup_all(keys, nm, rest, table, shift, lo_out, hi_out):
             else:
                 hi = mid
         end = lo
-        while end < top and rest[end] == r:
+        half = r >> np.uint64(1)
+        while end < top and (rest[end] >> np.uint64(1)) == half:
             end += 1
         lo_out[i] = lo
         hi_out[i] = end
 
 
 @numba.njit(**NJIT)
-def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, complement,
+def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra):
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
@@ -113,15 +127,14 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
     longest = 1
     for r in range(n):
         longest = max(longest, lengths[r])
-    seq = np.empty(longest, dtype=np.uint8)
     values = np.empty(longest, dtype=np.uint64)
     hashes = np.empty(longest, dtype=np.uint64)
     diags = np.empty(longest * max_occ, dtype=np.int64)
-    mkeys = np.empty(2 * longest, dtype=np.uint64)
-    mqpos = np.empty(2 * longest, dtype=np.int64)
-    mstrand = np.empty(2 * longest, dtype=np.uint8)
-    mlo = np.empty(2 * longest, dtype=np.int64)
-    mhi = np.empty(2 * longest, dtype=np.int64)
+    mkeys = np.empty(longest, dtype=np.uint64)
+    mqpos = np.empty(longest, dtype=np.int64)
+    morient = np.empty(longest, dtype=np.uint8)
+    mlo = np.empty(longest, dtype=np.int64)
+    mhi = np.empty(longest, dtype=np.int64)
     clusters = 2 * longest * max_occ // max(min_votes, 1) + 2  # each cluster holds min_votes hits
     c_strand = np.empty(clusters, dtype=np.uint8)
     c_dmin = np.empty(clusters, dtype=np.int64)
@@ -133,20 +146,21 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift, com
         m = lengths[r]
         base = offsets[r]
         nc = 0
-        nm = 0
-        for strand in range(2):
-            for i in range(m):
-                seq[i] = codes[base + i] if strand == 0 else complement[codes[base + m - 1 - i]]
-            nm = _minimizers(seq[:m], k, w, values, hashes, strand, mkeys, mqpos, mstrand, nm)
+        nm = _minimizers(codes[base:base + m], k, w, values, hashes, mkeys, mqpos, morient)
         _lookup_all(mkeys, nm, rest, table, shift, mlo, mhi)
         for strand in range(2):
             nh = 0
             for i in range(nm):
                 count = mhi[i] - mlo[i]
-                if mstrand[i] != strand or count == 0 or count > max_occ:
+                if count == 0 or count > max_occ:
                     continue
+                # The same orientation in read and reference: the read's forward strand; else its
+                # reverse complement, where this k-mer starts at m - k - qpos.
+                q = mqpos[i] if strand == 0 else m - k - mqpos[i]
                 for t in range(mlo[i], mhi[i]):
-                    diags[nh] = np.int64(positions[t]) - mqpos[i]
+                    if (np.uint8(rest[t] & 1) != morient[i]) != (strand == 1):
+                        continue
+                    diags[nh] = np.int64(positions[t]) - q
                     nh += 1
             if nh == 0:
                 continue

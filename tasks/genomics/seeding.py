@@ -42,6 +42,19 @@ def kmer_values(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 
+def canonical_keys(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The index's view of every k-mer (the reference for the kernels' semantics): its key
+    ``c << 1 | o``, its canonical value ``c`` (the smaller of its 2-bit value and its reverse
+    complement's; ``o`` is 1 when the reverse complement's is) and whether it is free of N and
+    not a palindrome."""
+    values, valid = kmer_values(codes, k)
+    back, _ = kmer_values(COMPLEMENT[codes[::-1]], k)
+    rc = back[::-1]  # the reverse complement of the k-mer at each start
+    canonical = np.minimum(values, rc)
+    keys = (canonical << np.uint64(1)) | (rc < values).astype(np.uint64)
+    return keys, canonical, valid & (values != rc)
+
+
 def minimizer_mask(values: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
     """Positions whose k-mer has the smallest hash in some window of ``w`` consecutive
     k-mers (w=1 keeps every valid k-mer). The hash scrambles the 2-bit value so that
@@ -72,7 +85,7 @@ def index_layout(total: int, n_contigs: int, k: int, w: int) -> dict:
         raise ValueError(f"w must be at least 1, got {w}")
     expected = 2 * total // (w + 1) + n_contigs
     bits = min(2 * k, max(8, min(26, expected.bit_length() - 2)))
-    shift = 2 * k - bits
+    shift = 2 * k + 1 - bits  # keys are 2k + 1 bits: the canonical k-mer and its orientation
     return {"bits": bits, "shift": shift, "rest": "uint32" if shift <= 32 else "uint64",
             "position": "uint32" if total < 2**32 else "uint64"}
 
@@ -100,9 +113,10 @@ def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
 
 @dataclass
 class ReferenceIndex:
-    """The (w,k)-minimizer index of a packed genome. Bucket ``b`` (the k-mer's top bits)
-    holds entries ``table[b] .. table[b+1]``, sorted by ``rest`` (the k-mer's low ``shift``
-    bits); ``positions`` are global starts in the genome. Arrays may be memory-mapped."""
+    """The (w,k)-minimizer index of a packed genome, canonical minimizers. Bucket ``b`` (the
+    key's top bits; key: canonical k-mer ``<< 1 |`` orientation) holds entries ``table[b] ..
+    table[b+1]``, sorted by ``rest`` (the key's low ``shift`` bits); ``positions`` are global
+    starts in the genome. Arrays may be memory-mapped."""
 
     genome: Genome
     k: int
@@ -228,7 +242,7 @@ def find_candidates(
     half the best's votes (copies of a repeat; not stray seeds beside one clear best)."""
     tie_extra = 2 * max_candidates + 4 if tie_extra is None else tie_extra
     out = seed_shard(shard.codes(), shard.offsets.astype(np.int64), shard.lengths.astype(np.int64), index.k,
-                     index.w, index.rest, index.positions, index.table, np.uint64(index.shift), COMPLEMENT,
+                     index.w, index.rest, index.positions, index.table, np.uint64(index.shift),
                      index.starts, index.lengths, max_candidates, min_votes, min(max_occ, index.occ_limit),
                      margin, max_diag_gap, tie_extra)
     return Candidates(*out)

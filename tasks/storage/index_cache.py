@@ -28,7 +28,7 @@ from hpc.run_folder import genome_cache, index_cache
 from tasks.genomics.reference import pack_fasta
 from tasks.genomics.seeding import ReferenceIndex, build_buffer_bytes, build_index, estimate_index_bytes
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: canonical minimizers, keys of 2k + 1 bits
 INDEX_JSON = "index.json"
 ARRAYS = ("table", "rest", "positions")
 
