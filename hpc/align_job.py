@@ -76,13 +76,13 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
     ref_starts = genome.starts
 
-    # Which reads are ours: equal shares of DP cells, from each shard's total and the per-read cells of the shards where our cuts fall.
-    # candidates at a time) and the per-read cells of the shards where our cuts fall. The totals
-    # are in the manifest (the seed task counts them); a shard seeded before they were has its
-    # candidates read for them.
+    # Which reads are ours: equal shares of DP cells, from each shard's total and the per-read
+    # cells of the (at most two) shards where our cuts fall, whose candidates are then kept for
+    # their turn below. The totals are in the manifest (the seed task counts them); a shard
+    # seeded before they were has its candidates read for its total, one shard at a time.
     shards = manifest["shards"]
     sizes = [int(s["reads"]) for s in shards]
-    held: dict[int, dict[str, np.ndarray]] = {}  # the candidates read for a cut, kept for the shard's turn
+    held: dict[int, dict[str, np.ndarray]] = {}
 
     def candidates(i: int) -> dict[str, np.ndarray]:
         if i not in held:
@@ -90,8 +90,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         return held[i]
 
     totals = [int(s["candidates"]["cells"]) if "cells" in s["candidates"] else
-              int(read_cells(candidates(i), sizes[i]).sum()) for i, s in enumerate(shards)]
-    held.clear()
+              int(read_cells(load_npz_verified(root, s["candidates"]), sizes[i]).sum()) for i, s in enumerate(shards)]
     paired = any(int(s.get("mates", 1)) == 2 for s in shards)
     lo, hi = share_of(totals, sizes, lambda i: read_cells(candidates(i), sizes[i]), size, rank, 2 if paired else 1)
     shard_base = np.cumsum([0] + [s["reads"] for s in manifest["shards"]])

@@ -28,7 +28,7 @@ NO_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
 @numba.njit(**NJIT)
 def _minimizers(seq, k, w, values, hashes, keys, qpos, orient):
     """The canonical minimizers of a read, one pass for both strands: the lookup key of each
-    (its canonical k-mer shifted left by one, see :func:`canonical_key`), its query position
+    (its canonical k-mer shifted left by one, see ``tasks.genomics.seeding.canonical_keys``), its query position
     and its orientation (0: the read's own k-mer is the canonical one). Returns how many."""
     m = seq.shape[0]
     nk = m - k + 1
