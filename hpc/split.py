@@ -46,8 +46,13 @@ def share_of(totals: Sequence[int], sizes: Sequence[int], cells_of: Callable[[in
     return lo, max(lo, cut(rank + 1))
 
 
+def window_cells(start: np.ndarray, end: np.ndarray, qlen: np.ndarray) -> np.ndarray:
+    """DP cells of each candidate window: window length x read length."""
+    return (end - start) * qlen.astype(np.int64)
+
+
 def read_cells(candidates: dict[str, np.ndarray], reads: int) -> np.ndarray:
-    """DP cells per read of one shard: the sum over its candidate windows of window x read length."""
+    """DP cells per read of one shard: the sum of :func:`window_cells` over its candidate windows."""
     cells = np.zeros(reads, dtype=np.int64)
-    np.add.at(cells, candidates["read"], (candidates["end"] - candidates["start"]) * candidates["qlen"].astype(np.int64))
+    np.add.at(cells, candidates["read"], window_cells(candidates["start"], candidates["end"], candidates["qlen"]))
     return cells

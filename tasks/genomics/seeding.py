@@ -19,6 +19,7 @@ from hpc.codec import CODE_N, COMPLEMENT
 from hpc.genome import Genome, genome_from_codes
 from hpc.kernels.index import occurrence_histogram, scan_minimizers, sort_buckets
 from hpc.kernels.seed import HASH_MUL, NO_HASH, seed_shard
+from hpc.split import window_cells
 from tasks.genomics.encoding import EncodedShard
 
 STRAND_FWD = 0
@@ -218,7 +219,7 @@ class Candidates:
     @property
     def cells(self) -> int:
         """DP cells of every window (window length x read length): the align job's unit of work."""
-        return int(((self.end - self.start) * self.qlen.astype(np.int64)).sum())
+        return int(window_cells(self.start, self.end, self.qlen).sum())
 
     def __len__(self) -> int:
         return int(self.read.shape[0])
