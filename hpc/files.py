@@ -43,6 +43,30 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
+WRITE_PIECE = 1 << 16
+
+
+class PieceWriter(io.BufferedWriter):
+    """A binary file whose large writes reach the kernel in pieces of :data:`WRITE_PIECE`
+    bytes. On this project's Firecracker VMs (Linux 6.18) one ``write`` of 1 MiB or more ran
+    at 170-280 MB/s, and the same bytes in 64 KiB pieces at 2.5-3.1 GB/s: a large write
+    gets large page-cache folios, which come from guest memory the host has not backed yet.
+    The pieces cost one syscall per 64 KiB anywhere else."""
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if len(view) <= WRITE_PIECE:
+            return super().write(view)
+        for a in range(0, len(view), WRITE_PIECE):
+            super().write(view[a:a + WRITE_PIECE])
+        return len(view)
+
+
+def open_pieces(path: str | Path | int) -> PieceWriter:
+    """``open(path, "wb")`` (or a file descriptor's), as a :class:`PieceWriter`."""
+    return PieceWriter(io.FileIO(path, "w"))
+
+
 class StagingFullError(OSError):
     """The file system under the staging folder has no space left."""
 
@@ -55,7 +79,7 @@ def atomic_stream(path: Path) -> Iterator[io.BufferedWriter]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open_pieces(fd) as fh:
             yield fh
             fh.flush()
             os.fchmod(fh.fileno(), FILE_MODE)

@@ -31,3 +31,31 @@ def test_a_bad_mode_is_refused_naming_the_variable(tmp_path):
     assert done.returncode != 0 and not path.exists()
     assert done.stderr.strip().splitlines()[-1].endswith(
         "HELIXFLOW_FILE_MODE='rw-r-----': expected an octal file mode such as 0640")
+
+
+def test_large_writes_go_in_pieces_and_land_whole(tmp_path, monkeypatch):
+    import io
+
+    import numpy as np
+
+    from hpc import files
+
+    sizes = []  # what reaches the kernel, write by write
+
+    class Recording(io.FileIO):
+        def write(self, data):
+            sizes.append(len(memoryview(data).cast("B")))
+            return super().write(data)
+
+    monkeypatch.setattr(files.io, "FileIO", Recording)
+    data = np.random.default_rng(0).integers(0, 256, 3 * files.WRITE_PIECE + 17, dtype=np.uint8)
+    with files.atomic_stream(tmp_path / "a.bin") as fh:
+        assert fh.write(data) == data.shape[0]
+        assert fh.write(b"tail") == 4
+    assert (tmp_path / "a.bin").read_bytes() == data.tobytes() + b"tail"
+    assert sizes == [files.WRITE_PIECE] * 3 + [17 + 4]  # the small ones buffered together
+    sizes.clear()
+    files.save_npz_atomic(tmp_path / "b.npz", x=np.arange(100_000), y=np.zeros((3, 7), dtype=np.uint8))
+    with np.load(tmp_path / "b.npz") as back:
+        assert np.array_equal(back["x"], np.arange(100_000)) and back["y"].shape == (3, 7)
+    assert max(sizes) <= files.WRITE_PIECE

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.files import FILE_MODE
+from hpc.files import FILE_MODE, open_pieces
 from hpc.kernels.fastq import copy_runs
 from tasks.genomics.bai import BaiBuilder
 from tasks.genomics.bgzf import BgzfWriter
@@ -76,7 +76,7 @@ class _Bucket:
 
     def __init__(self, stem: Path) -> None:
         self.paths = [stem.with_suffix(s) for s in (".data", ".keys")]
-        self.files = [open(p, "wb") for p in self.paths]
+        self.files = [open_pieces(p) for p in self.paths]
         self.bytes = 0
 
     def append(self, data: np.ndarray, keys: np.ndarray, lengths: np.ndarray) -> None:
@@ -267,7 +267,7 @@ class SortedBamWriter:
             if self._error is not None:
                 raise self._error
             bam, bai = self._scratch / "sorted.bam", self._scratch / "sorted.bam.bai"
-            with open(bam, "wb") as fh:
+            with open_pieces(bam) as fh:
                 bgzf = BgzfWriter(fh, self.level, self.threads)
                 bgzf.write(self.header)
                 self._write_records(bgzf)
