@@ -184,6 +184,55 @@ def test_index_build_equals_the_numpy_minimizers(lengths, k, w, n_runs, repetiti
     assert index.genome.codes(0, base).tobytes() == np.concatenate(contigs).tobytes()
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 400), k=st.integers(3, 21), w=st.integers(1, 16), n_runs=st.integers(0, 3),
+       alphabet=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_read_minimizers_equal_the_numpy_minimizers(n, k, w, n_runs, alphabet, seed):
+    """The read kernel's minimizers (the window minimum carried from window to window) are the
+    numpy statement's: same keys, positions and orientations, for reads shorter than k or w,
+    N runs, few-letter reads (many equal hashes: the first smallest wins) and palindromes."""
+    from hpc.kernels.seed import HASH_MUL, NO_HASH, _minimizers
+
+    local = np.random.default_rng(seed)
+    codes = local.integers(0, alphabet, n).astype(np.uint8)
+    for _ in range(n_runs):
+        at = int(local.integers(0, max(n, 1)))
+        codes[at : at + int(local.integers(1, 12))] = CODE_N
+    keys, canonical, valid = canonical_keys(codes, k)
+    if keys.shape[0] > w:
+        at = np.nonzero(minimizer_mask(canonical, valid, w))[0]
+    else:  # a read of no more than w k-mers is one window (the index keeps each of a contig's)
+        hashes = canonical * HASH_MUL
+        hashes = np.where(valid, hashes ^ (hashes >> np.uint64(29)), NO_HASH)
+        at = np.array([np.argmin(hashes)] if valid.any() else [], dtype=np.int64)
+    size = max(n, 1)
+    out = [np.empty(size, np.uint64), np.empty(size, np.uint64), np.empty(size, np.uint64), np.empty(size, np.int64),
+           np.empty(size, np.uint8)]
+    nm = _minimizers(codes, k, w, *out)
+    assert out[3][:nm].tolist() == at.tolist()
+    assert out[2][:nm].tolist() == (keys[at] & ~np.uint64(1)).tolist()
+    assert out[4][:nm].tolist() == (keys[at] & np.uint64(1)).tolist()
+
+
+@pytest.mark.parametrize("copies", [10, 40])
+def test_repeat_copies_are_kept_in_order_of_votes_then_place(copies):
+    """A read from a segment repeated ``copies`` times: every copy is a candidate, in reference
+    order (equal votes keep the order found), whether the few clusters are ordered by
+    insertion or the many (over 32) by a sort."""
+    segment = random_codes(150)
+    parts = []
+    for _ in range(copies):
+        parts += [random_codes(300), segment]
+    genome = np.concatenate(parts + [random_codes(300)])
+    index = ReferenceIndex.build(["chr1"], [genome], 15, 5)
+    shard = encode_sequences(["r"], [to_bytes(segment)])
+    cands = find_candidates(index, shard, max_candidates=3, tie_extra=copies)
+    starts = [300 + i * 450 for i in range(copies)]
+    assert len(cands) == copies and cands.strand.tolist() == [0] * copies
+    assert all(lo <= s and s + 150 <= hi for lo, hi, s in zip(cands.start.tolist(), cands.end.tolist(), starts))
+    assert cands.start.tolist() == sorted(cands.start.tolist())
+
+
 @pytest.mark.skipif(os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="this is the bounds-checked run")
 def test_the_same_tests_with_bounds_checking_on(tmp_path):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
