@@ -92,7 +92,7 @@ def compress_quals(quals: np.ndarray) -> np.ndarray:
 def decompress_quals(blob: np.ndarray, n_bases: int) -> np.ndarray:
     from isal import isal_zlib
 
-    out = np.frombuffer(isal_zlib.decompress(np.ascontiguousarray(blob).tobytes()), dtype=np.uint8)
+    out = np.frombuffer(isal_zlib.decompress(memoryview(np.ascontiguousarray(blob))), dtype=np.uint8)
     if out.shape[0] != n_bases:
         raise ValueError(f"shard qualities hold {out.shape[0]} characters for {n_bases} bases")
     return out
