@@ -214,6 +214,26 @@ def test_read_minimizers_equal_the_numpy_minimizers(n, k, w, n_runs, alphabet, s
     assert out[4][:nm].tolist() == (keys[at] & np.uint64(1)).tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 200), n_runs=st.integers(0, 4), seed=st.integers(0, 2**16), data=st.data())
+def test_any_range_of_the_packed_genome_unpacks_to_its_codes(n, n_runs, seed, data):
+    """unpack_range (four bases a byte, N under the mask) at every alignment of start and end."""
+    from hpc.codec import pack_codes
+    from hpc.kernels.packed import unpack_range
+
+    local = np.random.default_rng(seed)
+    codes = local.integers(0, 4, n).astype(np.uint8)
+    for _ in range(n_runs):
+        at = int(local.integers(0, n))
+        codes[at : at + int(local.integers(1, 10))] = CODE_N
+    packed, nmask = pack_codes(codes)
+    start = data.draw(st.integers(0, n - 1))
+    end = data.draw(st.integers(start, n))
+    out = np.full(end - start, 9, dtype=np.uint8)
+    unpack_range(packed, nmask, start, out)
+    assert out.tolist() == codes[start:end].tolist()
+
+
 @pytest.mark.parametrize("copies", [10, 40])
 def test_repeat_copies_are_kept_in_order_of_votes_then_place(copies):
     """A read from a segment repeated ``copies`` times: every copy is a candidate, in reference

@@ -48,8 +48,7 @@ def _gather(codes, offsets, lengths, read, strand, packed, nmask, win_start, win
             for t in range(m):
                 qs[dst + t] = complement[codes[src + m - 1 - t]]
         else:
-            for t in range(m):
-                qs[dst + t] = codes[src + t]
+            qs[dst:dst + m] = codes[src:src + m]
         unpack_range(packed, nmask, win_start[p], rs[r_off[p] : r_off[p] + r_len[p]])
     return qs, q_off, q_len, rs, r_off, r_len
 
