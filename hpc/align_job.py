@@ -28,7 +28,7 @@ from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
-from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_strings, gather_pairs, locus_spans,
+from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs, locus_spans,
                                select_hits, trace_pairs, window_bands)
 from hpc.kernels.dispatch import score_batch
 from hpc.mapq import mapq_array
@@ -132,8 +132,8 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         yield shard_no, {
             "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
             "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
-            "primary": primary, "second": second, **dict(zip(COORDS, coords.T)),
-            "cigar": np.array(cigar_strings(ops, lens, off), dtype=np.str_), "n_candidates": n_cands,
+            "primary": primary, "second": second, **dict(zip(COORDS, coords.astype(np.int32).T)),
+            "cigar": cigar_text(ops, lens, off), "n_candidates": n_cands.astype(np.int32),
             "mapq": mapq.astype(np.uint8), "proper": proper,
         }
     seconds = time.perf_counter() - t0
@@ -144,7 +144,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
 
 def empty_columns() -> dict[str, np.ndarray]:
     cols = {k: np.zeros(0, dtype=np.int64) for k in COLUMNS}
-    cols["cigar"] = np.zeros(0, dtype=np.str_)
+    cols["cigar"] = np.zeros(0, dtype=np.bytes_)
     return cols
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from hpc.codec import reverse_complement
 from hpc.genome import genome_from_codes
-from hpc.kernels.batch import BAND_SLACK, cigar_strings, gather_pairs, select_hits, trace_pairs, window_bands
+from hpc.kernels.batch import BAND_SLACK, cigar_text, gather_pairs, select_hits, trace_pairs, window_bands
 from hpc.kernels.dispatch import full_band, score_batch
 from hpc.kernels.scalar import cigar_string, sw_traceback, sw_traceback_band
 
@@ -83,7 +83,7 @@ def test_batched_traceback_matches_the_single_pair_traceback(banded):
     scores, q_ends, r_ends = score_batch("cpu")(*batch, *SCORING, band=band)
     pick = np.arange(50)
     coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *SCORING, 6)
-    cigars = cigar_strings(ops, lens, off)
+    cigars = [c.decode() for c in cigar_text(ops, lens, off)]
     for k in range(50):
         s, qs, qe, rs, re_, o, n = sw_traceback_band(queries[k], windows[k], *SCORING, band[0][k], band[1][k])
         assert coords[k, 0] == s == scores[k]

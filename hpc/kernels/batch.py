@@ -229,9 +229,48 @@ def trace_pairs(qs, q_off, q_len, rs, r_off, r_len, band_lo, band_hi, pick, scor
     return coords, cig_ops[: cig_off[n]], cig_lens[: cig_off[n]], cig_off
 
 
-def cigar_strings(ops: np.ndarray, lens: np.ndarray, off: np.ndarray) -> list[str]:
-    """CIGAR text per pick from :func:`trace_pairs`' run arrays."""
-    letters = np.array(list("MID"))[ops]
-    runs = np.char.add(lens.astype(str), letters).tolist()
-    bounds = off.tolist()
-    return ["".join(runs[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+_OP_LETTERS = np.frombuffer(b"MID", dtype=np.uint8)
+
+
+@numba.njit(**NJIT)
+def _cigar_rows(ops, lens, off, letters):
+    n = off.shape[0] - 1
+    width = 1
+    for k in range(n):
+        w = 0
+        for t in range(off[k], off[k + 1]):
+            v = lens[t]
+            while True:
+                w += 1
+                v //= 10
+                if v == 0:
+                    break
+            w += 1
+        width = max(width, w)
+    out = np.zeros((n, width), dtype=np.uint8)
+    digits = np.empty(12, dtype=np.uint8)
+    for k in range(n):
+        p = 0
+        for t in range(off[k], off[k + 1]):
+            v = lens[t]
+            nd = 0
+            while True:
+                digits[nd] = 48 + v % 10
+                nd += 1
+                v //= 10
+                if v == 0:
+                    break
+            for d in range(nd - 1, -1, -1):
+                out[k, p] = digits[d]
+                p += 1
+            out[k, p] = letters[ops[t]]
+            p += 1
+    return out
+
+
+def cigar_text(ops: np.ndarray, lens: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """CIGAR text per pick from :func:`trace_pairs`' run arrays, as ASCII bytes (``S<width>``,
+    NUL-padded: what collect reads back as rows). Built in one kernel: the list of Python
+    strings it replaces cost 0.34 s a rank at 1M reads, and numpy text four bytes a character."""
+    rows = _cigar_rows(ops, lens, off, _OP_LETTERS)
+    return rows.view(f"S{rows.shape[1]}").reshape(rows.shape[0])

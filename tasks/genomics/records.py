@@ -22,9 +22,15 @@ from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_M
 
 
 def cigar_rows(cigars: np.ndarray) -> np.ndarray:
-    """CIGAR strings (numpy text) as ``uint32`` rows, NUL-padded, without a copy."""
-    arr = np.ascontiguousarray(np.asarray(cigars, dtype=np.str_))
-    return arr.view(np.uint32).reshape(arr.shape[0], arr.dtype.itemsize // 4)
+    """CIGAR strings as character rows, NUL-padded, without a copy: ``uint8`` rows of the
+    ASCII bytes the ranks write (a quarter of numpy text's size), ``uint32`` rows of numpy
+    text (rank outputs of older runs, and lists of ``str``)."""
+    arr = np.asarray(cigars)
+    if arr.dtype.kind != "S":
+        arr = np.asarray(arr, dtype=np.str_)
+    arr = np.ascontiguousarray(arr)
+    width = max(arr.dtype.itemsize // (1 if arr.dtype.kind == "S" else 4), 1)
+    return arr.view(np.uint8 if arr.dtype.kind == "S" else np.uint32).reshape(arr.shape[0], width)
 
 
 @dataclass
