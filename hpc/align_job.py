@@ -41,6 +41,7 @@ from hpc.split import read_cells, share_of
 COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
            "mapq", "proper")
+TRACEBACK_CHARS = 4000  # the end of a failed rank's traceback, kept in its marker
 
 
 def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
@@ -207,8 +208,9 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, 
         usage = resource.getrusage(resource.RUSAGE_SELF)
         write_marker(out_dir, rank, 0, attempt, output=path.name, rows=rows, kernel=kernel,
                      cpu_s=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024, **counters)
-    except Exception as exc:
-        write_marker(out_dir, rank, 1, attempt, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the traceback goes in the marker too: MPI_Abort can drop a rank's unsent stderr
+        write_marker(out_dir, rank, 1, attempt, error=f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc()[-TRACEBACK_CHARS:])
         raise
 
 

@@ -121,15 +121,18 @@ def run_alignment(staged: StagedRun, ranks: int, backend: Backend = "auto", kern
             f"ranks without a completion marker: {missing}" if missing else "no rank reported an error")
         if state is JobState.UNSCHEDULABLE:
             detail = f"cancelled before it started: {attempts[-1].handle.reason}"
+        tracebacks = "".join(f"--- rank {m['rank']} traceback ---\n{m['traceback']}" for m in failed[:2]
+                             if m.get("traceback"))
         stderr = "\n".join(tail(err) for err in job_errors(out_dir))
         stdout = "\n".join(tail(out, 15) for out in job_outputs(out_dir))  # mpiexec reports a killed rank here
         if (killed := killing_signal(stdout + "\n" + stderr)) and not failed:
             detail = f"{detail}; a rank was killed by {killed}"
         create_markdown_artifact(key="align-failure", markdown=_report(attempts, kind, command, state.name)
-                                 + f"\n{detail}\n\nstderr tail:\n\n```\n{stderr}\n```\n"
+                                 + f"\n{detail}\n\n" + (f"```\n{tracebacks}```\n\n" if tracebacks else "")
+                                 + f"stderr tail:\n\n```\n{stderr}\n```\n"
                                  + f"\nstdout tail:\n\n```\n{stdout}\n```\n")
         raise JobFailedError(spec.name, state if state is not JobState.COMPLETED else JobState.FAILED,
-                             f"{detail}\n--- stderr tail ---\n{stderr}\n--- stdout tail ---\n{stdout}")
+                             f"{detail}\n{tracebacks}--- stderr tail ---\n{stderr}\n--- stdout tail ---\n{stdout}")
     create_markdown_artifact(key="align-submit", markdown=_report(attempts, kind, command),
                              description="Job submission, sbatch script and state timeline")
     create_table_artifact(

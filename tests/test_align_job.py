@@ -159,6 +159,8 @@ def test_failing_rank_fails_the_job_with_its_error(staged, tmp_path):
     assert state is JobState.FAILED
     marker = json.loads(rank_marker(tmp_path, 1).read_text())
     assert marker["exit_status"] == 1 and "failure injected" in marker["error"]
+    last = marker["traceback"].strip().splitlines()  # kept whatever MPI_Abort does to the rank's stderr
+    assert last[0] == "Traceback (most recent call last):" and last[-1].endswith("failure injected by HELIXFLOW_FAIL_RANK")
     assert not job_marker(tmp_path, "0").exists()
 
 
