@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.runtime.api_server import answers, wanted
+from tasks.runtime.api_server import answers, server_defaults, wanted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,20 @@ if "--hold" in sys.argv:
 """
 
 
+# Against a server that registered no block type as it started: save an S3 bucket block with its
+# credentials, as a user does for --bucket-block, and load it back.
+SAVE_AND_LOAD_BLOCK = """
+from prefect.client.orchestration import get_client
+from prefect_aws import AwsCredentials
+from prefect_aws.s3 import S3Bucket
+with get_client(sync_client=True) as client:
+    print(len(client.read_block_types()))
+S3Bucket(bucket_name="bk", credentials=AwsCredentials(aws_access_key_id="key-id", aws_secret_access_key="s")).save("b")
+block = S3Bucket.load("b")
+print(block.bucket_name, block.credentials.aws_access_key_id)
+"""
+
+
 @pytest.mark.parametrize("env, files, expected", [
     ({}, {}, True),
     ({}, {".env": "OTHER=1\n", "pyproject.toml": "[project]\nname = 'x'\n"}, True),
@@ -45,6 +59,9 @@ if "--hold" in sys.argv:
      {"elsewhere.toml": "[profiles.x]\nPREFECT_SERVER_EPHEMERAL_ENABLED = false\n"}, False),
     ({}, {".env": "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED=true\n"}, False),
     ({}, {"prefect.toml": "[server.services.triggers]\nenabled = true\n"}, False),
+    ({}, {".env": "PREFECT_SERVER_REGISTER_BLOCKS_ON_START=true\n"}, False),
+    ({}, {"prefect.toml": "[server]\nregister_blocks_on_start = true\n"}, False),
+    ({}, {"home/profiles.toml": "[profiles.default]\nPREFECT_API_BLOCKS_REGISTER_ON_START = true\n"}, False),
 ])
 def test_starts_only_when_nothing_names_a_server(tmp_path, env, files, expected):
     for name, text in files.items():
@@ -54,6 +71,18 @@ def test_starts_only_when_nothing_names_a_server(tmp_path, env, files, expected)
     if "PREFECT_PROFILES_PATH" in env:
         env["PREFECT_PROFILES_PATH"] = str(tmp_path / env["PREFECT_PROFILES_PATH"])
     assert wanted(env, tmp_path) is expected
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, {"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false", "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+          "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}),
+    ({"PREFECT_API_BLOCKS_REGISTER_ON_START": "true", "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true"},
+     {"PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}),
+    ({"PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "1", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "1"},
+     {"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false"}),
+])
+def test_the_environment_rules_the_servers_defaults_under_any_name(env, expected):
+    assert server_defaults(env) == expected
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +119,10 @@ def test_server_dies_with_a_killed_process(child_env, tmp_path):
         with urllib.request.urlopen(f"{api_url}/admin/settings", timeout=10) as response:
             services = json.load(response)["server"]["services"]
         assert not services["triggers"]["enabled"] and services["task_run_recorder"]["enabled"]  # automations off
+        saved = subprocess.run([sys.executable, "-c", SAVE_AND_LOAD_BLOCK], env={**child_env, "PREFECT_API_URL": api_url},
+                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        # No block type registered at its start, yet a block saved on it loads back (--bucket-block)
+        assert saved.returncode == 0 and saved.stdout.split() == ["0", "bk", "key-id"], saved.stderr[-2000:]
     finally:
         child.kill()
         child.wait(timeout=30)

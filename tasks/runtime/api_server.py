@@ -16,8 +16,9 @@ environment, temporary servers not turned off, and none of the files Prefect rea
 settings from (``.env``, ``prefect.toml``, ``pyproject.toml``'s ``[tool.prefect]`` in the
 working folder, the profiles file) mentioning an API URL, temporary servers or the server's
 services. Otherwise the CLI goes on as before and Prefect decides (:mod:`tasks.runtime.startup`).
-The one difference from Prefect's own temporary server: automations are off in it (see
-``_SERVER_DEFAULTS``) unless the environment turns them on.
+The differences from Prefect's own temporary server: automations are off in it, and it does
+not register every installed block type as it starts (see ``_SERVER_DEFAULTS``), unless the
+environment turns them on.
 """
 
 from __future__ import annotations
@@ -42,11 +43,28 @@ STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 # Settings that, if any settings file mentions them, leave the choice to Prefect.
 _MENTIONS = ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL", "PREFECT_SERVER_SERVICES", "[api]", "api.url",
-             "[server.ephemeral]", "[server.services")
+             "[server.ephemeral]", "[server.services", "REGISTER_BLOCKS_ON_START", "BLOCKS_REGISTER_ON_START",
+             "register_blocks_on_start", "MEMOIZE_BLOCK_AUTO_REGISTRATION", "memoize_block_auto_registration")
 # A temporary server lives for one run: automations (the triggers and actions services) have
 # nothing to act on in it, and starting them costs it about 1 s of CPU before it answers
-# (5.8 s to its first answer here, 4.7-5.3 s without). The environment's setting still rules.
-_SERVER_DEFAULTS = {"PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false"}
+# (5.8 s to its first answer here, 4.7-5.3 s without). Nor does it register every installed
+# block type on start: that is for a UI listing them, and this server has none. Even when
+# its memo says nothing changed, the check imports every Prefect collection first
+# (prefect-aws, so boto3 and botocore: 0.47 s of CPU here, while the CLI and Ray start on
+# the same cores). A block saved on it registers its own type, as on any server, so
+# `--credentials-block` and `--bucket-block` work as before. A setting in the environment,
+# under any of its names, still rules.
+_SERVER_DEFAULTS = {
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": ("false",),
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": ("false", "PREFECT_API_BLOCKS_REGISTER_ON_START"),
+    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": ("false", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION"),
+}
+
+
+def server_defaults(env: dict[str, str]) -> dict[str, str]:
+    """The settings of :data:`_SERVER_DEFAULTS` that ``env`` sets under none of their names."""
+    return {name: value for name, (value, *aliases) in _SERVER_DEFAULTS.items()
+            if not any(n in env for n in (name, *aliases))}
 
 
 def answers(api_url: str) -> bool:
@@ -160,7 +178,7 @@ def start_early_server(argv: list[str]) -> EarlyServer | None:
     if spec is None or not spec.origin or "prefect" in sys.modules:
         return None
     port = free_port()
-    env = {**_SERVER_DEFAULTS, **os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+    env = {**server_defaults(dict(os.environ)), **os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
            "PREFECT__SERVER_FINAL": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory",
