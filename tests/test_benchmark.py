@@ -131,10 +131,17 @@ def _throughput_result(reads: int, ours_s: float, mm2_s: float, rank_rss: int) -
 
 
 def test_throughput_report_ratios_targets_and_memory_verdict():
-    from bench.throughput import cost_lines, report, role
+    from bench.meter import TreeSampler
+    from bench.throughput import cost_lines, peaks_by_role, report, role
 
     assert role("/x/python -m hpc.align_job --manifest m") == "align rank"
     assert role("ray::IDLE") == "Ray worker" and role("/usr/bin/samtools sort") == "samtools"
+    assert role("ray::encode_pair_file") == "Ray worker"
+    assert role("ray::DashboardAgent") == role("ray::RuntimeEnvAgent") == role("/x/raylet --node") == "Ray daemons"
+    sampler = TreeSampler()
+    sampler.peak_by_pid.update({1: ("python -m bench throughput", 171), 2: ("ray::IDLE", 300), 3: ("ray::IDLE", 350),
+                                4: ("ray::DashboardAgent", 90)})
+    assert peaks_by_role(sampler, own_pid=1) == {"Ray worker": (350, 2), "Ray daemons": (90, 1)}
     lines = report(_throughput_result(2_000_000, 93.0, 31.0, 700 * 2**20))
     wall = next(line for line in lines if "wall, end to end" in line).split()
     assert wall[-2:] == ["3.00x", "2.5x"]
