@@ -16,7 +16,7 @@ from pathlib import Path
 from tasks.genomics.paf import Truth, truth_from_name
 
 GENOME = Path(__file__).resolve().parents[1] / ".helixflow" / "data" / "MG1655-K12.fasta.gz"
-THRESHOLDS = (60, 30, 10)
+THRESHOLDS = (60, 30, 10, 1)  # MAPQ 0: a tie between copies as good as each other, placed by chance
 
 
 def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
@@ -39,13 +39,15 @@ def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
 
 def score_sam(path: Path) -> dict:
     """Per-mate accuracy (paftools' rule), properly-paired share and wrong primaries at each
-    MAPQ threshold, from every primary record of a SAM/BAM."""
+    MAPQ threshold, and at MAPQ 0 (``mapq0``: [placed, wrong]), from every primary record of a
+    SAM/BAM."""
     import pysam
 
     reads = correct = proper = 0
     mates = {1: [0, 0], 2: [0, 0], 0: [0, 0]}
     wrong = dict.fromkeys(THRESHOLDS, 0)
     placed = dict.fromkeys(THRESHOLDS, 0)
+    mapq0 = [0, 0]
     with pysam.AlignmentFile(str(path), "r" if path.suffix == ".sam" else "rb") as fh:
         for r in fh.fetch(until_eof=True):
             if r.is_secondary or r.is_supplementary:
@@ -60,12 +62,15 @@ def score_sam(path: Path) -> dict:
             correct += ok
             mates[mate][1] += ok
             proper += r.is_proper_pair
+            if r.mapping_quality == 0:
+                mapq0[0] += 1
+                mapq0[1] += not ok
             for t in THRESHOLDS:
                 if r.mapping_quality >= t:
                     placed[t] += 1
                     wrong[t] += not ok
     return {"reads": reads, "correct": correct, "by_mate": {m: v for m, v in mates.items() if v[0]},
-            "proper": proper, "wrong": wrong, "placed": placed}
+            "proper": proper, "wrong": wrong, "placed": placed, "mapq0": mapq0}
 
 
 def _correct(r, truth: Truth | None) -> bool:

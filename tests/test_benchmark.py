@@ -124,7 +124,8 @@ def _throughput_result(reads: int, ours_s: float, mm2_s: float, rank_rss: int) -
     stages = {"ingest reads": 0.5, "encode (Ray)": 8.0, "candidate windows (Ray)": 16.0, "stage": 0.1,
               "align job (local)": 24.0, "collect": 25.0}
     score = {"reads": reads, "correct": reads - 10, "by_mate": {1: [reads // 2, reads // 2 - 5]}, "proper": reads,
-             "wrong": {60: 0, 30: 1, 10: 5}, "placed": {60: reads - 20, 30: reads - 15, 10: reads - 12}}
+             "wrong": {60: 0, 30: 1, 10: 5, 1: 6}, "placed": {60: reads - 20, 30: reads - 15, 10: reads - 12, 1: reads - 11},
+             "mapq0": [11, 4]}
     return {"reads": reads, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": 500 * 2**20,
             "stages": {k: {"stage": k, "seconds": v} for k, v in stages.items()},
             "peaks": {"flow (driver)": (900 * 2**20, 1), "align rank": (rank_rss, 2)}, "ours": score, "mm2": score}
@@ -148,6 +149,8 @@ def test_throughput_report_ratios_targets_and_memory_verdict():
     core = next(line for line in lines if "seeding + alignment" in line).split()
     assert core[-3:] == ["31.0s", "1.29x", "1.5x"]  # (16 + 24) s of the stages against minimap2's 31 s
     assert lines[-1] == "  every process under 1 GiB: yes"
+    assert next(line for line in lines if "wrong at MAPQ >=" in line).split()[-2:] == ["0/1/5/6"] * 2
+    assert next(line for line in lines if "wrong at MAPQ 0" in line).split()[-2:] == ["4/11", "4/11"]
     over = report(_throughput_result(2_000_000, 93.0, 31.0, 1100 * 2**20))
     assert over[-1] == "  every process under 1 GiB: no (align rank)"
     # Cost: (93 - 23) s x 2 cores over 1.8M more reads = 77.8 core-seconds per million reads.
