@@ -40,7 +40,8 @@ def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
 def score_sam(path: Path) -> dict:
     """Per-mate accuracy (paftools' rule), properly-paired share and wrong primaries at each
     MAPQ threshold, and at MAPQ 0 (``mapq0``: [placed, wrong]), from every primary record of a
-    SAM/BAM."""
+    SAM/BAM. ``expected``: how many of the primaries at MAPQ >= 1 the MAPQs themselves say are
+    wrong (the sum of 10^(-MAPQ/10)), to set beside ``wrong[1]``: MAPQ you can trust says as much."""
     import pysam
 
     reads = correct = proper = 0
@@ -48,6 +49,7 @@ def score_sam(path: Path) -> dict:
     wrong = dict.fromkeys(THRESHOLDS, 0)
     placed = dict.fromkeys(THRESHOLDS, 0)
     mapq0 = [0, 0]
+    expected = 0.0
     with pysam.AlignmentFile(str(path), "r" if path.suffix == ".sam" else "rb") as fh:
         for r in fh.fetch(until_eof=True):
             if r.is_secondary or r.is_supplementary:
@@ -65,12 +67,15 @@ def score_sam(path: Path) -> dict:
             if r.mapping_quality == 0:
                 mapq0[0] += 1
                 mapq0[1] += not ok
+            else:
+                expected += 10 ** (-r.mapping_quality / 10)
             for t in THRESHOLDS:
                 if r.mapping_quality >= t:
                     placed[t] += 1
                     wrong[t] += not ok
     return {"reads": reads, "correct": correct, "by_mate": {m: v for m, v in mates.items() if v[0]},
-            "proper": proper, "wrong": wrong, "placed": placed, "mapq0": mapq0}
+            "proper": proper, "wrong": wrong, "placed": placed, "mapq0": mapq0,
+            "expected": expected}
 
 
 def _correct(r, truth: Truth | None) -> bool:
@@ -113,6 +118,7 @@ def run_minimap2(files: dict[str, Path], work: Path, paired: bool) -> tuple[Path
 def line(label: str, s: dict, seconds: float) -> str:
     mates = "  ".join(f"mate {m}: {c / n:.4%}" for m, (n, c) in s["by_mate"].items() if m)
     wrong = ", ".join(f">={t}: {s['wrong'][t]} of {s['placed'][t]}" for t in THRESHOLDS)
+    wrong += f" (MAPQ says {s['expected']:.1f} at >=1)"
     pairs = f"  properly paired {s['proper'] / s['reads']:.2%}" if s["by_mate"].get(1) else ""
     return (f"{label:10s} correct {s['correct'] / s['reads']:.4%} of {s['reads']}  {mates}{pairs}\n"
             f"{'':10s} wrong at MAPQ {wrong}   wall {seconds:.1f} s")

@@ -125,10 +125,28 @@ def _throughput_result(reads: int, ours_s: float, mm2_s: float, rank_rss: int) -
               "align job (local)": 24.0, "collect": 25.0}
     score = {"reads": reads, "correct": reads - 10, "by_mate": {1: [reads // 2, reads // 2 - 5]}, "proper": reads,
              "wrong": {60: 0, 30: 1, 10: 5, 1: 6}, "placed": {60: reads - 20, 30: reads - 15, 10: reads - 12, 1: reads - 11},
-             "mapq0": [11, 4]}
+             "mapq0": [11, 4], "expected": 5.25}
     return {"reads": reads, "ours_s": ours_s, "mm2_s": mm2_s, "mm2_rss": 500 * 2**20,
             "stages": {k: {"stage": k, "seconds": v} for k, v in stages.items()},
             "peaks": {"flow (driver)": (900 * 2**20, 1), "align rank": (rank_rss, 2)}, "ours": score, "mm2": score}
+
+
+def test_score_sam_counts_wrong_reads_beside_what_their_mapq_says(tmp_path):
+    from bench.ecoli import score_sam
+
+    sam = tmp_path / "x.sam"
+    rows = [("chrA_1001_1201_0_1_0_0_0:0:0_0:0:0_1", 67, 1001, 60, 131),  # mate 1 right, mate 2 right
+            ("chrA_5001_5201_0_1_0_0_0:0:0_0:0:0_2", 67, 9001, 10, 131),  # mate 1 wrong at MAPQ 10
+            ("chrA_7001_7201_0_1_0_0_0:0:0_0:0:0_3", 67, 9001, 0, 131)]  # mate 1 wrong at MAPQ 0: a tie
+    lines = ["@SQ\tSN:chrA\tLN:20000"]
+    for name, flag1, pos1, mapq, flag2 in rows:
+        lines.append(f"{name}\t{flag1}\tchrA\t{pos1}\t{mapq}\t150M\t=\t1\t0\t{'A' * 150}\t*")
+        truth2 = int(name.split("_")[2])
+        lines.append(f"{name}\t{flag2 | 16}\tchrA\t{truth2}\t20\t150M\t=\t1\t0\t{'A' * 150}\t*")
+    sam.write_text("\n".join(lines) + "\n")
+    s = score_sam(sam)
+    assert (s["reads"], s["correct"], s["wrong"][1], s["wrong"][10], s["wrong"][30], s["mapq0"]) == (6, 4, 1, 1, 0, [1, 1])
+    assert s["expected"] == pytest.approx(1e-6 + 0.1 + 3 * 0.01)  # MAPQ 60, 10 and three mates at 20
 
 
 def test_throughput_report_ratios_targets_and_memory_verdict():
@@ -151,6 +169,7 @@ def test_throughput_report_ratios_targets_and_memory_verdict():
     assert lines[-1] == "  every process under 1 GiB: yes"
     assert next(line for line in lines if "wrong at MAPQ >=" in line).split()[-2:] == ["0/1/5/6"] * 2
     assert next(line for line in lines if "wrong at MAPQ 0" in line).split()[-2:] == ["4/11", "4/11"]
+    assert next(line for line in lines if "as many as MAPQ says" in line).split()[-4:] == ["6", "(5.2)"] * 2
     over = report(_throughput_result(2_000_000, 93.0, 31.0, 1100 * 2**20))
     assert over[-1] == "  every process under 1 GiB: no (align rank)"
     # Cost: (93 - 23) s x 2 cores over 1.8M more reads = 77.8 core-seconds per million reads.

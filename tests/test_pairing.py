@@ -1,5 +1,7 @@
 """The pairing kernels: insert-size model, mate-rescue windows, the joint choice and its MAPQ."""
 
+import math
+
 import numpy as np
 
 from hpc.kernels.pairing import DEFAULT_MEAN, DEFAULT_STD, insert_model, pair_reads, rescue_windows
@@ -44,6 +46,48 @@ def test_a_pair_inside_a_repeat_stays_at_mapq_0():
     prio, mapq, proper = pair([(0, 300, 0, 0, 10_000), (0, 300, 0, 0, 80_000),
                                (1, 298, 0, 1, 10_200), (1, 298, 0, 1, 80_200)])
     assert proper.tolist() == [1, 1] and mapq.tolist() == [0, 0] and prio.sum() == 2
+
+
+def test_a_mate_beside_a_tandem_copy_is_placed_only_as_surely_as_the_insert_says():
+    # mate 1 unique (MAPQ 60 alone); mate 2 matches equally at two copies 160 bp apart, both
+    # within the insert range (300 and 460 bp): the pairs share mate 1, yet are rivals for
+    # mate 2, whose MAPQ comes from the two inserts' likelihoods alone
+    prio, mapq, proper = pair([(0, 300, 0, 0, 10_000), (1, 298, 0, 1, 10_150), (1, 298, 0, 1, 10_310)],
+                              se=[60, 0])
+    assert prio.tolist() == [1, 1, 0] and proper.tolist() == [1, 1]
+    penalty = [0.721 * math.log(2 * math.erfc(abs(i - 350.0) / 35.0 / math.sqrt(2))) * MATCH for i in (300, 460)]
+    assert mapq.tolist() == [60, round(PER_UNIT * (penalty[0] - penalty[1]))]
+    assert 10 < mapq[1] < 30  # was 40: the pair's gap to the mates taken apart
+
+
+COPIES = (10_000, 80_000, 150_000, 220_000)  # a repeat longer than the insert, four copies
+
+
+def test_pairs_inside_a_repeat_spread_over_its_copies():
+    # 400 pairs, each with equal proper pairs at the four copies, candidates listed lowest
+    # position first (as seeding lists them): each copy gets about a quarter, not all the first
+    rows = [row for p in range(400) for c in COPIES for row in ((2 * p, 300, 0, 0, c), (2 * p + 1, 298, 0, 1, c + 200))]
+    read, score, contig, strand, start, end = arrays(sorted(rows, key=lambda r: (r[0], r[4])))
+    prio, mapq, proper = pair_reads(read, score, contig, strand, start, end, 800, 200, 500, 350.0, 35.0, MATCH, 34.0,
+                                    PER_UNIT, 60, np.zeros(800, np.int64))
+    assert not mapq.any() and proper.all()
+    chosen = start[prio == 1]
+    assert chosen.shape[0] == 800
+    first_mates = chosen[read[prio == 1] % 2 == 0]
+    assert all(60 <= (first_mates == c).sum() <= 140 for c in COPIES), np.unique(first_mates, return_counts=True)
+    # both mates of a pair at the same copy
+    assert np.array_equal(chosen[read[prio == 1] % 2 == 1] - 200, first_mates)
+
+
+def test_unpaired_mates_inside_a_repeat_spread_over_its_copies():
+    # mate 2 has no candidate: each mate 1 is placed alone, at one of its four equal copies
+    rows = [(2 * p, 300, 0, 0, c) for p in range(400) for c in COPIES]
+    read, score, contig, strand, start, end = arrays(rows)
+    prio, _, proper = pair_reads(read, score, contig, strand, start, end, 800, 200, 500, 350.0, 35.0, MATCH, 34.0,
+                                 PER_UNIT, 60, np.zeros(800, np.int64))
+    assert not proper.any()
+    chosen = start[prio == 1]
+    assert chosen.shape[0] == 400 and all(60 <= (chosen == c).sum() <= 140 for c in COPIES)
 
 
 def test_mates_far_apart_or_on_two_contigs_are_not_a_proper_pair():

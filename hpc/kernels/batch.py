@@ -90,7 +90,9 @@ def band_cells(q_len: np.ndarray, r_len: np.ndarray, band: tuple[np.ndarray, np.
 
 
 @numba.njit(**NJIT)
-def _tie_key(read, start):
+def tie_key(read, start):
+    """A hash of a read and a position: equal-scoring copies are chosen by it, so that reads in a
+    repeat spread over its copies (as bwa-mem and minimap2 spread them), not pile on the first."""
     h = (np.uint64(read) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(start)
     h *= np.uint64(0xBF58476D1CE4E5B9)
     return h ^ (h >> np.uint64(31))
@@ -139,12 +141,12 @@ def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_
         # Equal best scores at different loci (an exact repeat): the pick is a hash of the
         # read and the window, not the candidates' order (lower diagonal first), so neither
         # copy is favoured; MAPQ is 0 either way.
-        key = _tie_key(read[best], win_start[best])
+        key = tie_key(read[best], win_start[best])
         for t in range(a + 1, b):
             c = order[t]
             if scores[c] != scores[best] or priority[c] != priority[best]:
                 break
-            kc = _tie_key(read[c], win_start[c])
+            kc = tie_key(read[c], win_start[c])
             if kc < key:
                 order[a], order[t] = c, best
                 best, key = c, kc

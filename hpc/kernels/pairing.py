@@ -5,8 +5,11 @@ As bwa-mem does: the insert size is learned from pairs whose mates both have one
 best hit (same contig, forward mate left of the reverse one); a pair placed within
 ``[lo, hi]`` of that model scores the two alignments plus the log-likelihood of its insert,
 and is preferred to the two best alignments taken apart unless those beat it by more than
-``unpaired`` (bwa's pen_unpaired). A pair's MAPQ comes from the gap to the next-best pair,
-and lifts a mate's own MAPQ by at most 40 (a mate in a repeat, placed by a unique mate).
+``unpaired`` (bwa's pen_unpaired). Each mate's pair MAPQ comes from the gap to the best pair
+that puts that mate at another locus (or to the mates taken apart), and lifts its own MAPQ by
+at most 40 (a mate in a repeat, placed by a unique mate). Per mate, because two pairs that
+share one mate are rivals for the other: a unique mate beside a tandem copy of its partner's
+sequence, a few hundred bases on, says where the partner lies only by the insert's likelihood.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import numba
 import numpy as np
 
+from hpc.kernels.batch import tie_key
 from hpc.kernels.jit import NJIT
 
 MIN_PAIRS = 25  # confident pairs needed to learn the insert size; fewer: the default model
@@ -23,14 +27,17 @@ DEFAULT_MEAN, DEFAULT_STD = 400.0, 150.0
 
 
 @numba.njit(**NJIT)
-def _best_two(read, scores, n_reads):
-    """Per read: the best candidate (or -1) and the best score at another candidate."""
+def _best_two(read, scores, tstart, n_reads):
+    """Per read: the best candidate (or -1) and the best score at another candidate. Of
+    equal best scores, the one with the lowest :func:`tie_key` of its start (not the first:
+    candidates come lowest position first, and a repeat's reads would pile on its first copy)."""
     best = np.full(n_reads, -1, dtype=np.int64)
     second = np.zeros(n_reads, dtype=np.int64)
     for c in range(read.shape[0]):
         r = read[c]
         b = best[r]
-        if b < 0 or scores[c] > scores[b]:
+        if b < 0 or scores[c] > scores[b] or (scores[c] == scores[b]
+                                              and tie_key(r, tstart[c]) < tie_key(r, tstart[b])):
             if b >= 0:
                 second[r] = max(second[r], scores[b])
             best[r] = c
@@ -70,7 +77,7 @@ def _fr_insert(s1, e1, rev1, s2, e2, rev2):
 @numba.njit(**NJIT)
 def confident_inserts(read, scores, contig, strand, tstart, tend, n_reads, margin):
     """Insert sizes of pairs whose mates each have a best hit ``margin`` above their next."""
-    best, second = _best_two(read, scores, n_reads)
+    best, second = _best_two(read, scores, tstart, n_reads)
     out = np.empty(n_reads // 2, dtype=np.int64)
     k = 0
     for p in range(n_reads // 2):
@@ -107,7 +114,7 @@ def rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, 
     within ``hi``. Every near-best copy of a repeat gets its mate looked for, so a pair in a
     repeat meets its rival pairs (else seeding's cut to a few candidates per read would hide
     them, and the pair would look unique)."""
-    best, _ = _best_two(read, scores, n_reads)
+    best, _ = _best_two(read, scores, tstart, n_reads)
     starts, by_read = _by_read(read, n_reads)
     cap = read.shape[0]
     o_read = np.empty(cap, dtype=np.int64)
@@ -157,13 +164,30 @@ def _insert_penalty(ins, mean, std, match):
 
 
 @numba.njit(**NJIT)
+def _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match):
+    """Candidates ``a`` and ``b`` (one of each mate) as a proper pair: their scores plus the
+    insert's log-likelihood, or -inf when they are not one."""
+    if contig[a] != contig[b] or scores[a] <= 0 or scores[b] <= 0:
+        return -np.inf
+    ins = _fr_insert(tstart[a], tend[a], strand[a], tstart[b], tend[b], strand[b])
+    if ins < lo or ins > hi:
+        return -np.inf
+    return scores[a] + scores[b] + _insert_penalty(ins, mean, std, match)
+
+
+@numba.njit(**NJIT)
+def _same_locus(a, c, contig, strand, tstart, tend):
+    return contig[a] == contig[c] and strand[a] == strand[c] and tstart[a] < tend[c] and tstart[c] < tend[a]
+
+
+@numba.njit(**NJIT)
 def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std, match, unpaired,
                per_unit, mapq_max, se_mapq):
     """Choose both mates' alignments jointly. Returns ``(priority, mapq, proper)``:
     ``priority`` 1 marks the candidate each read should report as primary, ``mapq`` and
     ``proper`` are per read. ``per_unit``: MAPQ points per point of score gap; ``se_mapq``:
     each read's MAPQ as a single read."""
-    best, _ = _best_two(read, scores, n_reads)
+    best, _ = _best_two(read, scores, tstart, n_reads)
     priority = np.zeros(read.shape[0], dtype=np.int64)
     mapq = se_mapq.copy()
     proper = np.zeros(n_reads, dtype=np.uint8)
@@ -177,23 +201,19 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
             if b2 >= 0:
                 priority[b2] = 1
             continue
-        top, top2, c1, c2 = -1e18, -1e18, -1, -1
+        top, c1, c2, top_key = -np.inf, -1, -1, np.uint64(0)
         for t1 in range(counts[r1], counts[r1 + 1]):
             a = by_read[t1]
             for t2 in range(counts[r2], counts[r2 + 1]):
                 b = by_read[t2]
-                if contig[a] != contig[b] or scores[a] <= 0 or scores[b] <= 0:
+                s = _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match)
+                if s == -np.inf:
                     continue
-                ins = _fr_insert(tstart[a], tend[a], strand[a], tstart[b], tend[b], strand[b])
-                if ins < lo or ins > hi:
-                    continue
-                s = scores[a] + scores[b] + _insert_penalty(ins, mean, std, match)
-                if s > top:
-                    if c1 >= 0 and not (a == c1 or b == c2):
-                        top2 = max(top2, top)
-                    top, c1, c2 = s, a, b
-                elif s > top2 and not (a == c1 or b == c2):
-                    top2 = s
+                # Equal pairs (a repeat longer than the insert): the lowest hash of the pair and
+                # where it lies wins, so the repeat's pairs spread over its copies; MAPQ is 0.
+                key = tie_key(p, tstart[a] ^ (tstart[b] << 32) ^ contig[a])
+                if s > top or (s == top and key < top_key):
+                    top, c1, c2, top_key = s, a, b, key
         alone = scores[b1] + scores[b2] - unpaired
         if c1 < 0 or top < alone:
             priority[b1] = 1
@@ -203,9 +223,18 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
         priority[c2] = 1
         proper[r1] = 1
         proper[r2] = 1
-        rival = max(top2, alone)
-        q_pair = min(mapq_max, int(round(per_unit * max(top - rival, 0.0))))
-        for r, c in ((r1, c1), (r2, c2)):
+        rival1 = rival2 = alone
+        for t1 in range(counts[r1], counts[r1 + 1]):
+            a = by_read[t1]
+            for t2 in range(counts[r2], counts[r2 + 1]):
+                b = by_read[t2]
+                s = _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match)
+                if not _same_locus(a, c1, contig, strand, tstart, tend):
+                    rival1 = max(rival1, s)
+                if not _same_locus(b, c2, contig, strand, tstart, tend):
+                    rival2 = max(rival2, s)
+        for r, c, rival in ((r1, c1, rival1), (r2, c2, rival2)):
+            q_pair = min(mapq_max, int(round(per_unit * max(top - rival, 0.0))))
             own = mapq[r] if c == best[r] else 0
             mapq[r] = min(mapq_max, max(own, min(q_pair, own + 40)))
     return priority, mapq, proper
