@@ -180,6 +180,14 @@ def report(r: dict) -> list[str]:
     return out
 
 
+def growth_line(small: dict, large: dict) -> str:
+    """Each role's peak RSS on the smaller set and on the larger: whether a process's memory
+    grows with the reads (it should not: every stage holds a shard at a time)."""
+    roles = sorted(set(small["peaks"]) & set(large["peaks"]), key=lambda k: -large["peaks"][k][0])
+    return (f"peak RSS by process, {small['reads'] / 1e6:g}M -> {large['reads'] / 1e6:g}M reads: "
+            + ", ".join(f"{k} {small['peaks'][k][0] / MIB:.0f} -> {large['peaks'][k][0] / MIB:.0f} MiB" for k in roles))
+
+
 def cost_lines(small: dict, large: dict, ranks: int) -> list[str]:
     """Dollars per million reads and per 30x human genome at the marginal rate between the
     two sets (fixed start-up left out), assuming every stage spreads over an instance's vCPUs
@@ -226,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print("\n".join(report(r)), flush=True)
     if len(results) >= 2:
+        print(growth_line(results[0], results[-1]), flush=True)
         print("\n".join(cost_lines(results[0], results[-1], args.ranks)), flush=True)
     if args.standing:
         with standing_services(work / "standing", args.ranks) as (extra, env):
