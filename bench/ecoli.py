@@ -1,8 +1,9 @@
 """The real-genome sets of ``make bench-mapping``: E. coli K-12 MG1655 (Debian's
 ragout-examples, unpacked by ``make test-deps``) with dwgsim pairs, mapped end to end by the
 align-reads CLI (paired, then R1 alone as single-end) beside ``minimap2 -ax sr`` on the
-same files in the same run. Scored per mate by paftools' rule from each tool's SAM/BAM:
-accuracy, properly-paired share, wrong placements at MAPQ >= 60, 30, 10, wall time."""
+same files in the same run; then ART pairs with the HiSeq 2500 profile (:mod:`bench.art`),
+paired. Scored per mate by paftools' rule from each tool's SAM/BAM: accuracy, properly-paired
+share, wrong placements at MAPQ >= 60, 30, 10, 1 (and how many the MAPQs say), wall time."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.art import art_truth, simulate_art
 from tasks.genomics.paf import Truth, truth_from_name
 
 GENOME = Path(__file__).resolve().parents[1] / ".helixflow" / "data" / "MG1655-K12.fasta.gz"
@@ -37,11 +39,13 @@ def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
     return {"reference": ref, "r1": r1, "r2": r2}
 
 
-def score_sam(path: Path) -> dict:
+def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> dict:
     """Per-mate accuracy (paftools' rule), properly-paired share and wrong primaries at each
     MAPQ threshold, and at MAPQ 0 (``mapq0``: [placed, wrong]), from every primary record of a
     SAM/BAM. ``expected``: how many of the primaries at MAPQ >= 1 the MAPQs themselves say are
-    wrong (the sum of 10^(-MAPQ/10)), to set beside ``wrong[1]``: MAPQ you can trust says as much."""
+    wrong (the sum of 10^(-MAPQ/10)), to set beside ``wrong[1]``: MAPQ you can trust says as much.
+    ``truth``: each read's origin by ``(name, mate)`` (ART's, :func:`bench.art.art_truth`);
+    without it, the origin is read from the name (dwgsim's, wgsim's)."""
     import pysam
 
     reads = correct = proper = 0
@@ -59,8 +63,8 @@ def score_sam(path: Path) -> dict:
             mates[mate][0] += 1
             if r.is_unmapped:
                 continue
-            truth = truth_from_name(r.query_name, mate, r.query_length)
-            ok = _correct(r, truth)
+            ok = _correct(r, truth_from_name(r.query_name, mate, r.query_length) if truth is None
+                          else truth.get((r.query_name, mate)))
             correct += ok
             mates[mate][1] += ok
             proper += r.is_proper_pair
@@ -80,7 +84,7 @@ def score_sam(path: Path) -> dict:
 
 def _correct(r, truth: Truth | None) -> bool:
     if truth is None:
-        raise ValueError(f"read {r.query_name!r} carries no truth in its name")
+        raise ValueError(f"read {r.query_name!r} has no truth (in its name, or in the simulator's truth file)")
     start, end = r.reference_start, r.reference_end
     return (r.reference_name == truth.contig and ("-" if r.is_reverse else "+") == truth.strand
             and min(end, truth.end) - max(start, truth.start) >= 0.1 * (max(end, truth.end) - min(start, truth.start)))
@@ -126,6 +130,19 @@ def line(label: str, s: dict, seconds: float) -> str:
 
 def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
     files = simulate(work, pairs)
+    _ecoli_dwgsim(work, files, pairs, ranks)
+    art = simulate_art(files["reference"], work / "art", pairs)
+    art_files = {"reference": files["reference"], "r1": art["r1"], "r2": art["r2"]}
+    truth = art_truth(art["truth"])
+    print(f"ART pairs, HiSeq 2500 profile (art_illumina -ss HS25: quality-dependent substitutions and indels), "
+          f"{pairs:,} pairs of 150 bp, insert 350 +- 35:", flush=True)
+    ours, ours_s = run_ours(art_files, work / "art", True, ranks)
+    theirs, theirs_s = run_minimap2(art_files, work / "art", True)
+    print(line("helixflow", score_sam(ours, truth), ours_s))
+    print(line("minimap2", score_sam(theirs, truth), theirs_s), flush=True)
+
+
+def _ecoli_dwgsim(work: Path, files: dict[str, Path], pairs: int, ranks: int) -> None:
     print(f"E. coli K-12 MG1655 ({files['reference'].stat().st_size / 1e6:.1f} MB), {pairs:,} dwgsim pairs of "
           "150 bp (insert 350 +- 35; errors 0.2-1% R1, 0.3-1.5% R2); helixflow's CLI end to end (BAM + PAF) "
           "beside minimap2 -ax sr -t 2", flush=True)

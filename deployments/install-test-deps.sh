@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed when missing (Debian, as root): Chromium for
-# the Prefect UI browser test, samtools to read our SAM, dwgsim to simulate paired reads
-# with real error profiles, minimap2 beside which the mapping benchmarks run, Picard's
-# ValidateSamFile (picard-tools) to check our BAM, and Ceph's RADOS Gateway, the second
-# S3-compatible server the S3 tests talk to (moto, the first, is a Python package).
+# the Prefect UI browser test, samtools to read our SAM, dwgsim and ART (art_illumina,
+# Illumina's empirical error profiles) to simulate paired reads, minimap2 beside which the
+# mapping benchmarks run, Picard's ValidateSamFile (picard-tools) to check our BAM, and
+# Ceph's RADOS Gateway, the second S3-compatible server the S3 tests talk to (moto, the
+# first, is a Python package).
 # Then a real genome: E. coli K-12 MG1655 from Debian's ragout-examples, unpacked (not
 # installed) under .helixflow/data. s3rver (Node) is only for `make bench-data`.
 set -euo pipefail
@@ -12,6 +13,7 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v samtools >/dev/null 2>&1 || missing+=(samtools)
 command -v dwgsim >/dev/null 2>&1 || missing+=(dwgsim)
+command -v art_illumina >/dev/null 2>&1 || missing+=(art-nextgen-simulation-tools)
 command -v minimap2 >/dev/null 2>&1 || missing+=(minimap2)
 command -v PicardCommandLine >/dev/null 2>&1 || missing+=(picard-tools)
 updated=0

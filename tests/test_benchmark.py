@@ -10,6 +10,7 @@ import pytest
 from bench.cost import load_instances, marginal_profile, pareto, project
 from bench.grid import Config, one_factor_grid
 from bench.report import HEADLINE, headline_rows, parse_md_table
+from tasks.genomics.paf import Truth
 
 BASE = Config(1, 2500, 2, 2, "cpu", "local")
 
@@ -147,6 +148,24 @@ def test_score_sam_counts_wrong_reads_beside_what_their_mapq_says(tmp_path):
     s = score_sam(sam)
     assert (s["reads"], s["correct"], s["wrong"][1], s["wrong"][10], s["wrong"][30], s["mapq0"]) == (6, 4, 1, 1, 0, [1, 1])
     assert s["expected"] == pytest.approx(1e-6 + 0.1 + 3 * 0.01)  # MAPQ 60, 10 and three mates at 20
+
+
+def test_art_truth_reads_each_mate_s_origin_from_art_s_sam(tmp_path):
+    from bench.art import art_truth
+
+    sam = tmp_path / "art.sam"
+    sam.write_text("@HD\tVN:1.4\n@SQ\tSN:chr 1\tLN:5000\n"
+                   "chr 1-7/1\t99\tchr 1\t1001\t99\t60=1I89=\t=\t1200\t350\tACGT\tIIII\n"
+                   "chr 1-7/2\t147\tchr 1\t1201\t99\t70=2D80=\t=\t1001\t-350\tACGT\tIIII\n"
+                   "plain\t0\tchr 1\t11\t99\t10=1X4=\t*\t0\t0\tACGT\tIIII\n")
+    truth = art_truth(sam)
+    assert truth[("chr 1-7", 1)] == Truth("chr 1", 1000, 1149, "+", False)  # 60 + 89 reference bases
+    assert truth[("chr 1-7", 2)] == Truth("chr 1", 1200, 1352, "-", False)  # 70 + 2 deleted + 80
+    assert truth[("plain", 0)].end == 25  # single-end: mate 0, as score_sam asks for it
+    bad = tmp_path / "bad.sam"
+    bad.write_text("r/1\t99\tchr\n")
+    with pytest.raises(ValueError, match="bad.sam:1: expected a SAM record"):
+        art_truth(bad)
 
 
 def test_throughput_report_ratios_targets_and_memory_verdict():

@@ -235,3 +235,27 @@ def test_the_summary_says_where_the_time_and_memory_went(paired_run, prefect_har
     ranks = [stages[f"align rank {r}"] for r in range(2)]  # each rank's own figures, from its marker
     assert all(r["peak_rss_mib"] > 50 and r["cpu_seconds"] > 0 for r in ranks)
     assert saved["stages"] == summary["stages"]
+
+
+def test_art_pairs_with_illumina_error_profiles_land_where_art_says(prefect_harness, ray_cluster, ecoli):
+    # ART's HiSeq 2500 profile: quality-dependent substitutions and the platform's indels, and
+    # names that carry no origin (ART's own SAM says where each read came from)
+    from bench.art import art_truth, simulate_art
+    from bench.ecoli import score_sam
+
+    art = simulate_art(ecoli["reference"], ecoli["root"] / "art", PAIRS, seed=3)
+    truth = art_truth(art["truth"])
+    assert len(truth) == 2 * PAIRS
+    work = ecoli["root"] / "art-run"
+    params = PipelineParams(reads=str(art["r1"]), reads2=str(art["r2"]), reference=str(ecoli["reference"]),
+                            output=str(work / "out"), staging_dir=str(work / "fsx"), backend="local", ranks=2,
+                            shard_size=3000, sample="art")
+    state = align_reads(params, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["reads"] == 2 * PAIRS and not summary["accuracy"]  # ART's names carry no origin to score
+    s = score_sam(Path(summary["bam"]), truth)
+    assert s["reads"] == 2 * PAIRS
+    assert s["correct"] >= 0.98 * 2 * PAIRS, s  # the rest: repeat copies placed at MAPQ 0
+    assert s["wrong"][30] == 0 and s["wrong"][1] <= max(5, 2 * s["expected"]), s  # MAPQ as sure as it says
+    assert s["proper"] >= 0.97 * 2 * PAIRS
