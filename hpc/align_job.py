@@ -71,11 +71,8 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
     manifest = load_manifest(manifest_path, sha256=sha256, reads=reads)
     root = manifest_path.parent
     settings = manifest_settings(manifest)
-    scoring = dataclasses.astuple(settings.scoring)
     score_pairs = score_batch(kernel)
-    max_secondary = settings.max_secondary
     genome = open_genome(verify_entry(root, manifest["reference"]).parent)  # mapped, not loaded
-    ref_starts = genome.starts
 
     # Which reads are ours: equal shares of DP cells, from each shard's total and the per-read
     # cells of the (at most two) shards where our cuts fall, whose candidates are then kept for
@@ -108,39 +105,55 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         if mine.shape[0] == 0:
             continue
         reads = load_npz_verified(root, shard_entry)
-        codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
-        read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
-        wstart, wend = c["start"][mine], c["end"][mine]
-        base = ref_starts[contig]
-        batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, genome,
-                             base + wstart, base + wend)
-        band = window_bands(batch[2], wstart, wend, genome.lengths[contig])
-        scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
-        pairs += mine.shape[0]
-        cells_done += band_cells(batch[2], batch[5], band)
-        pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                            max_secondary)
-        mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
-        proper = np.zeros(pick.shape[0], dtype=np.uint8)
-        if int(reads.get("mates", 1)) == 2:
-            found = pair_shard(codes, reads, genome, int(shard_entry["reads"]), read, strand, contig, wstart, wend,
-                               band, scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
-            read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
-                proper, rescued = found
-            rescues += rescued
-        coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
-        n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
-        yield shard_no, {
-            "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
-            "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
-            "primary": primary, "second": second, **dict(zip(COORDS, coords.astype(np.int32).T)),
-            "cigar": cigar_text(ops, lens, off), "n_candidates": n_cands.astype(np.int32),
-            "mapq": mapq.astype(np.uint8), "proper": proper,
-        }
+        columns, n_pairs, cells, rescued = _align_shard(c, mine, reads, shard_no, int(shard_entry["reads"]), genome,
+                                                        settings, score_pairs)
+        # Only the rows outlive the shard: the next shard's arrays are not made beside this one's.
+        del c, mine, reads
+        pairs += n_pairs
+        cells_done += cells
+        rescues += rescued
+        yield shard_no, columns
     seconds = time.perf_counter() - t0
     if counters is not None:
         counters.update({"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
                          "seconds": seconds, "gcups": cells_done / seconds / 1e9 if seconds > 0 else 0.0})
+
+
+def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np.ndarray], shard_no: int,
+                 shard_reads: int, genome, settings, score_pairs) -> tuple[dict[str, np.ndarray], int, int, int]:
+    """One shard's candidates ``mine`` (of the shard's candidate arrays ``c``) scored, traced
+    back and paired: its columns, and how many pairs and DP cells it scored and mates it
+    rescued. A function of its own, so that its working arrays go when it returns (held by
+    the generator's frame across its ``yield``, they stood beside the next shard's)."""
+    scoring = dataclasses.astuple(settings.scoring)
+    max_secondary = settings.max_secondary
+    codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
+    read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
+    wstart, wend = c["start"][mine], c["end"][mine]
+    base = genome.starts[contig]
+    batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, genome, base + wstart, base + wend)
+    band = window_bands(batch[2], wstart, wend, genome.lengths[contig])
+    scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
+    cells = band_cells(batch[2], batch[5], band)
+    pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
+                                        max_secondary)
+    mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
+    proper = np.zeros(pick.shape[0], dtype=np.uint8)
+    rescued = 0
+    if int(reads.get("mates", 1)) == 2:
+        found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend,
+                           band, scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
+        read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
+            proper, rescued = found
+    coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
+    n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
+    return {
+        "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
+        "strand": strand[pick], "contig": contig[pick], "wstart": wstart[pick],
+        "primary": primary, "second": second, **dict(zip(COORDS, coords.astype(np.int32).T)),
+        "cigar": cigar_text(ops, lens, off), "n_candidates": n_cands.astype(np.int32),
+        "mapq": mapq.astype(np.uint8), "proper": proper,
+    }, int(mine.shape[0]), int(cells), int(rescued)
 
 
 def empty_columns() -> dict[str, np.ndarray]:

@@ -256,3 +256,23 @@ def test_a_read_with_two_primaries_or_an_unknown_read_is_refused():
     with pytest.raises(ReconciliationError, match="names read 3 of shard 1, which the manifest does not list"):
         check_every_read_once(cols, [2, 3], Path("align"))
     check_every_read_once({"shard": np.array([0, 0]), "read": np.array([1, 1]), "primary": np.array([1, 0])}, [2], Path("align"))
+
+
+def test_between_shards_a_rank_holds_nothing_of_a_shard_but_its_rows(staged):
+    """A shard's working arrays (windows, scores, traceback runs) go before the rank hands its
+    rows over, so they do not stand beside the next shard's: a rank's peak is one shard's."""
+    import tracemalloc
+
+    from hpc.align_job import rank_parts
+
+    manifest, _ = staged
+    parts = rank_parts(manifest, 0, 1)
+    next(parts)  # the first shard (and the kernels' first calls) before counting
+    tracemalloc.start()
+    try:
+        _, rows = next(parts)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    handed = sum(v.nbytes for v in rows.values())
+    assert held - handed < 0.2 * peak, (held, handed, peak)
