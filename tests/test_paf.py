@@ -106,6 +106,9 @@ def test_accuracy_over_a_shard_of_pairs_scores_each_mate_by_its_own_truth():
     assert [(m["reads"], m["correct"]) for m in out["by_mate"]] == [(3, 2), (3, 1)]
     assert {b["mapq"]: (b["reads"], b["correct"]) for b in out["by_mapq"]} == {"60": (3, 3), "1-9": (1, 0),
                                                                              "0-0": (1, 0)}
+    # beside each bin's wrong reads, how many its MAPQs say are wrong: 3 x 10^-6, 10^-0.3, 1
+    assert {b["mapq"]: (b["wrong"], b["said_wrong"]) for b in out["by_mapq"]} == {"60": (0, 0.0), "1-9": (1, 0.5),
+                                                                                 "0-0": (1, 1.0)}
     acc.add_rows({k: v[:0] for k, v in rows.items()}, ["no truth here"], np.full(1, 150), ["chr1"], mates=1)
     assert acc.result() is None
 

@@ -159,12 +159,13 @@ def test_array_mode_needs_slurm(good_run, tmp_path):
 
 
 def artifact_table(flow_run_id, key: str) -> list[dict]:
+    """A table artifact of the flow run or of one of its subflows."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=[key])))
+            flow_run_id=ArtifactFilterFlowRunId(any_=run_ids(client, flow_run_id)), key=ArtifactFilterKey(any_=[key])))
     data = arts[0].data
     return json.loads(data) if isinstance(data, str) else data
 
@@ -189,6 +190,19 @@ def test_flow_stages_a_verifiable_manifest(good_run):
         verify_entry(manifest_path.parent, entry)
         verify_entry(manifest_path.parent, entry["candidates"])
     assert not list(manifest_path.parent.rglob("*.tmp"))
+
+
+def test_accuracy_artifact_sets_each_mapq_bin_s_wrong_reads_beside_what_its_mapq_says(good_run):
+    _, state, _ = good_run
+    rows = artifact_table(state.state_details.flow_run_id, "accuracy-by-mapq-reads")
+    summary = state.result()
+    assert sum(r["reads"] for r in rows) == summary["mapped"]
+    for r in rows:
+        assert r["wrong"] == r["reads"] - r["correct"]
+        low = int(r["mapq"].split("-")[0])  # a bin's reads say at most 10^(-low/10) each
+        assert 0 <= r["said_wrong"] <= r["reads"] * 10 ** (-low / 10) + 0.01
+    top = next(r for r in rows if r["mapq"] == "60")
+    assert top["said_wrong"] == round(top["reads"] * 1e-6, 2)
 
 
 def test_every_step_emits_an_artifact(good_run):

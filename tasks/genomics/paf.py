@@ -119,25 +119,32 @@ def evaluate(hits: list[Hit], names: list[str]) -> dict | None:
     truths = {n: truth_from_name(n) for n in names}
     if not names or any(t is None for t in truths.values()):
         return None
-    by_bin: dict[str, list[int]] = {}
+    by_bin: dict[str, list] = {}
     correct = 0
     for hit in hits:
         if not hit.primary:
             continue
         ok = is_correct(hit, truth_from_name(hit.qname, 0, hit.qlen))
         correct += ok
-        counts = by_bin.setdefault(mapq_bin(hit.mapq), [0, 0])
+        counts = by_bin.setdefault(mapq_bin(hit.mapq), [0, 0, 0.0])
         counts[0] += 1
         counts[1] += ok
+        counts[2] += 10 ** (-hit.mapq / 10)
     return {
         "reads_with_truth": len(names),
         "correct": correct,
         "fraction_correct": correct / len(names),
-        "by_mapq": [
-            {"mapq": k, "reads": v[0], "correct": v[1], "fraction_correct": v[1] / v[0]}
-            for k, v in sorted(by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))
-        ],
+        "by_mapq": bin_rows(by_bin),
     }
+
+
+def bin_rows(by_bin: dict[str, list]) -> list[dict]:
+    """The summary's ``by_mapq`` rows from ``{bin: [reads, correct, said]}``, lowest bin first;
+    ``said_wrong``: how many of the bin's reads their MAPQs say are wrong (the sum of
+    10^(-MAPQ/10)), beside ``wrong``, how many are: a MAPQ to trust says about as many, or more."""
+    return [{"mapq": k, "reads": v[0], "correct": v[1], "fraction_correct": v[1] / v[0], "wrong": v[0] - v[1],
+             "said_wrong": round(v[2], 2)}
+            for k, v in sorted(by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))]
 
 
 class AccuracyCounter:
@@ -147,7 +154,7 @@ class AccuracyCounter:
 
     def __init__(self) -> None:
         self.reads = self.correct = 0
-        self.by_bin: dict[str, list[int]] = {}
+        self.by_bin: dict[str, list] = {}  # bin -> [reads, correct, said wrong]
         self.mates = [[0, 0], [0, 0]]  # reads, correct: mate 1, mate 2
         self.known = True
 
@@ -186,9 +193,10 @@ class AccuracyCounter:
         mapq = rows["mapq"][first].astype(np.int64)
         placed, right = np.bincount(mapq), np.bincount(mapq, weights=ok)
         for q in np.nonzero(placed)[0]:
-            counts = self.by_bin.setdefault(mapq_bin(int(q)), [0, 0])
+            counts = self.by_bin.setdefault(mapq_bin(int(q)), [0, 0, 0.0])
             counts[0] += int(placed[q])
             counts[1] += int(right[q])
+            counts[2] += int(placed[q]) * 10 ** (-int(q) / 10)
 
     def result(self) -> dict | None:
         if not self.known or not self.reads:
@@ -197,10 +205,7 @@ class AccuracyCounter:
             "reads_with_truth": self.reads,
             "correct": self.correct,
             "fraction_correct": self.correct / self.reads,
-            "by_mapq": [
-                {"mapq": k, "reads": v[0], "correct": v[1], "fraction_correct": v[1] / v[0]}
-                for k, v in sorted(self.by_bin.items(), key=lambda kv: int(kv[0].split("-")[0]))
-            ],
+            "by_mapq": bin_rows(self.by_bin),
         }
         if self.mates[0][0]:
             out["by_mate"] = [{"mate": m + 1, "reads": r, "correct": c, "fraction_correct": c / r}
