@@ -31,7 +31,7 @@ from hpc.genome import open_genome
 from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs, locus_spans,
                                select_hits, trace_pairs, window_bands)
 from hpc.kernels.dispatch import score_batch
-from hpc.mapq import mapq_array
+from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
 from hpc.process import end_process
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
@@ -138,6 +138,7 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary)
     mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
+    mapq = scale_by_support(mapq, c["votes"][mine][pick] if "votes" in c else None, settings.minimizer_window)
     proper = np.zeros(pick.shape[0], dtype=np.uint8)
     rescued = 0
     if int(reads.get("mates", 1)) == 2:

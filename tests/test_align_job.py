@@ -276,3 +276,26 @@ def test_between_shards_a_rank_holds_nothing_of_a_shard_but_its_rows(staged):
         tracemalloc.stop()
     handed = sum(v.nbytes for v in rows.values())
     assert held - handed < 0.2 * peak, (held, handed, peak)
+
+
+def test_a_hit_few_seeds_found_is_not_placed_at_mapq_60(tmp_path):
+    """A read whose last 110 bases are a two-colour poly-G tail aligns by its first 40: few
+    seeds find that hit, so seeding found no runner-up either, and its MAPQ is scaled down
+    (minimap2's min(1, anchors / 10)); the whole read beside it keeps 60."""
+    from hpc.align_job import align_rank
+
+    reference = simulate_reference(1, 50_000, seed=41)
+    seq = reference[0][1]
+    names, reads = ["whole", "tailed"], [seq[10_000:10_150], seq[30_000:30_040] + b"G" * 110]
+    index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15, 5)
+    shard = encode_sequences(names, reads)
+    cands = find_candidates(index, shard)
+    manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
+    ((_, cols),), _ = align_rank(manifest, 0, 1)
+    first = cols["primary"] == 1
+    mapq = dict(zip(cols["read"][first].tolist(), cols["mapq"][first].tolist()))
+    votes = {int(r): int(v) for r, v in zip(cands.read, cands.votes)}
+    assert mapq[0] == 60 and votes[0] * 3 >= 60  # k=15, w=5 (RunSettings'): a seed hit about every 3 bases
+    assert cols["wstart"][first][1] + cols["r_start"][first][1] == 30_000  # placed right, on 40 bases
+    assert cols["n_candidates"][first].tolist() == [1, 1]  # so each read's votes are its primary's
+    assert votes[1] * 3 < 60 and mapq[1] == 60 * (votes[1] * 6) // 120 < 60

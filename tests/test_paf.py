@@ -45,6 +45,14 @@ def test_mapq():
     assert mapq_from_scores(300, 288) == 40
     assert mapq_from_scores(300, 297, mismatch_cost=3) == 20
     assert mapq_from_scores(0, 0) == 0
+
+    from hpc.mapq import scale_by_support
+
+    # scaled by min(1, bases of seed support / 60), a seed hit every (w + 1) / 2 bases; unscaled without them
+    votes = np.array([45, 20, 10, 4, 1])
+    assert scale_by_support(np.array([60, 60, 60, 20, 60]), votes, 5).tolist() == [60, 60, 30, 4, 3]
+    assert scale_by_support(np.array([60, 60, 60, 20, 60]), votes, 11).tolist() == [60, 60, 60, 8, 6]
+    assert scale_by_support(np.array([60]), None, 5).tolist() == [60]
     assert mapq_bin(0) == "0-0" and mapq_bin(60) == "60" and mapq_bin(15) == "10-19"
 
 
