@@ -114,3 +114,20 @@ def test_rescue_windows_lie_on_the_other_strand_beside_each_near_best_hit():
     out = rescue_windows(read, score, contig, strand, start, end, 6, 200, 500, np.array([100_000], np.int64), 90, 24)
     rows = sorted(zip(*(a.tolist() for a in out)))
     assert rows == [(1, 1, 0, 10_000, 10_500), (1, 1, 0, 80_000, 80_500)]
+
+
+def test_each_rival_pair_takes_its_share_of_the_mapq():
+    # three copies of a repeat longer than the pair, 70 kb apart; the mates score the same at
+    # each, and only the inserts differ: 350 bp (the model's mean) at the first copy, 410 at
+    # the other two. Two rivals as good as each other make the first copy's pair half as sure
+    # as one would: 10 * log10(2) = 3 points less, for both mates.
+    rows = [(0, 300, 0, 0, 10_000), (0, 300, 0, 0, 80_000), (0, 300, 0, 0, 150_000),
+            (1, 300, 0, 1, 10_200), (1, 300, 0, 1, 80_260), (1, 300, 0, 1, 150_260)]
+    prio, mapq, proper = pair(rows)
+    assert prio.tolist() == [1, 0, 0, 1, 0, 0] and proper.tolist() == [1, 1]
+    penalty = [0.721 * math.log(2 * math.erfc(abs(i - 350.0) / 35.0 / math.sqrt(2))) * MATCH for i in (350, 410)]
+    one_rival = PER_UNIT * (penalty[0] - penalty[1])
+    assert mapq.tolist() == [round(one_rival - 10 * math.log10(2))] * 2
+    # with one of those copies gone, the one rival left sets the MAPQ alone
+    _, mapq, _ = pair([r for r in rows if r[4] < 150_000])
+    assert mapq.tolist() == [round(one_rival)] * 2

@@ -5,9 +5,10 @@ As bwa-mem does: the insert size is learned from pairs whose mates both have one
 best hit (same contig, forward mate left of the reverse one); a pair placed within
 ``[lo, hi]`` of that model scores the two alignments plus the log-likelihood of its insert,
 and is preferred to the two best alignments taken apart unless those beat it by more than
-``unpaired`` (bwa's pen_unpaired). Each mate's pair MAPQ comes from the gap to the best pair
-that puts that mate at another locus (or to the mates taken apart), and lifts its own MAPQ by
-at most 40 (a mate in a repeat, placed by a unique mate). Per mate, because two pairs that
+``unpaired`` (bwa's pen_unpaired). Each mate's pair MAPQ comes from the gaps to the pairs
+that put that mate at another locus (and to the mates taken apart), each rival's odds from
+its gap, summed; it lifts the mate's own MAPQ by at most 40 (a mate in a repeat, placed by a
+unique mate). Per mate, because two pairs that
 share one mate are rivals for the other: a unique mate beside a tandem copy of its partner's
 sequence, a few hundred bases on, says where the partner lies only by the insert's likelihood.
 """
@@ -176,6 +177,12 @@ def _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, m
 
 
 @numba.njit(**NJIT)
+def _odds(gap, per_unit):
+    """A rival's likelihood against the best, from their score gap: 10^(-MAPQ of the gap / 10)."""
+    return 10.0 ** (-per_unit * max(gap, 0.0) / 10.0)
+
+
+@numba.njit(**NJIT)
 def _same_locus(a, c, contig, strand, tstart, tend):
     return contig[a] == contig[c] and strand[a] == strand[c] and tstart[a] < tend[c] and tstart[c] < tend[a]
 
@@ -223,18 +230,24 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
         priority[c2] = 1
         proper[r1] = 1
         proper[r2] = 1
-        rival1 = rival2 = alone
+        # Each rival (a pair that puts the mate elsewhere, or the mates apart) is as likely,
+        # against the chosen pair, as its score gap says; the mate's chance of being wrong is
+        # their sum. So six copies of a repeat whose pairs differ only by a few bases of
+        # insert take ~8 points more than one such copy would (bwa-mem's n_sub term).
+        odds1 = odds2 = _odds(top - alone, per_unit)
         for t1 in range(counts[r1], counts[r1 + 1]):
             a = by_read[t1]
             for t2 in range(counts[r2], counts[r2 + 1]):
                 b = by_read[t2]
                 s = _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match)
+                if s == -np.inf:
+                    continue
                 if not _same_locus(a, c1, contig, strand, tstart, tend):
-                    rival1 = max(rival1, s)
+                    odds1 += _odds(top - s, per_unit)
                 if not _same_locus(b, c2, contig, strand, tstart, tend):
-                    rival2 = max(rival2, s)
-        for r, c, rival in ((r1, c1, rival1), (r2, c2, rival2)):
-            q_pair = min(mapq_max, int(round(per_unit * max(top - rival, 0.0))))
+                    odds2 += _odds(top - s, per_unit)
+        for r, c, odds in ((r1, c1, odds1), (r2, c2, odds2)):
+            q_pair = mapq_max if odds <= 0.0 else min(mapq_max, max(0, int(round(-10.0 * math.log10(odds)))))
             own = mapq[r] if c == best[r] else 0
             mapq[r] = min(mapq_max, max(own, min(q_pair, own + 40)))
     return priority, mapq, proper
