@@ -10,6 +10,7 @@ import gzip
 import os
 import struct
 import subprocess
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from tasks.genomics.bam import BamWriteError, SortedBamWriter
 from tasks.genomics.bgzf import BLOCK_INPUT, BgzfWriter
 from tasks.genomics.encoding import text_rows
-from tasks.genomics.records import bam_bytes, sam_bytes
+from tasks.genomics.records import bam_bytes, bam_slices, sam_bytes
 from tasks.genomics.sam import sam_header
 from test_records import random_shard
 
@@ -59,6 +60,29 @@ def test_records_are_what_samtools_makes_of_the_sam_lines(tmp_path, mates, fasta
     assert data.tobytes() == theirs
 
 
+@pytest.mark.parametrize("mates,size", [(2, 64), (2, 51), (1, 37), (2, 1000)])
+def test_a_shard_in_slices_gives_the_same_records(mates, size):
+    # slices of reads (an odd size is made even: mates stay together), each read numbered
+    # within its slice; the records, their order and their keys are the whole shard's
+    tn, lengths, rows, reads = shard(31, mates, n=300)
+    data, starts, keys = bam_bytes(rows, reads, "s1")
+    parts = list(bam_slices(rows, reads, "s1", size))
+    assert len(parts) == -(-300 // (size + size % 2))
+    assert b"".join(d.tobytes() for d, _, _ in parts) == data.tobytes()
+    assert np.array_equal(np.concatenate([k for _, _, k in parts]), keys)
+    assert [int(s[-1]) for _, s, _ in parts] == [d.shape[0] for d, _, _ in parts]
+
+
+def test_a_bad_cigar_in_a_later_slice_is_named_by_its_read_in_the_shard():
+    tn, lengths, rows, reads = shard(32, 2, n=300)
+    bad = int(np.nonzero(rows["read"] >= 200)[0][0])
+    cigars = rows["cigar"].astype("U32")
+    cigars[bad] = "12Q"
+    rows = {**rows, "cigar": cigars}
+    with pytest.raises(ValueError, match=rf"alignment of read {int(rows['read'][bad])}: CIGAR '12Q'"):
+        list(bam_slices(rows, reads, "s1", 64))
+
+
 def write_sorted(path, tn, lengths, parts, **options) -> None:
     with SortedBamWriter(path, sam_header(tn, lengths).replace("SO:unsorted", "SO:coordinate"), tn, lengths,
                          **options) as bam:
@@ -95,6 +119,27 @@ def test_sorted_and_indexed_like_samtools(tmp_path, memory_bytes):
     out = tmp_path / "out dir" / "s.bam"
     write_sorted(out, tn, lengths, parts, memory_bytes=memory_bytes, threads=2)
     assert_like_samtools(tmp_path, out, tn, lengths, parts)
+
+
+def test_once_the_buckets_are_cut_an_added_batch_is_not_held(tmp_path):
+    # the first batches are held until the budget (four of them) is passed, and cut the
+    # buckets; every later batch goes straight to its buckets: the writer keeps none of it
+    tn, lengths, rows, reads = shard(21, n=400)
+    data, starts, keys = bam_bytes(rows, reads, "s1")
+    out = tmp_path / "s.bam"
+    with SortedBamWriter(out, sam_header(tn, lengths).replace("SO:unsorted", "SO:coordinate"), tn, lengths,
+                         memory_bytes=4 * data.shape[0]) as bam:
+        for _ in range(5):
+            bam.add(data, starts, keys)
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                bam.add(data.copy(), starts, keys)  # a copy the writer would have to keep
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+    assert held < data.shape[0] // 2, held
+    assert samtools("view", "-c", str(out)) == f"{8 * keys.shape[0]}\n".encode()
 
 
 def test_reads_piled_on_one_place_are_split_by_rank(tmp_path):

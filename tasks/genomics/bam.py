@@ -1,7 +1,8 @@
 """Coordinate-sorted, indexed BAM from binary records added in pieces (one shard's at a
 time, in any order), sorted here: no SAM text is parsed again. Records are held until
 ``memory_bytes``; past it they go to bucket files by coordinate range (ranges cut from the
-records held so far), so memory stays bounded whatever the read count. At the end each
+records held so far), and every later piece straight to its buckets, so memory stays
+bounded by one piece whatever the read count. At the end each
 bucket is sorted in memory (one too big for that is first split by rank, which skewed
 data such as amplicons need) and written as BGZF, and its records go into the BAI index
 as they are written (:mod:`tasks.genomics.bai`). The order is samtools sort's: reference,
@@ -15,18 +16,19 @@ import shutil
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from hpc.files import FILE_MODE, open_pieces
-from hpc.kernels.fastq import copy_runs
 from tasks.genomics.bai import BaiBuilder
+from tasks.genomics.bam_buckets import Bucket, Scratch, gather, route
 from tasks.genomics.bgzf import BgzfWriter
 
 UNMAPPED_TID = 1 << 31  # a record without a reference sorts after every reference
 MAX_BUCKETS = 256
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # records' bytes, where each begins (and the end), their keys
 BAI_MAX_LENGTH = (1 << 29) - 1  # the BAI's bins reach 2^29 bp
 
 
@@ -60,79 +62,6 @@ def bam_header(text: str, names: list[str], lengths: list[int]) -> bytes:
     return b"".join(parts)
 
 
-def _gather(data: np.ndarray, starts: np.ndarray, order: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Records ``order[0], order[1] ...`` (record k: ``data[starts[k]:starts[k+1]]``) one after
-    another into ``out``; returns where each begins there (and the end)."""
-    sizes = starts[order + 1] - starts[order]
-    out_starts = np.zeros(order.shape[0] + 1, dtype=np.int64)
-    np.cumsum(sizes, out=out_starts[1:])
-    copy_runs(data, starts[order], sizes, out_starts[:-1], out)
-    return out_starts
-
-
-class _Bucket:
-    """Records of one coordinate range, appended to two files: their bytes, and each one's
-    key and length (``uint64`` pairs)."""
-
-    def __init__(self, stem: Path) -> None:
-        self.paths = [stem.with_suffix(s) for s in (".data", ".keys")]
-        self.files = [open_pieces(p) for p in self.paths]
-        self.bytes = 0
-
-    def append(self, data: np.ndarray, keys: np.ndarray, lengths: np.ndarray) -> None:
-        pairs = np.empty((keys.shape[0], 2), dtype=np.uint64)
-        pairs[:, 0], pairs[:, 1] = keys, lengths
-        for fh, arr in zip(self.files, (np.ascontiguousarray(data), pairs)):
-            fh.write(memoryview(arr).cast("B"))
-        self.bytes += int(data.shape[0])
-
-    def load_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """The records' keys, and where each begins in the data file (and the end)."""
-        for fh in self.files:
-            fh.close()
-        pairs = np.fromfile(self.paths[1], dtype=np.uint64).reshape(-1, 2)
-        starts = np.zeros(pairs.shape[0] + 1, dtype=np.int64)
-        np.cumsum(pairs[:, 1].astype(np.int64), out=starts[1:])
-        return pairs[:, 0].copy(), starts
-
-    def remove(self) -> None:
-        for fh in self.files:
-            fh.close()
-        for p in self.paths:
-            p.unlink(missing_ok=True)
-
-
-class _Scratch:
-    """One byte buffer reused for every gather: fresh memory costs its page faults, and on
-    this project's VMs a page the host has taken back costs far more (a shard's buckets cut
-    from new buffers took 3.5 s of CPU at 2M reads in the flow's process, against 0.9 s)."""
-
-    def __init__(self) -> None:
-        self.buf = np.empty(0, dtype=np.uint8)
-
-    def take(self, n: int) -> np.ndarray:
-        if self.buf.shape[0] < n:
-            self.buf = np.empty(n, dtype=np.uint8)
-        return self.buf[:n]
-
-
-def _route(buckets: list[_Bucket], which: np.ndarray, data: np.ndarray, starts: np.ndarray,
-           keys: np.ndarray, scratch: _Scratch) -> None:
-    """Append each record to bucket ``which[k]``, keeping their order within a bucket: the
-    records are gathered in bucket order into ``scratch`` (one copy), then each bucket's run
-    is written."""
-    order = np.argsort(which, kind="stable")
-    starts = starts - starts[0]
-    out = scratch.take(int(starts[-1]))
-    out_starts = _gather(data, starts, order, out)
-    sizes, ordered_keys = np.diff(out_starts), keys[order]
-    counts = np.bincount(which, minlength=len(buckets))
-    ends = np.cumsum(counts)
-    for b in np.nonzero(counts)[0]:
-        lo, hi = int(ends[b] - counts[b]), int(ends[b])
-        buckets[b].append(out[out_starts[lo]:out_starts[hi]], ordered_keys[lo:hi], sizes[lo:hi])
-
-
 class SortedBamWriter:
     """``with SortedBamWriter(path, header, names, lengths) as bam: bam.add(data, starts, keys)``:
     ``data[starts[k]:starts[k+1]]`` is record k (:func:`hpc.kernels.bam.bam_records`), ``keys``
@@ -156,8 +85,8 @@ class SortedBamWriter:
         self._held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._held_bytes = 0
         self._bounds: np.ndarray | None = None
-        self._buckets: list[_Bucket] = []
-        self._buffer, self._bucket_in = _Scratch(), _Scratch()  # records gathered; a bucket read back
+        self._buckets: list[Bucket] = []
+        self._buffer, self._bucket_in = Scratch(), Scratch()  # records gathered; a bucket read back
 
     def __enter__(self) -> "SortedBamWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,12 +98,12 @@ class SortedBamWriter:
         self._worker.start()
         return self
 
-    def submit(self, make: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]], *args) -> None:
-        """``add(*make(*args))`` on the writer's own thread: one shard's records are made and
-        bucketed while the caller goes on with the next (the kernels and ISA-L let go of
-        the GIL); the call waits while the shard before is still being made, so one shard's
-        inputs and records are held at a time. An error there is raised here, at the next
-        call, or at the end."""
+    def submit(self, make: Callable[..., Batch | Iterable[Batch]], *args) -> None:
+        """``add(*make(*args))`` on the writer's own thread (or ``add(*batch)`` for each batch,
+        where ``make`` gives several): one shard's records are made and bucketed while the
+        caller goes on with the next (the kernels and ISA-L let go of the GIL); the call waits
+        while the shard before is still being made, so one shard's inputs and records are
+        held at a time. An error there is raised here, at the next call, or at the end."""
         self._idle.acquire()
         if self._error is not None:
             self._idle.release()
@@ -185,11 +114,15 @@ class SortedBamWriter:
         while (job := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self.add(*job[0](*job[1]))
+                    self._add_made(job[0](*job[1]))
                 except BaseException as e:  # handed to the caller's thread
                     self._error = e
             del job  # the shard's inputs go before the next is handed over
             self._idle.release()
+
+    def _add_made(self, made: Batch | Iterable[Batch]) -> None:
+        for batch in (made,) if isinstance(made, tuple) else made:
+            self.add(*batch)
 
     def _finish_worker(self) -> None:
         if self._worker.is_alive():
@@ -200,9 +133,12 @@ class SortedBamWriter:
         n = int(keys.shape[0])
         if n == 0:
             return
+        self.records += n
+        if self._bounds is not None:  # the buckets are cut: each batch goes straight to its buckets
+            route(self._buckets, np.searchsorted(self._bounds, keys, side="right"), data, starts, keys, self._buffer)
+            return
         self._held.append((data[:starts[-1]], starts, keys))
         self._held_bytes += int(starts[-1])
-        self.records += n
         if self._held_bytes > self.budget:
             self._spill()
 
@@ -216,13 +152,13 @@ class SortedBamWriter:
         cum = np.cumsum(sizes[order])
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n)
         self._bounds = np.unique(keys[order][np.minimum(cuts, keys.shape[0] - 1)])
-        self._buckets = [_Bucket(self._scratch / f"bucket_{b:04d}") for b in range(self._bounds.shape[0] + 1)]
+        self._buckets = [Bucket(self._scratch / f"bucket_{b:04d}") for b in range(self._bounds.shape[0] + 1)]
 
     def _spill(self) -> None:
         if self._bounds is None:
             self._cut_buckets()
         for data, starts, keys in self._held:
-            _route(self._buckets, np.searchsorted(self._bounds, keys, side="right"), data, starts, keys,
+            route(self._buckets, np.searchsorted(self._bounds, keys, side="right"), data, starts, keys,
                    self._buffer)
         self._held, self._held_bytes = [], 0
 
@@ -245,11 +181,11 @@ class SortedBamWriter:
         order = np.argsort(keys, kind="stable")
         size = int(starts[-1])
         out = self._buffer.take(size)
-        out_starts = _gather(data, starts, order, out)
+        out_starts = gather(data, starts, order, out)
         self.index.add(out, out_starts, bgzf.position)
         bgzf.write(out)
 
-    def _write_bucket(self, bgzf: BgzfWriter, bucket: _Bucket, name: str) -> None:
+    def _write_bucket(self, bgzf: BgzfWriter, bucket: Bucket, name: str) -> None:
         keys, starts = bucket.load_index()
         if bucket.bytes <= self.budget or keys.shape[0] < 2:
             data = self._bucket_in.take(bucket.bytes)
@@ -264,14 +200,14 @@ class SortedBamWriter:
         order = np.argsort(keys, kind="stable")
         part = np.empty(keys.shape[0], dtype=np.int64)
         part[order] = np.cumsum(np.diff(starts)[order]) // (self.budget // 2)
-        parts = [_Bucket(self._scratch / f"bucket_{name}_{p:04d}") for p in range(int(part.max()) + 1)]
+        parts = [Bucket(self._scratch / f"bucket_{name}_{p:04d}") for p in range(int(part.max()) + 1)]
         with open(bucket.paths[0], "rb") as fh:
             a = 0
             while a < keys.shape[0]:
                 e = int(np.searchsorted(starts, starts[a] + self.budget // 2, side="right")) - 1
                 e = max(e, a + 1)
                 chunk = np.frombuffer(fh.read(int(starts[e] - starts[a])), dtype=np.uint8)
-                _route(parts, part[a:e], chunk, starts[a:e + 1], keys[a:e], self._buffer)
+                route(parts, part[a:e], chunk, starts[a:e + 1], keys[a:e], self._buffer)
                 a = e
         bucket.remove()
         for p, piece in enumerate(parts):

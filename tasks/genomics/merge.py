@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from tasks.genomics.encoding import decompress_quals, name_array, shard_mates, t
 from tasks.genomics.paf import AccuracyCounter
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
-from tasks.genomics.records import ShardReads, bam_bytes, paf_bytes, proper_reads, sam_bytes
+from tasks.genomics.records import ShardReads, bam_slices, paf_text_of, proper_reads, sam_bytes
 from tasks.genomics.sam import ReadGroup, sam_header
 
 
@@ -114,13 +114,29 @@ def check_every_read_once(cols: dict[str, np.ndarray], shard_reads: list[int], w
                                   "primary alignments (a rank output from another attempt?); expected at most one")
 
 
-def shard_reads(arrays) -> ShardReads:
-    """A staged shard's reads as the SAM and PAF writers take them."""
-    lengths = np.asarray(arrays["lengths"], dtype=np.int64)
-    n_bases = int(lengths.sum())
+BASES = ("packed", "nmask", "quals_z")  # a staged shard's arrays that hold its bases and qualities
+
+
+def shard_reads(arrays, bases: bool = True) -> ShardReads:
+    """A staged shard's reads as the SAM and PAF writers take them; without ``bases``, no
+    base codes or qualities (the PAF, QC and accuracy need none: :func:`with_bases` adds them)."""
+    reads = ShardReads(text_rows(arrays["names"]), np.asarray(arrays["lengths"], dtype=np.int64),
+                       np.asarray(arrays["offsets"], dtype=np.int64), np.empty(0, dtype=np.uint8), None,
+                       shard_mates(arrays))
+    return with_bases(reads, arrays) if bases else reads
+
+
+def with_bases(reads: ShardReads, arrays) -> ShardReads:
+    """``reads`` with the base codes and qualities of the shard's ``arrays`` (:data:`BASES`)."""
+    n_bases = int(reads.lengths.sum())
     quals = decompress_quals(arrays["quals_z"], n_bases) if "quals_z" in arrays else None
-    return ShardReads(text_rows(arrays["names"]), lengths, np.asarray(arrays["offsets"], dtype=np.int64),
-                      unpack_codes(arrays["packed"], arrays["nmask"], n_bases), quals, shard_mates(arrays))
+    return replace(reads, codes=unpack_codes(arrays["packed"], arrays["nmask"], n_bases), quals=quals)
+
+
+def _bam_of_shard(rows: dict[str, np.ndarray], reads: ShardReads, arrays: dict, rg: str | None):
+    """:func:`bam_slices` of a shard whose bases are decoded here, on the BAM writer's thread:
+    one shard's bases are held at a time, not one there and the next on the caller's."""
+    return bam_slices(rows, with_bases(reads, arrays), rg)
 
 
 def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, sam: bool = False,
@@ -163,11 +179,13 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
                                  "a BAM needs them: give FASTQ reads, or switch BAM off")
             rows = ranks.shard(s)
             check_every_read_once(rows, sizes, outputs.dir)
-            reads = shard_reads(arrays)
+            reads = shard_reads(arrays, bases=spec.sam)
+            packed = {k: arrays[k] for k in BASES if k in arrays}
             del arrays
-            if bam:  # made on the writer's thread while this one writes the PAF and counts
-                bam.submit(bam_bytes, rows, reads, group.id)
-            paf.write(paf_bytes(rows, reads, tname_rows, tlen_arr))
+            if bam:  # decoded and made on the writer's thread while this one writes the PAF and counts
+                bam.submit(_bam_of_shard, rows, reads, packed, group.id)
+            del packed
+            paf.write(paf_text_of(rows, reads, tname_rows, tlen_arr))
             qc.add_rows(rows, reads.n, proper_reads(rows, reads.n), reads.mates)
             if accuracy.known:
                 accuracy.add_rows(rows, reads.names, reads.lengths, tnames, reads.mates)

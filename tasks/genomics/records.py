@@ -10,7 +10,8 @@ forward one), on primary lines only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from hpc.kernels.text import RNEXT_NONE, RNEXT_SAME, paf_bound, paf_text, sam_bo
 from tasks.genomics.bam import coordinate_keys
 from tasks.genomics.sam import (FLAG_FIRST, FLAG_LAST, FLAG_MATE_REVERSE, FLAG_MATE_UNMAPPED, FLAG_PAIRED,
                                 FLAG_PROPER, FLAG_REVERSE, FLAG_SECONDARY, FLAG_UNMAPPED)
+
+
+BAM_SLICE_READS = 16_384  # reads whose BAM records are made at a time (about 5 MB of records)
 
 
 def cigar_rows(cigars: np.ndarray) -> np.ndarray:
@@ -74,9 +78,14 @@ def proper_reads(rows: dict[str, np.ndarray], n_reads: int) -> np.ndarray:
 def paf_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, tlens: np.ndarray) -> bytes:
     """The PAF lines of a shard's rows, in row order; query coordinates on the read as given
     (a reverse-strand row's span is flipped), MAPQ 0 on secondary lines."""
+    return paf_text_of(rows, reads, tnames, tlens).tobytes()
+
+
+def paf_text_of(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray, tlens: np.ndarray) -> np.ndarray:
+    """:func:`paf_bytes` as the ``uint8`` array it is written into (no copy to ``bytes``)."""
     read = _i64(rows["read"])
     if read.shape[0] == 0:
-        return b""
+        return np.empty(0, dtype=np.uint8)
     reverse = rows["strand"].astype(bool)
     qlen = _i64(reads.lengths[read])
     q_start = np.where(reverse, qlen - rows["q_end"], rows["q_start"])
@@ -89,7 +98,22 @@ def paf_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray
                  _i64(rows["contig"]), wstart + rows["r_start"], wstart + rows["r_end"], _i64(rows["nmatch"]),
                  _i64(rows["block"]), _i64(np.where(primary, rows["mapq"], 0)), primary, _i64(rows["score"]),
                  _i64(rows["nm"]), cigars)
-    return buf[:n].tobytes()
+    return buf[:n]
+
+
+def bam_slices(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None,
+               size: int = BAM_SLICE_READS) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`bam_bytes` of a shard ``size`` reads at a time (rows ordered by read): the same
+    records in the same order, with one slice's fields and records in memory at a time."""
+    read = rows["read"]
+    size += size % 2  # a slice holds both mates of its pairs
+    for a in range(0, reads.n, size):
+        b = min(a + size, reads.n)
+        lo, hi = np.searchsorted(read, [a, b])
+        part = {k: v[lo:hi] for k, v in rows.items()}
+        part["read"] = read[lo:hi] - a
+        yield bam_bytes(part, replace(reads, names=reads.names[a:b], lengths=reads.lengths[a:b],
+                                      offsets=reads.offsets[a:b]), rg, first_read=a)
 
 
 def _record_fields(rows: dict[str, np.ndarray], reads: ShardReads) -> dict[str, np.ndarray]:
@@ -174,9 +198,10 @@ def sam_bytes(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarray
 
 
 def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads,
-              rg: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              rg: str | None, first_read: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The BAM records of a shard, in :func:`sam_bytes`' order: their bytes, where each
-    begins (and the end), and each one's coordinate sort key."""
+    begins (and the end), and each one's coordinate sort key. ``first_read``: the shard's
+    number for the first of ``reads`` (a slice of a shard), as errors name a read."""
     f = _record_fields(rows, reads)
     rg_bytes = np.frombuffer(rg.encode() + b"\0" if rg else b"", dtype=np.uint8)
     n = f["rec_read"].shape[0]
@@ -190,6 +215,6 @@ def bam_bytes(rows: dict[str, np.ndarray], reads: ShardReads,
     if done < n:
         bad = f["cigars"][f["rec_cigar"][done]]
         text = bad.tobytes().decode("utf-32-le").rstrip("\0")
-        raise ValueError(f"alignment of read {int(f['rec_read'][done])}: CIGAR {text!r} is not a CIGAR "
+        raise ValueError(f"alignment of read {first_read + int(f['rec_read'][done])}: CIGAR {text!r} is not a CIGAR "
                          "(expected runs of a length and one of MIDNSHP=X)")
     return buf[:starts[n]], starts, coordinate_keys(f["ref"], f["pos"], f["flag"])

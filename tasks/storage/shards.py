@@ -11,9 +11,13 @@ No Prefect here: Ray workers import this module.
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -138,17 +142,64 @@ def encode_pair_file(shard_no: int, chunk1: Chunk, chunk2: Chunk, source1: str, 
     return _write_reads(root, shard_no, shard, pairs[0], pairs[-1], **identity)
 
 
+IN_MEMORY_NAMES = 1 << 21  # names checked in memory (16 MiB of hashes); more go through bucket files
+BUCKET_NAMES = 1 << 21  # names a bucket file holds, about (32 MiB with their numbers)
+MAX_NAME_BUCKETS = 256
+
+
+def repeated_hashes(hashes: Iterable[np.ndarray], total: int, scratch: Path) -> list[tuple[int, int]]:
+    """:func:`repeated_name_candidates` of every shard's name hashes, in order, read numbers
+    counted across them (``total`` in all). Up to :data:`IN_MEMORY_NAMES` they are sorted in
+    memory; more are split by their top bits into bucket files in a temp folder under
+    ``scratch``, then each bucket is sorted on its own: memory stays at a bucket's, whatever
+    the read count (all of a 30x human genome's 310M pairs' hashes at once would be 10 GiB
+    to sort)."""
+    if total <= IN_MEMORY_NAMES:
+        return repeated_name_candidates(list(hashes))
+    bits = min(MAX_NAME_BUCKETS.bit_length() - 1, max(1, math.ceil(math.log2(total / BUCKET_NAMES))))
+    n_buckets = 1 << bits
+    folder = Path(tempfile.mkdtemp(prefix=".name-check-", dir=scratch))
+    paths = [folder / f".bucket_{b:03d}.tmp" for b in range(n_buckets)]  # a killed run's: clean_temp_files
+    try:
+        with ExitStack() as files:
+            out = [files.enter_context(open(p, "wb")) for p in paths]
+            base = 0
+            for h in hashes:  # each bucket gets its names in read order: by shard, then stably
+                h = np.ascontiguousarray(h, dtype=np.uint64)
+                which = (h >> np.uint64(64 - bits)).astype(np.int64)
+                order = np.argsort(which, kind="stable")
+                rec = np.empty((h.shape[0], 2), dtype=np.uint64)
+                rec[:, 0], rec[:, 1] = h[order], order + base
+                counts = np.bincount(which, minlength=n_buckets)
+                ends = np.cumsum(counts)
+                for b in np.nonzero(counts)[0]:
+                    out[b].write(rec[ends[b] - counts[b]:ends[b]].tobytes())
+                base += h.shape[0]
+        pairs = []
+        for p in paths:
+            rec = np.fromfile(p, dtype=np.uint64).reshape(-1, 2)
+            p.unlink()
+            pairs += [(int(rec[a, 1]), int(rec[b, 1])) for a, b in repeated_name_candidates([rec[:, 0]])]
+        return sorted(pairs, key=lambda ab: ab[1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
     """Refuse a reads file in which two reads share a name (they could not be told apart in
     SAM/BAM, nor matched to their mates): FastxFormatError naming both lines (FASTQ) or
-    record numbers (FASTA). Reads only the names' hashes, then the two shards concerned."""
-    hashes, steps = [], []
+    record numbers (FASTA). Reads only the names' hashes (:func:`repeated_hashes`), then the
+    two shards concerned."""
+    steps = []
     for e in entries:  # a shard of pairs names each pair twice: its mate-1 reads are the names
         with np.load(Path(root) / e["path"], allow_pickle=False) as data:
-            step = shard_mates(data)
-            hashes.append((data["name_hash"] if "name_hash" in data.files else name_hashes(data["names"]))[::step])
-            steps.append(step)
+            steps.append(shard_mates(data))
     base = np.cumsum([0] + [int(e["reads"]) // st for e, st in zip(entries, steps)])
+
+    def hashes() -> Iterator[np.ndarray]:
+        for e, step in zip(entries, steps):
+            with np.load(Path(root) / e["path"], allow_pickle=False) as data:
+                yield (data["name_hash"] if "name_hash" in data.files else name_hashes(data["names"]))[::step]
 
     def where(g: int) -> tuple[str, int | None, str]:
         s = int(np.searchsorted(base, g, side="right") - 1)
@@ -160,7 +211,7 @@ def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
         line = None if first is None else int(first) + 4 * record
         return name, line, f"line {line}" if line is not None else f"record {g + 1}"
 
-    for a, b in repeated_name_candidates(hashes):
+    for a, b in repeated_hashes(hashes(), int(base[-1]), Path(root)):
         (name_a, _, at_a), (name_b, line_b, at_b) = where(a), where(b)
         if name_a == name_b:
             raise FastxFormatError(source, line_b, ("" if line_b is not None else f"{at_b}: ")
