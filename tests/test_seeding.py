@@ -72,3 +72,26 @@ def test_minimizers_are_a_subset_that_still_finds_the_origin():
             for p in np.nonzero(cands.read == i)[0])
         for i, r in enumerate(reads))
     assert found / len(reads) >= 0.99
+
+
+def test_a_read_inside_a_tandem_array_is_seeded_with_its_many_copy_minimizers(monkeypatch):
+    # 150 copies of a 40-bp unit between random flanks: every minimizer of a read inside the
+    # array occurs about 150 times, over the usual limit (64), so the first pass finds no
+    # cluster; the second, up to RESCUE_OCC copies, places it in the array. A read of the
+    # flank keeps its one candidate (no second pass).
+    rng = np.random.default_rng(5)
+    acgt = np.frombuffer(b"ACGT", np.uint8)
+    unit = acgt[rng.integers(0, 4, 40)].tobytes()
+    left, right = (acgt[rng.integers(0, 4, 5_000)].tobytes() for _ in range(2))
+    genome = left + unit * 150 + right
+    index = ReferenceIndex.build(["chr1"], [to_codes(genome)], 15, 5)
+    inside, flank = genome[7_000:7_150], genome[1_000:1_150]
+    shard = encode_sequences(["inside", "flank"], [inside, flank])
+    cands = find_candidates(index, shard, max_candidates=3)
+    got = cands.start[cands.read == 0]
+    assert got.shape[0] >= 3 and all(5_000 - 16 <= s and s + 150 <= 5_000 + 6_000 + 16 for s in got)
+    assert (cands.read == 1).sum() == 1 and cands.start[cands.read == 1][0] == 1_000 - 16
+    from tasks.genomics import seeding
+
+    monkeypatch.setattr(seeding, "RESCUE_OCC", 64)  # no second pass: the read inside has no candidate
+    assert (find_candidates(index, shard, max_candidates=3).read == 0).sum() == 0

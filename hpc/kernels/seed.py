@@ -116,15 +116,64 @@ def _lookup_all(keys, nm, rest, table, shift, lo_out, hi_out):
 
 
 @numba.njit(**NJIT)
+def _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags, cap_d, min_votes, max_diag_gap,
+              c_strand, c_dmin, c_dmax, c_votes):
+    """A read's seed hits (minimizers of at most ``limit`` copies) clustered by diagonal, both
+    strands: the clusters of at least ``min_votes`` hits go to ``c_*``; returns how many."""
+    # One walk over the hits: those that place the forward strand fill diags from the
+    # front, those that place the reverse complement from the back.
+    fw = 0
+    rv = cap_d
+    for i in range(nm):
+        count = mhi[i] - mlo[i]
+        if count == 0 or count > limit:
+            continue
+        # The same orientation in read and reference: the read's forward strand; else its
+        # reverse complement, where this k-mer starts at m - k - qpos.
+        qf = mqpos[i]
+        qr = m - k - mqpos[i]
+        o = morient[i]
+        for t in range(mlo[i], mhi[i]):
+            if np.uint8(rest[t] & 1) == o:
+                diags[fw] = np.int64(positions[t]) - qf
+                fw += 1
+            else:
+                rv -= 1
+                diags[rv] = np.int64(positions[t]) - qr
+    nc = 0
+    for strand in range(2):
+        d = diags[:fw] if strand == 0 else diags[rv:cap_d]
+        nh = d.shape[0]
+        if nh == 0:
+            continue
+        d.sort()  # in place: no array per strand
+        start = 0
+        for i in range(1, nh + 1):
+            if i == nh or d[i] - d[i - 1] > max_diag_gap:
+                if i - start >= min_votes:
+                    c_strand[nc] = strand
+                    c_dmin[nc] = d[start]
+                    c_dmax[nc] = d[i - 1]
+                    c_votes[nc] = i - start
+                    nc += 1
+                start = i
+    return nc
+
+
+@numba.njit(**NJIT)
 def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
-               ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra):
+               ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra,
+               rescue_occ):
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
     ranked by votes (ties: forward strand, then lower diagonal), the best ``max_candidates``
     kept, and after them, when the last one kept has at least half the best's votes, those
     with as many votes as it, up to ``max_candidates + tie_extra`` (copies of a repeat that seeds cannot tell apart are all
-    aligned, so MAPQ sees them). Returns ``(read, strand, contig, start, end, votes, qlen)``
-    with contig-local window coordinates."""
+    aligned, so MAPQ sees them). A read left without a cluster because its minimizers occur
+    over ``max_occ`` times (one inside a tandem array or a many-copy repeat) is seeded again
+    with those up to ``rescue_occ`` times, as minimap2's short-read preset keeps minimizers of up
+    to 1,000 copies. Returns ``(read, strand, contig, start, end, votes, qlen)`` with
+    contig-local window coordinates."""
     n = lengths.shape[0]
     cap = n * (max_candidates + tie_extra)
     o_read = np.empty(cap, dtype=np.int32)
@@ -160,42 +209,35 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
         nc = 0
         nm = _minimizers(codes[base:base + m], k, w, values, hashes, mkeys, mqpos, morient)
         _lookup_all(mkeys, nm, rest, table, shift, mlo, mhi)
-        # One walk over the hits: those that place the forward strand fill diags from the
-        # front, those that place the reverse complement from the back.
-        fw = 0
-        rv = cap_d
+        limit = max_occ
+        need = 0
         for i in range(nm):
             count = mhi[i] - mlo[i]
-            if count == 0 or count > max_occ:
-                continue
-            # The same orientation in read and reference: the read's forward strand; else its
-            # reverse complement, where this k-mer starts at m - k - qpos.
-            qf = mqpos[i]
-            qr = m - k - mqpos[i]
-            o = morient[i]
-            for t in range(mlo[i], mhi[i]):
-                if np.uint8(rest[t] & 1) == o:
-                    diags[fw] = np.int64(positions[t]) - qf
-                    fw += 1
-                else:
-                    rv -= 1
-                    diags[rv] = np.int64(positions[t]) - qr
-        for strand in range(2):
-            d = diags[:fw] if strand == 0 else diags[rv:]
-            nh = d.shape[0]
-            if nh == 0:
-                continue
-            d.sort()  # in place: no array per strand
-            start = 0
-            for i in range(1, nh + 1):
-                if i == nh or d[i] - d[i - 1] > max_diag_gap:
-                    if i - start >= min_votes:
-                        c_strand[nc] = strand
-                        c_dmin[nc] = d[start]
-                        c_dmax[nc] = d[i - 1]
-                        c_votes[nc] = i - start
-                        nc += 1
-                    start = i
+            if count <= max_occ:
+                need += count
+        for attempt in range(2):
+            if attempt == 1:  # no cluster: the read's many-copy minimizers too, if it has any
+                more = 0
+                for i in range(nm):
+                    count = mhi[i] - mlo[i]
+                    if max_occ < count <= rescue_occ:
+                        more += count
+                if nc > 0 or more == 0:
+                    break
+                limit = rescue_occ
+                need += more
+                if need > cap_d:
+                    cap_d = need
+                    diags = np.empty(cap_d, dtype=np.int64)
+                if need // max(min_votes, 1) + 2 > c_votes.shape[0]:
+                    clusters = need // max(min_votes, 1) + 2
+                    c_strand = np.empty(clusters, dtype=np.uint8)
+                    c_dmin = np.empty(clusters, dtype=np.int64)
+                    c_dmax = np.empty(clusters, dtype=np.int64)
+                    c_votes = np.empty(clusters, dtype=np.int64)
+                    order = np.empty(clusters, dtype=np.int64)
+            nc = _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags, cap_d, min_votes,
+                           max_diag_gap, c_strand, c_dmin, c_dmax, c_votes)
         if nc == 0:
             continue
         # By votes, most first, equal votes in the order found: insertion for the usual few
