@@ -28,9 +28,10 @@ from hpc.choices import KERNELS
 from hpc.codec import unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
-from hpc.kernels.batch import (SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs, locus_spans,
-                               select_hits, trace_pairs, window_bands)
+from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs,
+                               locus_spans, select_hits, trace_pairs, window_bands)
 from hpc.kernels.dispatch import score_batch
+from hpc.kernels.tandem import shifted_scores
 from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
 from hpc.process import end_process
@@ -137,7 +138,11 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     cells = band_cells(batch[2], batch[5], band)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary)
-    mapq = mapq_array(scores[pick], second, settings.scoring.match - settings.scoring.mismatch) * primary
+    mismatch_cost = settings.scoring.match - settings.scoring.mismatch
+    # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
+    second = np.maximum(second, shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match,
+                                               settings.scoring.mismatch, LOCUS_TOLERANCE))
+    mapq = mapq_array(scores[pick], second, mismatch_cost) * primary
     mapq = scale_by_support(mapq, c["votes"][mine][pick] if "votes" in c else None, settings.minimizer_window)
     proper = np.zeros(pick.shape[0], dtype=np.uint8)
     rescued = 0

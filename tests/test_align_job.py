@@ -299,3 +299,27 @@ def test_a_hit_few_seeds_found_is_not_placed_at_mapq_60(tmp_path):
     assert cols["wstart"][first][1] + cols["r_start"][first][1] == 30_000  # placed right, on 40 bases
     assert cols["n_candidates"][first].tolist() == [1, 1]  # so each read's votes are its primary's
     assert votes[1] * 3 < 60 and mapq[1] == 60 * (votes[1] * 6) // 120 < 60
+
+
+def test_a_read_inside_a_tandem_array_is_not_placed_at_mapq_60(tmp_path):
+    """A 600-bp exact tandem array (a 4-bp unit): a read inside it has one window holding the
+    whole array, one alignment, and any shift by whole units aligns as well: its window's
+    other diagonals are its rivals, and its MAPQ is 0. A read across the array's edge is
+    anchored by the unique flank and keeps 60."""
+    from hpc.align_job import align_rank
+
+    rng = np.random.default_rng(43)
+    acgt = np.frombuffer(b"ACGT", np.uint8)
+    left, right = (acgt[rng.integers(0, 4, 20_000)].tobytes() for _ in range(2))
+    seq = left + acgt[rng.integers(0, 4, 4)].tobytes() * 150 + right
+    names, reads = ["inside", "edge"], [seq[20_200:20_350], seq[19_870:20_020]]  # the edge read: 130 bp of flank
+    index = ReferenceIndex.build(["chr1"], [to_codes(seq)], 15, 5)
+    shard = encode_sequences(names, reads)
+    cands = find_candidates(index, shard)
+    manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
+    ((_, cols),), _ = align_rank(manifest, 0, 1)
+    first = cols["primary"] == 1
+    mapq = dict(zip(cols["read"][first].tolist(), cols["mapq"][first].tolist()))
+    start = dict(zip(cols["read"][first].tolist(), (cols["wstart"][first] + cols["r_start"][first]).tolist()))
+    assert 20_000 <= start[0] <= 20_450 and mapq[0] == 0
+    assert start[1] == 19_870 and mapq[1] == 60

@@ -256,8 +256,10 @@ def test_repeat_copies_are_kept_in_order_of_votes_then_place(copies):
 @pytest.mark.skipif(os.environ.get("NUMBA_BOUNDSCHECK") == "1", reason="this is the bounds-checked run")
 def test_the_same_tests_with_bounds_checking_on(tmp_path):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
-    here = Path(__file__).parent  # with the text kernels' tests (SAM/PAF lines, dwgsim names), the pairing's, the seeding's
-    files = [str(Path(__file__)), *(str(here / f"test_{name}.py") for name in ("records", "paf", "pairing", "seeding"))]
+    here = Path(__file__).parent  # with the text kernels' tests (SAM/PAF lines, dwgsim names) and those of the
+    # pairing, the seeding and the tandem check
+    names = ("records", "paf", "pairing", "seeding", "tandem")
+    files = [str(Path(__file__)), *(str(here / f"test_{name}.py") for name in names)]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
                           env=env, capture_output=True, text=True, timeout=900)
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""

@@ -1,0 +1,39 @@
+"""A read's rivals inside its own window: other diagonals of a tandem array's window."""
+
+import numpy as np
+
+from hpc.kernels.batch import LOCUS_TOLERANCE, window_bands
+from hpc.kernels.tandem import shifted_scores
+from hpc.mapq import mapq_from_scores
+
+MATCH, MISMATCH = 2, -4
+
+
+def shifted(read: np.ndarray, window: np.ndarray, at: int) -> int:
+    """The kernel on one read aligned ungapped at ``at`` in ``window``."""
+    m, n = read.shape[0], window.shape[0]
+    lo, hi = window_bands(np.array([m]), np.array([1_000]), np.array([1_000 + n]), np.array([10**6]))
+    out = shifted_scores(read.astype(np.uint8), np.array([0]), np.array([m]), window.astype(np.uint8), np.array([0]),
+                         np.array([n]), lo, hi, np.array([0]), np.array([m - 1]), np.array([at + m - 1]), MATCH,
+                         MISMATCH, LOCUS_TOLERANCE)
+    return int(out[0])
+
+
+def test_a_read_inside_a_tandem_array_has_a_rival_in_its_own_window():
+    rng = np.random.default_rng(3)
+    unit = rng.integers(0, 4, 4)
+    array = np.tile(unit, 150)  # 600 bp: the window of a read inside holds the whole array
+    read = array[200:350]
+    best = 150 * MATCH
+    rival = shifted(read, array, 200)
+    assert rival == best  # a shift by whole units, more than LOCUS_TOLERANCE away, aligns as well
+    assert mapq_from_scores(best, rival) == 0
+
+
+def test_a_unique_read_has_none_in_its_usual_window_nor_in_a_wide_one():
+    rng = np.random.default_rng(4)
+    genome = rng.integers(0, 4, 2_000)
+    read = genome[1_016:1_166]
+    assert shifted(read, genome[1_000:1_182], 16) == 0  # read + 2 x 16 bp: no diagonal 25 bp off
+    wide = shifted(read, genome[800:1_400], 216)  # 600 bp, as a tandem cluster's window: random matches only
+    assert 0 < wide < 15 * MATCH and mapq_from_scores(150 * MATCH, wide) == 60
