@@ -149,13 +149,22 @@ CONF
   mv "$CONF.tmp" "$CONF"
 }
 
+# ceph-mon refuses to start on a file system with less than mon_data_avail_crit (1% here) free,
+# and says so only deep in its log: name it.
+low_space() {
+  local pct
+  pct=$(df -P "$DATA" | awk 'NR == 2 {print int($4 * 100 / $2)}')
+  [ "${pct:-100}" -le 1 ] && echo " (the file system of $DATA has ${pct}% free; ceph-mon needs more than 1%)"
+  return 0
+}
+
 conf_get() { sed -n "s/^$1 = //p" "$CONF" | head -n 1; }
 
 start_mon() {
   alive "$DATA/run/mon.a.pid" ceph-mon && return 0
   rm -f "$DATA/run/mon.a.pid"
   ceph-mon -c "$CONF" -i a >>"$DATA/log/mon.a.out" 2>&1 \
-    || { show_log "$DATA/log/mon.a.out" "$DATA/log/mon.a.log"; die "ceph-mon did not start"; }
+    || { show_log "$DATA/log/mon.a.out" "$DATA/log/mon.a.log"; die "ceph-mon did not start$(low_space)"; }
   local i
   for i in $(seq 1 60); do
     ceph_ mon stat >/dev/null 2>&1 && return 0
