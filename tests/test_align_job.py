@@ -278,22 +278,31 @@ def test_between_shards_a_rank_holds_nothing_of_a_shard_but_its_rows(staged):
     assert held - handed < 0.2 * peak, (held, handed, peak)
 
 
-def test_a_hit_few_seeds_found_is_not_placed_at_mapq_60(tmp_path):
-    """A read whose last 110 bases are a two-colour poly-G tail aligns by its first 40: few
-    seeds find that hit, so seeding found no runner-up either, and its MAPQ is scaled down
-    (minimap2's min(1, anchors / 10)); the whole read beside it keeps 60."""
+def primaries(tmp_path, reference, names, reads):
+    """One rank (k=15, w=5) over ``reads`` on ``reference`` ((name, sequence) pairs): the
+    candidates, the rank's columns, and each read's primary MAPQ and start."""
     from hpc.align_job import align_rank
 
-    reference = simulate_reference(1, 50_000, seed=41)
-    seq = reference[0][1]
-    names, reads = ["whole", "tailed"], [seq[10_000:10_150], seq[30_000:30_040] + b"G" * 110]
     index = ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], 15, 5)
     shard = encode_sequences(names, reads)
     cands = find_candidates(index, shard)
     manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
     ((_, cols),), _ = align_rank(manifest, 0, 1)
     first = cols["primary"] == 1
-    mapq = dict(zip(cols["read"][first].tolist(), cols["mapq"][first].tolist()))
+    read = cols["read"][first].tolist()
+    return (cands, cols, dict(zip(read, cols["mapq"][first].tolist())),
+            dict(zip(read, (cols["wstart"][first] + cols["r_start"][first]).tolist())))
+
+
+def test_a_hit_few_seeds_found_is_not_placed_at_mapq_60(tmp_path):
+    """A read whose last 110 bases are a two-colour poly-G tail aligns by its first 40: few
+    seeds find that hit, so seeding found no runner-up either, and its MAPQ is scaled down
+    (minimap2's min(1, anchors / 10)); the whole read beside it keeps 60."""
+    reference = simulate_reference(1, 50_000, seed=41)
+    seq = reference[0][1]
+    names, reads = ["whole", "tailed"], [seq[10_000:10_150], seq[30_000:30_040] + b"G" * 110]
+    cands, cols, mapq, _ = primaries(tmp_path, reference, names, reads)
+    first = cols["primary"] == 1
     votes = {int(r): int(v) for r, v in zip(cands.read, cands.votes)}
     assert mapq[0] == 60 and votes[0] * 3 >= 60  # k=15, w=5 (RunSettings'): a seed hit about every 3 bases
     assert cols["wstart"][first][1] + cols["r_start"][first][1] == 30_000  # placed right, on 40 bases
@@ -306,20 +315,11 @@ def test_a_read_inside_a_tandem_array_is_not_placed_at_mapq_60(tmp_path):
     whole array, one alignment, and any shift by whole units aligns as well: its window's
     other diagonals are its rivals, and its MAPQ is 0. A read across the array's edge is
     anchored by the unique flank and keeps 60."""
-    from hpc.align_job import align_rank
-
     rng = np.random.default_rng(43)
     acgt = np.frombuffer(b"ACGT", np.uint8)
     left, right = (acgt[rng.integers(0, 4, 20_000)].tobytes() for _ in range(2))
     seq = left + acgt[rng.integers(0, 4, 4)].tobytes() * 150 + right
     names, reads = ["inside", "edge"], [seq[20_200:20_350], seq[19_870:20_020]]  # the edge read: 130 bp of flank
-    index = ReferenceIndex.build(["chr1"], [to_codes(seq)], 15, 5)
-    shard = encode_sequences(names, reads)
-    cands = find_candidates(index, shard)
-    manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
-    ((_, cols),), _ = align_rank(manifest, 0, 1)
-    first = cols["primary"] == 1
-    mapq = dict(zip(cols["read"][first].tolist(), cols["mapq"][first].tolist()))
-    start = dict(zip(cols["read"][first].tolist(), (cols["wstart"][first] + cols["r_start"][first]).tolist()))
+    _, _, mapq, start = primaries(tmp_path, [("chr1", seq)], names, reads)
     assert 20_000 <= start[0] <= 20_450 and mapq[0] == 0
     assert start[1] == 19_870 and mapq[1] == 60
