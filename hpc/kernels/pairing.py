@@ -183,6 +183,14 @@ def _odds(gap, per_unit):
 
 
 @numba.njit(**NJIT)
+def _grown(a):
+    """``a`` in an array of twice its length."""
+    out = np.empty(2 * a.shape[0], dtype=a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@numba.njit(**NJIT)
 def _same_locus(a, c, contig, strand, tstart, tend):
     return contig[a] == contig[c] and strand[a] == strand[c] and tstart[a] < tend[c] and tstart[c] < tend[a]
 
@@ -199,6 +207,9 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
     mapq = se_mapq.copy()
     proper = np.zeros(n_reads, dtype=np.uint8)
     counts, by_read = _by_read(read, n_reads)
+    pair_a = np.empty(64, dtype=np.int64)
+    pair_b = np.empty(64, dtype=np.int64)
+    pair_s = np.empty(64, dtype=np.float64)
     for p in range(n_reads // 2):
         r1, r2 = 2 * p, 2 * p + 1
         b1, b2 = best[r1], best[r2]
@@ -209,6 +220,7 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
                 priority[b2] = 1
             continue
         top, c1, c2, top_key = -np.inf, -1, -1, np.uint64(0)
+        n = 0  # the proper pairs, kept for the rivals' pass
         for t1 in range(counts[r1], counts[r1 + 1]):
             a = by_read[t1]
             for t2 in range(counts[r2], counts[r2 + 1]):
@@ -216,6 +228,10 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
                 s = _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match)
                 if s == -np.inf:
                     continue
+                if n == pair_a.shape[0]:
+                    pair_a, pair_b, pair_s = _grown(pair_a), _grown(pair_b), _grown(pair_s)
+                pair_a[n], pair_b[n], pair_s[n] = a, b, s
+                n += 1
                 # Equal pairs (a repeat longer than the insert): the lowest hash of the pair and
                 # where it lies wins, so the repeat's pairs spread over its copies; MAPQ is 0.
                 key = tie_key(p, tstart[a] ^ (tstart[b] << 32) ^ contig[a])
@@ -235,17 +251,11 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
         # their sum. So six copies of a repeat whose pairs differ only by a few bases of
         # insert take ~8 points more than one such copy would (bwa-mem's n_sub term).
         odds1 = odds2 = _odds(top - alone, per_unit)
-        for t1 in range(counts[r1], counts[r1 + 1]):
-            a = by_read[t1]
-            for t2 in range(counts[r2], counts[r2 + 1]):
-                b = by_read[t2]
-                s = _pair_score(a, b, scores, contig, strand, tstart, tend, lo, hi, mean, std, match)
-                if s == -np.inf:
-                    continue
-                if not _same_locus(a, c1, contig, strand, tstart, tend):
-                    odds1 += _odds(top - s, per_unit)
-                if not _same_locus(b, c2, contig, strand, tstart, tend):
-                    odds2 += _odds(top - s, per_unit)
+        for i in range(n):
+            if not _same_locus(pair_a[i], c1, contig, strand, tstart, tend):
+                odds1 += _odds(top - pair_s[i], per_unit)
+            if not _same_locus(pair_b[i], c2, contig, strand, tstart, tend):
+                odds2 += _odds(top - pair_s[i], per_unit)
         for r, c, odds in ((r1, c1, odds1), (r2, c2, odds2)):
             q_pair = mapq_max if odds <= 0.0 else min(mapq_max, max(0, int(round(-10.0 * math.log10(odds)))))
             own = mapq[r] if c == best[r] else 0
