@@ -16,6 +16,7 @@ from hpc.run_folder import MANIFEST, READS
 from tasks.genomics.chunks import chunk_identity, chunks, is_fastq
 from tasks.genomics.fastx import FastxFormatError
 from tasks.ingest import ReadsInput
+from tasks.runtime.handoff import SHARED_MEMORY, Handoff, workers_here
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import stream_on_ray
 
@@ -59,6 +60,8 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
                                "are not read as pairs)")
     remote = ray.remote(encode_pair_file if mate2 is not None else encode_chunk_file if fastq else encode_shard_file)
     source = str(reads.path)
+    # a gzip stream's chunks reach workers on this machine through shared memory, not the object store
+    handoff = Handoff(SHARED_MEMORY if fastq and workers_here() else None)
 
     def work():
         nonlocal reused
@@ -78,6 +81,8 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
                     identity["mate_crc32"] = chunk_identity(c2, c2.read(str(mate2.path)))["chunk_crc32"]
                     done = completed(root_path, READS, shard_no, **identity)
                 reused += done is not None
+                if done is None:
+                    c1, c2 = handoff.hand(shard_no, c1, 1), handoff.hand(shard_no, c2, 2)
                 yield shard_no, (shard_no, c1, c2, source, str(mate2.path)), done, c1.done
             return
         if fastq:
@@ -87,6 +92,8 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
                 if has_record(root_path, READS, shard_no):
                     done = completed(root_path, READS, shard_no, **chunk_identity(chunk, chunk.read(source)))
                 reused += done is not None
+                if done is None:
+                    chunk = handoff.hand(shard_no, chunk)
                 yield shard_no, (shard_no, chunk, source), done, chunk.done
             return
         for shard_no, (names, seqs) in enumerate(read_batches(reads.path, shard_size, shard_mb)):
@@ -98,7 +105,9 @@ def encode_reads(reads: ReadsInput, root: str, shard_size: int, shard_mb: float 
     fresh = not (root_path / READS).exists()
     try:
         extra = (qualities,) if mate2 is not None else (qualities, interleaved) if fastq else ()
-        entries = stream_on_ray(lambda item: remote.remote(*item, root, *extra), work(), "encode", "encode-progress")
+        with handoff:
+            entries = stream_on_ray(lambda item: remote.remote(*item, root, *extra), work(), "encode",
+                                    "encode-progress", done=handoff.release)
         check_unique_names(root_path, [entries[i] for i in range(len(entries))], source)
     except FastxFormatError:
         if fresh:  # bad input: leave no half-made run folder behind

@@ -3,7 +3,8 @@ counting lines, and Ray workers encode each chunk in one compiled pass. No Prefe
 
 A plain file is never copied through the driver: a chunk is a byte range that the worker
 reads itself. A gzip stream is decompressed once, by the driver (ISA-L when installed),
-and its chunks travel as numpy arrays (zero-copy for the worker).
+and its chunks travel as numpy arrays, or, where the workers run on the driver's machine, as
+files in shared memory (:mod:`tasks.runtime.handoff`).
 
 The fast path (Numba) needs strict four-line FASTQ records; anything it does not accept
 (blank lines, bad characters, a short quality line) goes through the validating line
@@ -57,24 +58,27 @@ for _b in range(256):
 @dataclass(frozen=True)
 class Chunk:
     """Consecutive FASTQ records: lines from ``first_line``, ``length`` bytes at ``offset`` of
-    the (decompressed) stream. ``data`` holds them for a gzip stream; for a plain file it is
-    None and the bytes are read from the file. ``done`` is the fraction of the input file
-    read when the chunk was cut (for progress)."""
+    the (decompressed) stream. ``data`` holds them for a gzip stream, or ``held`` names a file
+    that does (the whole file); for a plain file both are None and the bytes are read from
+    the file. ``done`` is the fraction of the input file read when the chunk was cut (for
+    progress)."""
 
     first_line: int
     offset: int
     length: int
     data: np.ndarray | None
     done: float
+    held: str | None = None
 
-    def read(self, path: str | Path, scratch: bool = False) -> np.ndarray:
-        """The chunk's bytes. ``scratch``: read into this process's reusable buffer (valid
-        until the next such read) instead of fresh memory."""
+    def read(self, path: str | Path, scratch: str | None = None) -> np.ndarray:
+        """The chunk's bytes. ``scratch``: read into this process's reusable buffer of that
+        name (valid until the next read into it) instead of fresh memory."""
         if self.data is not None:
             return self.data
-        out = _scratch("read", self.length) if scratch else np.empty(self.length, dtype=np.uint8)
-        with open(path, "rb", buffering=0) as fh:
-            fh.seek(self.offset)
+        out = _scratch(scratch, self.length) if scratch else np.empty(self.length, dtype=np.uint8)
+        source, offset = (self.held, 0) if self.held else (path, self.offset)
+        with open(source, "rb", buffering=0) as fh:
+            fh.seek(offset)
             got = fh.readinto(memoryview(out))
         if got != self.length:
             raise FastxFormatError(path, self.first_line, f"file changed while it was read: expected {self.length} "

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prefect import get_run_logger
@@ -22,8 +22,9 @@ PROGRESS_EVERY_S = 2.0  # the progress artifact is updated at most this often (a
 # (RAY_task_oom_retries on its nodes).
 OOM_RETRIES = 2
 LOCAL_RAY_CONFIG = {"task_oom_retries": OOM_RETRIES}
-# A local Ray's object store: the FASTQ chunks the driver hands to the encode tasks pass
-# through it, at most two a CPU at a time (stream_on_ray's window, 20-40 MB each). Ray's
+# A local Ray's object store: the FASTQ chunks the driver hands to the encode tasks passed
+# through it (now through shared-memory files, tasks/runtime/handoff.py, unless one cannot be
+# written), at most two a CPU at a time (stream_on_ray's window, 20-40 MB each). Ray's
 # default store (30% of the node's memory) let every chunk land on fresh pages, and those the
 # driver and the workers touched stayed in their RSS: the flow's process grew from 826 MiB
 # at 2M reads to 1,027 MiB at 10M. Capped here, the pages are reused; a chunk that does not
@@ -159,12 +160,14 @@ def ray_result(ref):
         raise
 
 
-def stream_on_ray(submit, work, label: str, key: str, total: int | None = None) -> dict[int, dict]:
+def stream_on_ray(submit, work, label: str, key: str, total: int | None = None,
+                  done: Callable[[int], None] | None = None) -> dict[int, dict]:
     """Run ``submit(item)`` on Ray for each (shard_no, item, reused_entry, fraction) from
     ``work``, keeping at most twice the cluster's CPUs in flight; reused entries skip Ray.
     Progress (a Prefect progress artifact, at most every ``PROGRESS_EVERY_S``) is shards done out of
     ``total`` when that is known, else the fraction of the input read for the last shard
-    done. Logs reads/s and MB/s as shards finish. Returns entries by shard number."""
+    done. Logs reads/s and MB/s as shards finish. ``done(shard_no)`` is called as each
+    submitted shard finishes. Returns entries by shard number."""
     import ray
 
     logger = get_run_logger()
@@ -181,6 +184,8 @@ def stream_on_ray(submit, work, label: str, key: str, total: int | None = None) 
         for ref in refs:
             shard_no, fraction = pending.pop(ref)
             entry = ray_result(ref)
+            if done is not None:
+                done(shard_no)
             entries[shard_no] = entry
             reads += entry.get("reads", 0)
             size += entry.get("chunk_bytes", 0)

@@ -117,7 +117,7 @@ def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str, quali
     exactly, write the shard and its record (with the chunk's identity, for resume).
     ``interleaved``: the chunk holds pairs, R1 then R2, checked to be mates."""
     _slow_stage()
-    data = chunk.read(source, scratch=True)
+    data = chunk.read(source, scratch="read")
     shard = encode_chunk(data, source, chunk.first_line, shard_no, qualities)
     if interleaved:
         shard = pair_interleaved(shard, source, chunk.first_line)
@@ -130,8 +130,8 @@ def encode_pair_file(shard_no: int, chunk1: Chunk, chunk2: Chunk, source1: str, 
     """:func:`encode_chunk_file` for the same reads of R1 and R2: both halves encoded and
     checked, their names checked to be mates, and one shard of pairs written."""
     _slow_stage()
-    data1 = chunk1.read(source1)
-    data2 = chunk2.read(source2)
+    data1 = chunk1.read(source1, scratch="mate1")
+    data2 = chunk2.read(source2, scratch="mate2")
     half1 = encode_chunk(data1, source1, chunk1.first_line, shard_no, qualities)
     half2 = encode_chunk(data2, source2, chunk2.first_line, shard_no, qualities)
     pairs = check_mates(name_list(np.asarray(half1.names)), name_list(np.asarray(half2.names)), source1, source2,
