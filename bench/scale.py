@@ -193,6 +193,20 @@ def confident(acc: dict) -> str:
     return f"{sum(b['correct'] for b in rows) / n:.4%}" if n else "n/a"
 
 
+def over_sets(frame) -> str:
+    """Each size and kind over its data sets: the mean share placed correctly by each tool, and
+    the reads each alone placed wrongly (ties among them), summed."""
+    lines = ["over the data sets:"]
+    for (mbp, kind), g in frame.groupby(["genome_mbp", "kind"], sort=False):
+        lines.append(f"  {mbp:,.0f} Mbp, {kind}, {len(g)} sets: correct helixflow {g['correct'].mean():.4%} "
+                     f"(from {g['correct'].min():.4%} to {g['correct'].max():.4%}), minimap2 "
+                     f"{g['mm2_correct'].mean():.4%} (from {g['mm2_correct'].min():.4%} to "
+                     f"{g['mm2_correct'].max():.4%}); "
+                     f"alone wrong: helixflow {g['ours_only_wrong'].sum()} ({g['ours_only_wrong_ties'].sum()} ties), "
+                     f"minimap2 {g['theirs_only_wrong'].sum()} ({g['theirs_only_wrong_ties'].sum()} ties)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100e6,300e6,1e9", help="genome sizes in bases, comma-separated")
@@ -205,24 +219,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-scale"))
     parser.add_argument("--keep", action="store_true", help="keep the generated genomes for the next run")
+    parser.add_argument("--seeds", default="0", help="data sets per size and kind, comma-separated (0: the default "
+                        "set); with several, the mean of each tool's accuracy over them is printed at the end: ties "
+                        "between identical copies fall by chance, and so does one set's difference")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     rows = []
     kinds = args.kinds.split(",")
     if set(kinds) - set(KINDS):
         parser.error(f"--kinds: expected some of {', '.join(KINDS)}, got {args.kinds!r}")
-    for size, kind in ((int(float(s)), kind) for s in args.sizes.split(",") for kind in kinds):
+    seeds = [int(x) for x in args.seeds.split(",")]
+    for size, kind, seed in ((int(float(s)), kind, seed) for s in args.sizes.split(",") for kind in kinds
+                             for seed in seeds):
         folder = work / f"g{size // 1_000_000}M" if kind == "repeats" else work / f"g{size // 1_000_000}M-{kind}"
+        folder = folder.with_name(f"{folder.name}-s{seed}") if seed else folder
         folder.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        ref, reads = write_genome(folder, size, args.contigs, args.reads, seed=size % 1000 + 7,
+        ref, reads = write_genome(folder, size, args.contigs, args.reads, seed=size % 1000 + 7 + 1000 * seed,
                                   repeat_fraction=KINDS[kind])
-        print(f"{size / 1e6:,.0f} Mbp, {kind}: data ready in {time.perf_counter() - t:.0f} s "
+        print(f"{size / 1e6:,.0f} Mbp, {kind}{f', set {seed}' if seed else ''}: data ready in "
+              f"{time.perf_counter() - t:.0f} s "
               f"({args.contigs} contigs, {KINDS[kind]:.0%} diverged repeat copies, {args.reads:,} reads)", flush=True)
         mm = minimap2(ref, reads, folder)
         idx_s, idx_rss, files = build_ours(ref, folder, args.k, args.w)
         result, map_s, map_rss = map_ours(files, reads, folder, args.ranks)
-        row = {"genome_mbp": size / 1e6, "kind": kind, "k": args.k, "w": args.w,
+        row = {"genome_mbp": size / 1e6, "kind": kind, "set": seed, "k": args.k, "w": args.w,
                "index_s": idx_s, "index_rss_gib": idx_rss / GIB,
                "bytes_per_base": folder_bytes(files.genome, files.index) / size,
                "map_s": map_s, "map_rss_gib": map_rss / GIB,
@@ -260,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     frame.to_csv(out, index=False)
     (work / "scale.png").write_bytes(scale_png(rows))
     print(frame.to_markdown(index=False, floatfmt=".3g"))
+    if len(seeds) > 1:
+        print(over_sets(frame))
     print(f"table: {out}; plot: {work / 'scale.png'}")
     return 0
 

@@ -228,3 +228,22 @@ def test_head_to_head_counts_reads_one_tool_alone_misplaces_and_the_ties_among_t
     assert names[5] not in ours  # ours left names[5] unmapped: wrong, and no tie
     assert head_to_head(ours, theirs) == {"ours_only_wrong": 7, "ours_only_wrong_ties": 3,
                                           "theirs_only_wrong": 1, "theirs_only_wrong_ties": 0}
+
+
+def test_scale_sets_are_summed_per_size_and_kind():
+    import pandas as pd
+
+    from bench.scale import over_sets
+
+    frame = pd.DataFrame([
+        {"genome_mbp": 100.0, "kind": "repeats", "correct": 0.9990, "mm2_correct": 0.9994, "ours_only_wrong": 50,
+         "ours_only_wrong_ties": 50, "theirs_only_wrong": 40, "theirs_only_wrong_ties": 39},
+        {"genome_mbp": 100.0, "kind": "repeats", "correct": 0.9996, "mm2_correct": 0.9990, "ours_only_wrong": 30,
+         "ours_only_wrong_ties": 29, "theirs_only_wrong": 60, "theirs_only_wrong_ties": 60},
+        {"genome_mbp": 100.0, "kind": "random", "correct": 1.0, "mm2_correct": 0.99995, "ours_only_wrong": 0,
+         "ours_only_wrong_ties": 0, "theirs_only_wrong": 1, "theirs_only_wrong_ties": 0}])
+    lines = over_sets(frame).splitlines()
+    assert lines[1] == ("  100 Mbp, repeats, 2 sets: correct helixflow 99.9300% (from 99.9000% to 99.9600%), "
+                        "minimap2 99.9200% (from 99.9000% to 99.9400%); alone wrong: helixflow 80 (79 ties), "
+                        "minimap2 100 (99 ties)")
+    assert lines[2].startswith("  100 Mbp, random, 1 sets: correct helixflow 100.0000%")
