@@ -46,14 +46,22 @@ def test_plain_file_chunks_and_no_shared_memory_pass_unchanged(tmp_path):
     assert Handoff(tmp_path / "missing").hand(0, chunk) is chunk
 
 
-def test_a_chunk_that_cannot_be_written_keeps_its_bytes(tmp_path):
+def test_a_chunk_that_cannot_be_written_keeps_its_bytes(tmp_path, monkeypatch):
+    import tasks.runtime.handoff as handoff_module
+
     text = b"@r\nACGT\n+\nIIII\n"
     with Handoff(tmp_path) as handoff:
         handoff.hand(0, _chunk(text))
         handoff.release(0)
-        handoff.folder.rmdir()  # the next write fails (as when shared memory is full)
-        kept = handoff.hand(1, _chunk(text))
+        real_statvfs = os.statvfs
+        with monkeypatch.context() as m:  # too little room left (a container's small /dev/shm)
+            m.setattr(handoff_module.os, "statvfs", lambda p: type("R", (), {"f_bavail": 1, "f_frsize": 16})())
+            kept = handoff.hand(1, _chunk(text))
+        assert kept.held is None and bytes(kept.read("unused")) == text and os.statvfs is real_statvfs
+        handoff.folder.rmdir()  # the write fails
+        kept = handoff.hand(2, _chunk(text))
         assert kept.held is None and bytes(kept.read("unused")) == text
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_killed_runs_folder_is_removed_by_the_next(tmp_path):

@@ -88,6 +88,9 @@ class Handoff:
             self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.base))
         path = self.folder / f"{shard_no}_{mate}"
         try:
+            room = os.statvfs(self.folder)
+            if room.f_bavail * room.f_frsize < 2 * chunk.data.nbytes:  # a small /dev/shm (a container's 64 MiB)
+                return chunk
             with open(path, "wb") as fh:
                 fh.write(memoryview(chunk.data))
         except OSError:
