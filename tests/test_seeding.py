@@ -95,3 +95,31 @@ def test_a_read_inside_a_tandem_array_is_seeded_with_its_many_copy_minimizers(mo
 
     monkeypatch.setattr(seeding, "RESCUE_OCC", 64)  # no second pass: the read inside has no candidate
     assert (find_candidates(index, shard, max_candidates=3).read == 0).sum() == 0
+
+
+def test_a_repeat_read_is_seeded_again_when_a_few_rare_seeds_outvote_its_own_copies(monkeypatch):
+    # 100 copies of a 300-bp unit: every minimizer of a read inside occurs about 100 times, over
+    # the usual limit (64). The read carries a sequencing error at base 120, and the k-mers
+    # across it occur once, elsewhere (a decoy: another copy's variant, in a real genome). The
+    # first pass finds only the decoy's cluster; since far more of the read's minimizers were
+    # masked than that cluster has votes, the read is seeded again and its copies win.
+    rng = np.random.default_rng(8)
+    acgt = np.frombuffer(b"ACGT", np.uint8)
+    unit = bytearray(acgt[rng.integers(0, 4, 300)].tobytes())
+    read = bytearray(unit[:150])
+    read[120] = b"ACGT"[(b"ACGT".index(read[120]) + 1) % 4]
+    decoy = bytes(read[100:145])
+    left, right = (acgt[rng.integers(0, 4, 20_000)].tobytes() for _ in range(2))
+    genome = left + bytes(unit) * 100 + right[:10_000] + decoy + right[10_000:]
+    index = ReferenceIndex.build(["chr1"], [to_codes(genome)], 15, 5)
+    shard = encode_sequences(["r"], [bytes(read)])
+    decoy_at = 20_000 + 30_000 + 10_000 - 100  # where the read would start were the decoy its origin
+    cands = find_candidates(index, shard, max_candidates=3)
+    assert cands.start.shape[0] >= 3
+    assert all(20_000 - 16 <= s and s + 150 <= 50_000 + 16 for s in cands.start)  # in the array
+    assert not any(abs(int(s) + 16 - decoy_at) < 50 for s in cands.start)
+    from tasks.genomics import seeding
+
+    monkeypatch.setattr(seeding, "RESCUE_OCC", 64)  # no second pass: the decoy alone
+    only = find_candidates(index, shard, max_candidates=3)
+    assert only.start.shape[0] == 1 and abs(int(only.start[0]) + 16 - decoy_at) < 50

@@ -169,10 +169,12 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
     ranked by votes (ties: forward strand, then lower diagonal), the best ``max_candidates``
     kept, and after them, when the last one kept has at least half the best's votes, those
     with as many votes as it, up to ``max_candidates + tie_extra`` (copies of a repeat that seeds cannot tell apart are all
-    aligned, so MAPQ sees them). A read left without a cluster because its minimizers occur
-    over ``max_occ`` times (one inside a tandem array or a many-copy repeat) is seeded again
-    with those up to ``rescue_occ`` times, as minimap2's short-read preset keeps minimizers of up
-    to 1,000 copies. Returns ``(read, strand, contig, start, end, votes, qlen)`` with
+    aligned, so MAPQ sees them). A read whose minimizers mostly occur over ``max_occ`` times
+    (one inside a tandem array or a many-copy repeat), so that more of them were masked than
+    its best cluster has votes (or it has none), is seeded again with those up to ``rescue_occ``
+    times, as minimap2's short-read preset keeps minimizers of up to 1,000 copies: its few
+    unmasked ones may be a sequencing error's chance match in another copy, outvoting its own.
+    Returns ``(read, strand, contig, start, end, votes, qlen)`` with
     contig-local window coordinates."""
     n = lengths.shape[0]
     cap = n * (max_candidates + tie_extra)
@@ -216,13 +218,18 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
             if count <= max_occ:
                 need += count
         for attempt in range(2):
-            if attempt == 1:  # no cluster: the read's many-copy minimizers too, if it has any
+            if attempt == 1:  # few or no votes: the read's many-copy minimizers too, if it has any
                 more = 0
+                masked = 0
                 for i in range(nm):
                     count = mhi[i] - mlo[i]
                     if max_occ < count <= rescue_occ:
                         more += count
-                if nc > 0 or more == 0:
+                        masked += 1
+                best = 0
+                for c in range(nc):
+                    best = max(best, c_votes[c])
+                if more == 0 or best >= masked:
                     break
                 limit = rescue_occ
                 need += more
