@@ -140,15 +140,17 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
                                         max_secondary)
     mismatch_cost = settings.scoring.match - settings.scoring.mismatch
     # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
-    second = np.maximum(second, shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match,
-                                               settings.scoring.mismatch, LOCUS_TOLERANCE))
+    shifted = shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,
+                             LOCUS_TOLERANCE)
+    second = np.maximum(second, shifted)
     mapq = mapq_array(scores[pick], second, mismatch_cost) * primary
     mapq = scale_by_support(mapq, c["votes"][mine][pick] if "votes" in c else None, settings.minimizer_window)
     proper = np.zeros(pick.shape[0], dtype=np.uint8)
     rescued = 0
     if int(reads.get("mates", 1)) == 2:
+        tied = ((shifted > 0) & (shifted >= scores[pick])).astype(np.uint8)  # equal shifts in its own window
         found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend,
-                           band, scores, q_ends, r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary)
+                           band, scores, q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary)
         read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
             proper, rescued = found
     coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)

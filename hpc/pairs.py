@@ -23,17 +23,20 @@ def _spans(wstart, r_ends, qlen):
 
 
 def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, band, scores, q_ends,
-               r_ends, pick, primary, mapq, scoring, score_pairs, max_secondary):
+               r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary):
     """The shard's candidates with rescued mates added (each aligned in its whole window:
     where the mate lies in it is not known), the re-gathered batch, and the picks after
     pairing: ``(read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch,
-    pick, primary, second, mapq, proper, rescued)``; ``mapq`` and ``proper`` per pick;
+    pick, primary, second, mapq, proper, rescued)``; ``mapq``, ``tied`` (an equal placement
+    in the pick's own window: :func:`hpc.kernels.pairing.pair_reads`) and ``proper`` per pick;
     ``band``: each candidate's (lowest, highest) diagonal, as it was scored."""
     match, mismatch = scoring[0], scoring[1]
     lengths = np.asarray(reads["lengths"], dtype=np.int64)
     offsets = np.asarray(reads["offsets"], dtype=np.int64)
     se = np.zeros(n_reads, dtype=np.int64)
     se[read[pick[primary == 1]]] = mapq[primary == 1]
+    se_tied = np.zeros(n_reads, dtype=np.uint8)
+    se_tied[read[pick[primary == 1]]] = tied[primary == 1]
     tstart, tend = _spans(wstart, r_ends, lengths[read])
     inserts = confident_inserts(read, scores, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
     mean, std, lo, hi = insert_model(inserts)
@@ -62,7 +65,8 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     batch = gather_pairs(codes, offsets, lengths, read, strand, genome, base + wstart, base + wend)
     per_unit = 20.0 / (match - mismatch)
     priority, pair_mapq, proper = pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
-                                             float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se)
+                                             float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se,
+                                             se_tied)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary,
                                         priority)

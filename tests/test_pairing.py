@@ -17,11 +17,12 @@ def arrays(rows):
     return read, score, contig, strand, start, start + 150
 
 
-def pair(rows, n_reads=2, se=None):
+def pair(rows, n_reads=2, se=None, tied=None):
     read, score, contig, strand, start, end = arrays(rows)
     se = np.zeros(n_reads, np.int64) if se is None else np.array(se, np.int64)
+    tied = np.zeros(n_reads, np.uint8) if tied is None else np.array(tied, np.uint8)
     return pair_reads(read, score, contig, strand, start, end, n_reads, 200, 500, 350.0, 35.0, MATCH, 34.0, PER_UNIT,
-                      60, se)
+                      60, se, tied)
 
 
 def test_the_insert_model_comes_from_the_middle_of_confident_pairs():
@@ -39,6 +40,15 @@ def test_a_unique_mate_places_its_mate_in_a_repeat():
                               se=[0, 60])
     assert prio.tolist() == [0, 1, 1] and proper.tolist() == [1, 1]
     assert mapq.tolist() == [40, 60]  # mate 1's own MAPQ was 0: lifted by at most 40
+
+
+def test_a_mate_inside_a_tandem_array_keeps_its_own_mapq():
+    # mate 2 lies inside a tandem array: its window holds equal shifts by whole units (its own
+    # MAPQ 0), and which of them DP reported is arbitrary, so the unique mate 1 does not lift it
+    rows = [(0, 300, 0, 0, 10_000), (1, 298, 0, 1, 10_200)]
+    assert pair(rows, se=[60, 0])[1].tolist() == [60, 40]  # another copy's mate: lifted by the pair
+    prio, mapq, proper = pair(rows, se=[60, 0], tied=[0, 1])
+    assert prio.tolist() == [1, 1] and proper.tolist() == [1, 1] and mapq.tolist() == [60, 0]
 
 
 def test_a_pair_inside_a_repeat_stays_at_mapq_0():
@@ -69,7 +79,7 @@ def test_pairs_inside_a_repeat_spread_over_its_copies():
     rows = [row for p in range(400) for c in COPIES for row in ((2 * p, 300, 0, 0, c), (2 * p + 1, 298, 0, 1, c + 200))]
     read, score, contig, strand, start, end = arrays(sorted(rows, key=lambda r: (r[0], r[4])))
     prio, mapq, proper = pair_reads(read, score, contig, strand, start, end, 800, 200, 500, 350.0, 35.0, MATCH, 34.0,
-                                    PER_UNIT, 60, np.zeros(800, np.int64))
+                                    PER_UNIT, 60, np.zeros(800, np.int64), np.zeros(800, np.uint8))
     assert not mapq.any() and proper.all()
     chosen = start[prio == 1]
     assert chosen.shape[0] == 800
@@ -84,7 +94,7 @@ def test_unpaired_mates_inside_a_repeat_spread_over_its_copies():
     rows = [(2 * p, 300, 0, 0, c) for p in range(400) for c in COPIES]
     read, score, contig, strand, start, end = arrays(rows)
     prio, _, proper = pair_reads(read, score, contig, strand, start, end, 800, 200, 500, 350.0, 35.0, MATCH, 34.0,
-                                 PER_UNIT, 60, np.zeros(800, np.int64))
+                                 PER_UNIT, 60, np.zeros(800, np.int64), np.zeros(800, np.uint8))
     assert not proper.any()
     chosen = start[prio == 1]
     assert chosen.shape[0] == 400 and all(60 <= (chosen == c).sum() <= 140 for c in COPIES)

@@ -197,11 +197,13 @@ def _same_locus(a, c, contig, strand, tstart, tend):
 
 @numba.njit(**NJIT)
 def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std, match, unpaired,
-               per_unit, mapq_max, se_mapq):
+               per_unit, mapq_max, se_mapq, tied):
     """Choose both mates' alignments jointly. Returns ``(priority, mapq, proper)``:
     ``priority`` 1 marks the candidate each read should report as primary, ``mapq`` and
     ``proper`` are per read. ``per_unit``: MAPQ points per point of score gap; ``se_mapq``:
-    each read's MAPQ as a single read."""
+    each read's MAPQ as a single read; ``tied``: per read, whether its best alignment's own
+    window holds another placement as good (a read inside a tandem array, shifted by whole
+    units): the insert cannot choose between those, so such a mate keeps its own MAPQ."""
     best, _ = _best_two(read, scores, tstart, n_reads)
     priority = np.zeros(read.shape[0], dtype=np.int64)
     mapq = se_mapq.copy()
@@ -257,6 +259,8 @@ def pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean
             if not _same_locus(pair_b[i], c2, contig, strand, tstart, tend):
                 odds2 += _odds(top - pair_s[i], per_unit)
         for r, c, odds in ((r1, c1, odds1), (r2, c2, odds2)):
+            if tied[r] and c == best[r]:  # the pair's alignment is one of equal shifts DP chose between
+                continue
             q_pair = mapq_max if odds <= 0.0 else min(mapq_max, max(0, int(round(-10.0 * math.log10(odds)))))
             own = mapq[r] if c == best[r] else 0
             mapq[r] = min(mapq_max, max(own, min(q_pair, own + 40)))
