@@ -10,6 +10,7 @@ from hpc.genome import Genome
 from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, select_hits
 from hpc.kernels.dispatch import full_band
 from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
+from hpc.kernels.tandem import place_by_insert
 from hpc.mapq import MAPQ_MAX
 
 UNPAIRED_PENALTY = 17  # bwa-mem's pen_unpaired, in matches' worth of score
@@ -22,6 +23,18 @@ def _spans(wstart, r_ends, qlen):
     return np.maximum(tend - qlen, wstart.astype(np.int64)), tend
 
 
+def tandem_moves(read, n_reads: int, tied_cand, pick, primary, proper, tstart, tend):
+    """The primaries of proper pairs whose own window holds placements as good (``tied_cand``,
+    by candidate), and their mates' spans."""
+    first = pick[primary == 1]
+    primary_of = np.full(n_reads, -1, dtype=np.int64)
+    primary_of[read[first]] = first
+    moves = first[tied_cand[first] & (proper[read[first]] == 1)]
+    mates = primary_of[read[moves] ^ 1]
+    moves, mates = moves[mates >= 0], mates[mates >= 0]
+    return moves.astype(np.int64), tstart[mates].astype(np.int64), tend[mates].astype(np.int64)
+
+
 def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, band, scores, q_ends,
                r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary):
     """The shard's candidates with rescued mates added (each aligned in its whole window:
@@ -31,6 +44,8 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     in the pick's own window: :func:`hpc.kernels.pairing.pair_reads`) and ``proper`` per pick;
     ``band``: each candidate's (lowest, highest) diagonal, as it was scored."""
     match, mismatch = scoring[0], scoring[1]
+    tied_cand = np.zeros(read.shape[0], dtype=bool)  # by candidate: rescued mates are appended after these
+    tied_cand[pick[tied == 1]] = True
     lengths = np.asarray(reads["lengths"], dtype=np.int64)
     offsets = np.asarray(reads["offsets"], dtype=np.int64)
     se = np.zeros(n_reads, dtype=np.int64)
@@ -70,5 +85,10 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary,
                                         priority)
+    tied_cand = np.pad(tied_cand, (0, read.shape[0] - tied_cand.shape[0]))  # none of the rescued mates
+    moves, mate_start, mate_end = tandem_moves(read, n_reads, tied_cand, pick, primary, proper, tstart, tend)
+    if moves.shape[0]:  # a mate inside a tandem array: of its equal shifts, the one its insert makes likeliest
+        place_by_insert(*batch, *band, scores, q_ends, r_ends, wstart.astype(np.int64), moves, mate_start, mate_end,
+                        match, mismatch, float(mean))
     return (read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second,
             pair_mapq[read[pick]] * primary, proper[read[pick]] * primary, rescued)
