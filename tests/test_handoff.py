@@ -123,3 +123,9 @@ def test_paired_gzip_reads_encode_through_shared_memory(prefect_harness, ray_clu
     want = b"".join(a + b for a, b in mates)
     assert b"".join(to_bytes(sh.codes()) for sh in staged) == want
     assert [n for sh in staged for n in sh.names] == [n for i in range(1200) for n in (f"p{i}", f"p{i}")]
+    # a one-node cluster run by another user: its workers could not read the driver's folder
+    import tasks.runtime.handoff as handoff_module
+
+    uid = os.getuid()
+    monkeypatch.setattr(handoff_module.os, "getuid", lambda: uid + 1)
+    assert not workers_here()

@@ -30,9 +30,10 @@ PREFIX = "helixflow-chunks-"  # then the driver's pid: a killed run's folder is 
 
 
 def workers_here() -> bool:
-    """Whether every node of the connected Ray cluster is this process's node: a local Ray,
-    or a one-node cluster joined on its own machine (never through Ray Client, whose driver is
-    elsewhere)."""
+    """Whether every node of the connected Ray cluster is this process's node, run by this
+    process's user (its workers can read the driver's private folder): a local Ray, or a
+    one-node cluster joined on its own machine (never through Ray Client, whose driver is
+    elsewhere). False where Ray's session folder cannot be found."""
     import ray
 
     with contextlib.suppress(AttributeError, ImportError):
@@ -41,7 +42,14 @@ def workers_here() -> bool:
         if client.is_connected():
             return False
     me = ray.get_runtime_context().get_node_id()
-    return all(node["NodeID"] == me for node in ray.nodes() if node.get("Alive"))
+    if not all(node["NodeID"] == me for node in ray.nodes() if node.get("Alive")):
+        return False
+    try:
+        from ray._private.worker import global_worker
+
+        return os.stat(global_worker.node.get_session_dir_path()).st_uid == os.getuid()
+    except (ImportError, AttributeError, OSError):
+        return False
 
 
 def remove_stale(base: Path) -> int:
