@@ -29,15 +29,12 @@ def shifted_scores(qs, q_off, q_len, rs, r_off, r_len, band_lo, band_hi, picks, 
         lo, hi = max(band_lo[c], 1 - m), min(band_hi[c], n - 1)
         if hi - lo <= 2 * tolerance:
             continue
+        q = qs[q_off[c]:q_off[c] + m]
+        r = rs[r_off[c]:r_off[c] + n]
         best = 0
         for d in range(lo, hi + 1):
-            if abs(d - d_best) <= tolerance:
-                continue
-            run = 0
-            for qi in range(max(0, -d), min(m, n - d)):
-                a, b = qs[q_off[c] + qi], rs[r_off[c] + qi + d]
-                run = max(0, run + (match if a == b and a < 4 else mismatch))
-                best = max(best, run)
+            if abs(d - d_best) > tolerance:
+                best = max(best, ungapped_best(q, r, match, mismatch, d)[0])
         out[i] = best
     return out
 
