@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.params import PipelineParams, command_line, helixflow_version, parse_cli, quiet_exit, run_samples
-from hpc.process import end_process
+from hpc.process import end_process, fixed_mmap_threshold
 from hpc.run_folder import RESULTS
 from tasks.align import run_alignment
 from tasks.genomics.merge import SampleOutputs
@@ -58,6 +58,7 @@ def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, referenc
     """One sample: ingest, encode and seed (on the Ray of the parent flow), stage, align,
     collect; outputs named ``<stem>.*`` under the output folder."""
     settings = params.run_settings()
+    fixed_mmap_threshold()  # the driver frees each chunk's and shard's arrays in turn: give their pages back
     clock = StageClock()
     with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect
         with clock.stage("ingest reads"):

@@ -37,3 +37,11 @@ def unpack_codes(packed: np.ndarray, nmask: np.ndarray, n: int) -> np.ndarray:
         bits <<= 2
         codes |= bits
     return codes
+
+
+def unpack_range(packed: np.ndarray, nmask: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Base codes ``start:end`` of :func:`unpack_codes`' output, unpacking only the bytes that
+    hold them (from the mask byte at or before ``start``: 8 bases a byte, 4 in each packed one)."""
+    lo = start // 8 * 8
+    codes = unpack_codes(packed[lo // 4:(end + 3) // 4], nmask[lo // 8:(end + 7) // 8], end - lo)
+    return codes[start - lo:]

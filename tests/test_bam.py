@@ -11,13 +11,16 @@ import os
 import struct
 import subprocess
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from hpc.codec import pack_codes
 from tasks.genomics.bam import BamWriteError, SortedBamWriter
 from tasks.genomics.bgzf import BLOCK_INPUT, BgzfWriter
-from tasks.genomics.encoding import text_rows
+from tasks.genomics.encoding import compress_quals, text_rows
+from tasks.genomics.merge import SliceBases
 from tasks.genomics.records import bam_bytes, bam_slices, sam_bytes
 from tasks.genomics.sam import sam_header
 from test_records import random_shard
@@ -73,6 +76,21 @@ def test_a_shard_in_slices_gives_the_same_records(mates, size):
     assert [int(s[-1]) for _, s, _ in parts] == [d.shape[0] for d, _, _ in parts]
 
 
+@pytest.mark.parametrize("mates,fasta", [(2, False), (1, False), (2, True)])
+def test_slices_that_decode_their_own_bases_give_the_shards_records(mates, fasta):
+    # the BAM writer's way: the shard's bases stay packed (qualities deflated), and each
+    # slice decodes only its own; the records are those of the whole decoded shard
+    tn, lengths, rows, reads = shard(33, mates, fasta, n=302)
+    data, _, keys = bam_bytes(rows, reads, "s1")
+    packed, nmask = pack_codes(reads.codes)
+    arrays = {"packed": packed, "nmask": nmask} | ({} if fasta else {"quals_z": compress_quals(reads.quals)})
+    bare = replace(reads, codes=np.empty(0, np.uint8), quals=None)
+    parts = list(bam_slices(rows, bare, "s1", 37, bases=SliceBases(arrays, int(reads.lengths.sum()))))
+    assert len(parts) == -(-302 // 38)
+    assert b"".join(d.tobytes() for d, _, _ in parts) == data.tobytes()
+    assert np.array_equal(np.concatenate([k for _, _, k in parts]), keys)
+
+
 def test_a_bad_cigar_in_a_later_slice_is_named_by_its_read_in_the_shard():
     tn, lengths, rows, reads = shard(32, 2, n=300)
     bad = int(np.nonzero(rows["read"] >= 200)[0][0])
@@ -110,8 +128,13 @@ def assert_like_samtools(tmp_path, ours, tn, lengths, parts) -> None:
                                                                                               f"{ours.name}.bai"]
 
 
-@pytest.mark.parametrize("memory_bytes", [64 << 20, 40_000, 4_000], ids=["in memory", "buckets", "many buckets"])
-def test_sorted_and_indexed_like_samtools(tmp_path, memory_bytes):
+@pytest.mark.parametrize("memory_bytes,emit_bytes", [(64 << 20, 4 << 20), (40_000, 4 << 20), (4_000, 4 << 20),
+                                                     (64 << 20, 3_000), (40_000, 1)],
+                         ids=["in memory", "buckets", "many buckets", "in memory, sorted in pieces",
+                              "buckets, one record at a time"])
+def test_sorted_and_indexed_like_samtools(tmp_path, monkeypatch, memory_bytes, emit_bytes):
+    # emit_bytes: sorted records handed to BGZF and the index in pieces of about that size
+    monkeypatch.setattr("tasks.genomics.bam.EMIT_BYTES", emit_bytes)
     parts = []
     for seed in (11, 12, 13):
         tn, lengths, rows, reads = shard(seed, n=400)

@@ -1,4 +1,5 @@
-"""A process's allocator settings: with a fixed mmap threshold, freed large arrays go back."""
+"""A process's allocator settings: with a fixed mmap threshold, freed large arrays go back; freed heap
+pages go back when released."""
 
 import subprocess
 import sys
@@ -39,3 +40,34 @@ def kept_mib(mode: str) -> int:
 def test_freed_arrays_go_back_to_the_system_with_a_fixed_threshold():
     assert kept_mib("fixed") < 2
     assert kept_mib("glibc's own") >= 4  # what the fixed threshold saves (here: the rise it stops)
+
+
+TRIM = textwrap.dedent("""
+    import re
+    import numpy as np
+    from hpc.process import fixed_mmap_threshold, release_free_memory
+
+    def anon():
+        return int(re.search(r"RssAnon:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) >> 10
+
+    fixed_mmap_threshold()
+    before, arrays, keep = anon(), [], []
+    for i in range(200):  # arrays under the threshold, from the heap; after each a small one that stays
+        arrays.append(np.ones(512 << 10, np.uint8))
+        keep.append(np.ones(4096, np.uint8))
+    del arrays
+    held = anon() - before
+    if not release_free_memory():
+        raise SystemExit(3)
+    print(held, anon() - before)
+""")
+
+
+def test_freed_heap_pages_under_a_small_array_that_stays_go_back_when_released():
+    done = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True)
+    if done.returncode == 3:
+        pytest.skip("the C library is not glibc")
+    assert done.returncode == 0, done.stderr
+    held, released = map(int, done.stdout.split())
+    assert held >= 80  # 100 MiB freed, kept by the heap below the small arrays
+    assert released < 10

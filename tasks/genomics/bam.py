@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from hpc.files import FILE_MODE, open_pieces
+from hpc.process import release_free_memory
 from tasks.genomics.bai import BaiBuilder
 from tasks.genomics.bam_buckets import Bucket, Scratch, gather, route
 from tasks.genomics.bgzf import BgzfWriter
 
 UNMAPPED_TID = 1 << 31  # a record without a reference sorts after every reference
 MAX_BUCKETS = 256
+EMIT_BYTES = 4 << 20  # sorted records handed to BGZF at a time
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # records' bytes, where each begins (and the end), their keys
 BAI_MAX_LENGTH = (1 << 29) - 1  # the BAI's bins reach 2^29 bp
 
@@ -177,13 +179,19 @@ class SortedBamWriter:
             self._write_bucket(bgzf, bucket, f"{b:04d}")
 
     def _emit(self, bgzf: BgzfWriter, data: np.ndarray, starts: np.ndarray, keys: np.ndarray) -> None:
-        """Records in key order (stable: ties keep the order they were added in) to the BAM and its index."""
+        """Records in key order (stable: ties keep the order they were added in) to the BAM and
+        its index, gathered :data:`EMIT_BYTES` at a time into one reused buffer (a bucket's
+        sorted copy would cost as much memory again as the bucket)."""
         order = np.argsort(keys, kind="stable")
-        size = int(starts[-1])
-        out = self._buffer.take(size)
-        out_starts = gather(data, starts, order, out)
-        self.index.add(out, out_starts, bgzf.position)
-        bgzf.write(out)
+        ends = np.cumsum(starts[order + 1] - starts[order])
+        a, done = 0, 0
+        while a < order.shape[0]:
+            b = max(a + 1, int(np.searchsorted(ends, done + EMIT_BYTES, side="right")))
+            out = self._buffer.take(int(ends[b - 1]) - done)
+            out_starts = gather(data, starts, order[a:b], out)
+            self.index.add(out, out_starts, bgzf.position)
+            bgzf.write(out)
+            a, done = b, int(ends[b - 1])
 
     def _write_bucket(self, bgzf: BgzfWriter, bucket: Bucket, name: str) -> None:
         keys, starts = bucket.load_index()
@@ -194,6 +202,7 @@ class SortedBamWriter:
                     raise BamWriteError(f"{bucket.paths[0]}: shorter than the {bucket.bytes} bytes written to it")
             self._emit(bgzf, data, starts, keys)
             bucket.remove()
+            release_free_memory()  # the bucket's index arrays, under the mmap threshold, freed in the heap
             return
         # Too big to sort at once (reads piled on a few places): split it by sorted rank into
         # parts of half the budget, reading it through once; each part then sorts in memory.

@@ -98,6 +98,38 @@ def decompress_quals(blob: np.ndarray, n_bases: int) -> np.ndarray:
     return out
 
 
+class QualityStream:
+    """A shard's qualities (:func:`compress_quals`' stream) inflated front to back, ``take(n)``
+    characters at a time: a slice's qualities in memory, never the shard's."""
+
+    STEP = 1 << 16  # compressed bytes inflated at a time
+
+    def __init__(self, blob: np.ndarray) -> None:
+        from isal import isal_zlib
+
+        self._blob = memoryview(np.ascontiguousarray(blob)).cast("B")
+        self._inflate = isal_zlib.decompressobj()
+        self._pos = 0
+        self._out = bytearray()
+
+    def take(self, n: int) -> np.ndarray:
+        while len(self._out) < n and self._pos < len(self._blob):
+            self._out += self._inflate.decompress(self._blob[self._pos:self._pos + self.STEP])
+            self._pos += self.STEP
+        if len(self._out) < n:
+            raise ValueError(f"shard qualities end {n - len(self._out)} characters short of the bases")
+        got = np.frombuffer(bytes(self._out[:n]), dtype=np.uint8)
+        del self._out[:n]
+        return got
+
+    def check_done(self) -> None:
+        """Every character has been taken: the stream held one for each base, no more."""
+        rest = len(self._out) + len(self._inflate.decompress(self._blob[self._pos:]))
+        self._pos = len(self._blob)
+        if rest:
+            raise ValueError(f"shard qualities hold {rest} characters more than the bases")
+
+
 @dataclass
 class EncodedShard:
     """A shard of reads: names, lengths, offsets into the concatenated packed bases.

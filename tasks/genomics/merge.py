@@ -14,11 +14,12 @@ import numpy as np
 from hpc.align_job import COLUMNS, empty_columns, rank_shards, shard_rows
 from hpc.files import atomic_stream, atomic_write_text
 from hpc.genome import read_genome_json
-from hpc.codec import unpack_codes
+from hpc.codec import unpack_codes, unpack_range
+from hpc.process import release_free_memory
 from hpc.manifest import ManifestError, StagedRun, load_manifest, load_npz_verified, verify_entry
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.bam import SortedBamWriter
-from tasks.genomics.encoding import decompress_quals, name_array, shard_mates, text_rows
+from tasks.genomics.encoding import QualityStream, decompress_quals, name_array, shard_mates, text_rows
 from tasks.genomics.paf import AccuracyCounter
 from tasks.genomics.qc import QcCounter
 from tasks.genomics.samplesheet import safe_file_stem
@@ -133,10 +134,26 @@ def with_bases(reads: ShardReads, arrays) -> ShardReads:
     return replace(reads, codes=unpack_codes(arrays["packed"], arrays["nmask"], n_bases), quals=quals)
 
 
+class SliceBases:
+    """A staged shard's base codes and qualities (its :data:`BASES` arrays), decoded a slice
+    at a time, front to back, as :func:`bam_slices` asks: one slice's bases in memory, never
+    the shard's (a 1M-read shard's are 300 MB)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], n_bases: int) -> None:
+        self.packed, self.nmask, self.n_bases = arrays["packed"], arrays["nmask"], n_bases
+        self.quals = QualityStream(arrays["quals_z"]) if "quals_z" in arrays else None
+
+    def __call__(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+        quals = self.quals.take(end - start) if self.quals else None
+        if self.quals and end == self.n_bases:
+            self.quals.check_done()
+        return unpack_range(self.packed, self.nmask, start, end), quals
+
+
 def _bam_of_shard(rows: dict[str, np.ndarray], reads: ShardReads, arrays: dict, rg: str | None):
-    """:func:`bam_slices` of a shard whose bases are decoded here, on the BAM writer's thread:
-    one shard's bases are held at a time, not one there and the next on the caller's."""
-    return bam_slices(rows, with_bases(reads, arrays), rg)
+    """:func:`bam_slices` of a shard, each slice's bases decoded as it is made, on the BAM
+    writer's thread."""
+    return bam_slices(rows, reads, rg, bases=SliceBases(arrays, int(reads.lengths.sum())))
 
 
 def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, sam: bool = False,
@@ -192,6 +209,7 @@ def write_results(manifest_path: Path, outputs: AlignOutputs, output_dir: str, s
             if sam_fh:
                 sam_fh.write(sam_bytes(rows, reads, tname_rows, group.id)[0])
             del rows, reads  # before the next shard is loaded
+            release_free_memory()
     counts = qc.result()
     summary = {
         "sample": spec.sample,

@@ -10,7 +10,7 @@ forward one), on primary lines only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -101,10 +101,13 @@ def paf_text_of(rows: dict[str, np.ndarray], reads: ShardReads, tnames: np.ndarr
     return buf[:n]
 
 
-def bam_slices(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None,
-               size: int = BAM_SLICE_READS) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def bam_slices(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None, size: int = BAM_SLICE_READS,
+               bases: Callable[[int, int], tuple[np.ndarray, np.ndarray | None]] | None = None,
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """:func:`bam_bytes` of a shard ``size`` reads at a time (rows ordered by read): the same
-    records in the same order, with one slice's fields and records in memory at a time."""
+    records in the same order, with one slice's fields and records in memory at a time.
+    ``bases(start, end)``, where ``reads`` holds no bases: the codes and qualities of the
+    shard's bases ``start:end``, asked for slice after slice, so one slice's are decoded at a time."""
     read = rows["read"]
     size += size % 2  # a slice holds both mates of its pairs
     for a in range(0, reads.n, size):
@@ -112,8 +115,12 @@ def bam_slices(rows: dict[str, np.ndarray], reads: ShardReads, rg: str | None,
         lo, hi = np.searchsorted(read, [a, b])
         part = {k: v[lo:hi] for k, v in rows.items()}
         part["read"] = read[lo:hi] - a
-        yield bam_bytes(part, replace(reads, names=reads.names[a:b], lengths=reads.lengths[a:b],
-                                      offsets=reads.offsets[a:b]), rg, first_read=a)
+        piece = replace(reads, names=reads.names[a:b], lengths=reads.lengths[a:b], offsets=reads.offsets[a:b])
+        if bases is not None:
+            start, end = int(reads.offsets[a]), int(reads.offsets[b - 1] + reads.lengths[b - 1])
+            codes, quals = bases(start, end)
+            piece = replace(piece, codes=codes, quals=quals, offsets=piece.offsets - start)
+        yield bam_bytes(part, piece, rg, first_read=a)
 
 
 def _record_fields(rows: dict[str, np.ndarray], reads: ShardReads) -> dict[str, np.ndarray]:
