@@ -34,7 +34,7 @@ from hpc.kernels.dispatch import score_batch
 from hpc.kernels.tandem import shifted_scores
 from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
-from hpc.process import end_process
+from hpc.process import end_process, release_free_memory
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 from hpc.split import read_cells, share_of
@@ -110,6 +110,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
                                                         settings, score_pairs)
         # Only the rows outlive the shard: the next shard's arrays are not made beside this one's.
         del c, mine, reads
+        release_free_memory()  # what the shard freed in the heap, under arrays that stay
         pairs += n_pairs
         cells_done += cells
         rescues += rescued

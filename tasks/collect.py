@@ -11,7 +11,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from hpc.files import atomic_write_text
 from hpc.manifest import StagedRun
-from hpc.process import fixed_mmap_threshold
 from hpc.run_folder import AlignOutputs
 from tasks.genomics.merge import (  # noqa: F401 - the merge's names, where callers found them
     ReconciliationError,
@@ -40,7 +39,6 @@ def collect_results(staged: StagedRun, outputs: AlignOutputs, output_dir: str,
     """:func:`write_results`, with the summary, QC (flagstat-style counts, MAPQ and insert
     sizes, plotted), accuracy and the output links as artifacts."""
     spec = spec or SampleOutputs()
-    fixed_mmap_threshold()  # a shard's arrays go back to the system when done with: no growth with the shard count
     summary = write_results(staged.manifest, outputs, output_dir, staged=staged, spec=spec)
     out, paf, accuracy, qc = Path(summary["summary"]).parent, Path(summary["paf"]), summary["accuracy"], summary["qc"]
     stem = spec.file_stem

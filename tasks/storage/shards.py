@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.files import MIB, atomic_write_text, save_npz_atomic
+from hpc.process import fixed_mmap_threshold, release_free_memory
 from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
 from hpc.run_folder import CANDIDATES, READS, record_path, shard_path
 from tasks.genomics.chunks import Chunk, chunk_identity, encode_chunk
@@ -88,8 +89,14 @@ def _finish(root: Path, path: Path, sha256: str | None = None, **fields) -> dict
     return entry
 
 
-def _slow_stage() -> None:
-    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0))  # a slow stage, for kill-and-resume tests
+def _worker_task(slow: bool = True) -> None:
+    """The first step of each task on a Ray worker: chunk after chunk its arrays are freed, and
+    they go back to the system (a fixed mmap threshold; what the last task freed in the heap,
+    released), not into heaps that keep them; then, with ``slow``, a slow stage for
+    kill-and-resume tests."""
+    fixed_mmap_threshold()
+    release_free_memory()
+    delay = float(os.environ.get("HELIXFLOW_SHARD_SLEEP", 0)) if slow else 0.0
     if delay:
         time.sleep(delay)
 
@@ -106,7 +113,7 @@ def _write_reads(root: str, shard_no: int, shard: EncodedShard, first: str, last
 
 def encode_shard_file(shard_no: int, names: list[str], seqs: list[bytes], root: str) -> dict:
     """Encode one shard (exact decode check), write it and its record; return the record."""
-    _slow_stage()
+    _worker_task()
     return _write_reads(root, shard_no, encode_and_check(shard_no, names, seqs), names[0], names[-1])
 
 
@@ -116,7 +123,7 @@ def encode_chunk_file(shard_no: int, chunk: Chunk, source: str, root: str, quali
     (with its qualities unless ``qualities`` is False), check that every base decodes back
     exactly, write the shard and its record (with the chunk's identity, for resume).
     ``interleaved``: the chunk holds pairs, R1 then R2, checked to be mates."""
-    _slow_stage()
+    _worker_task()
     data = chunk.read(source, scratch="read")
     shard = encode_chunk(data, source, chunk.first_line, shard_no, qualities)
     if interleaved:
@@ -129,7 +136,7 @@ def encode_pair_file(shard_no: int, chunk1: Chunk, chunk2: Chunk, source1: str, 
                      qualities: bool = True) -> dict:
     """:func:`encode_chunk_file` for the same reads of R1 and R2: both halves encoded and
     checked, their names checked to be mates, and one shard of pairs written."""
-    _slow_stage()
+    _worker_task()
     data1 = chunk1.read(source1, scratch="mate1")
     data2 = chunk2.read(source2, scratch="mate2")
     half1 = encode_chunk(data1, source1, chunk1.first_line, shard_no, qualities)
@@ -222,6 +229,7 @@ def check_unique_names(root: Path, entries: list[dict], source: str) -> None:
 def seed_shard_file(shard: dict, files: IndexFiles, root: str, max_candidates: int) -> dict:
     """Candidate windows of one staged shard (verified before use), written with a record;
     the index is memory-mapped from ``files``, once per worker process."""
+    _worker_task(slow=False)
     arrays = load_npz_verified(Path(root), shard)
     cands = find_candidates(open_index_cached(files), EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
     path = shard_path(Path(root), CANDIDATES, shard["shard"])
