@@ -56,9 +56,9 @@ def fixed_mmap_threshold(size: int = LARGE_ALLOCATION) -> bool:
 def release_free_memory() -> bool:
     """Give the C heap's free pages back to the system now (glibc's ``malloc_trim(0)``, every
     thread's arena). Arrays under :func:`fixed_mmap_threshold`'s size still come from the
-    heaps, and a long-lived small one among them keeps what is freed below it: in collect,
-    a shard's or a BAM bucket's freed arrays were kept so, 45 MiB more after 100 shards
-    than after 20. False where the C library is not glibc."""
+    heaps, and a long-lived small one among them keeps what is freed below it: collect's
+    process kept 25-45 MiB more so after 100 shards than after 20. False where the C library
+    is not glibc."""
     import ctypes
 
     try:
