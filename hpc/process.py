@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -44,13 +45,8 @@ def fixed_mmap_threshold(size: int = LARGE_ALLOCATION) -> bool:
     growing with the shard count (its peak 319-330 MiB at 2M reads, 257-259 with the fixed
     threshold), for about 10% more of collect's time (fresh pages). False where the C
     library is not glibc."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, size))
+    mallopt = _glibc("mallopt")
+    return bool(mallopt(M_MMAP_THRESHOLD, size)) if mallopt else False
 
 
 def release_free_memory() -> bool:
@@ -59,11 +55,19 @@ def release_free_memory() -> bool:
     heaps, and a long-lived small one among them keeps what is freed below it: collect's
     process kept 25-45 MiB more so after 100 shards than after 20. False where the C library
     is not glibc."""
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return False
     trim(0)
     return True
+
+
+@functools.cache
+def _glibc(name: str):
+    """The C library's function ``name`` (looked up once per process), or None where it has none."""
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
