@@ -34,7 +34,7 @@ from hpc.kernels.dispatch import score_batch
 from hpc.kernels.tandem import shifted_scores
 from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
-from hpc.process import end_process, release_free_memory
+from hpc.process import end_process, fixed_mmap_threshold, release_free_memory
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 from hpc.split import read_cells, share_of
@@ -43,6 +43,7 @@ COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "n
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
            "mapq", "proper")
 TRACEBACK_CHARS = 4000  # the end of a failed rank's traceback, kept in its marker
+READ_MEMBERS = ("packed", "nmask", "lengths", "offsets", "mates")  # of a read shard: not its names or qualities
 
 
 def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
@@ -105,7 +106,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
         if mine.shape[0] == 0:
             continue
-        reads = load_npz_verified(root, shard_entry)
+        reads = load_npz_verified(root, shard_entry, READ_MEMBERS)
         columns, n_pairs, cells, rescued = _align_shard(c, mine, reads, shard_no, int(shard_entry["reads"]), genome,
                                                         settings, score_pairs)
         # Only the rows outlive the shard: the next shard's arrays are not made beside this one's.
@@ -150,6 +151,7 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     rescued = 0
     if int(reads.get("mates", 1)) == 2:
         tied = ((shifted > 0) & (shifted >= scores[pick])).astype(np.uint8)  # equal shifts in its own window
+        del batch  # pair_shard gathers the candidates again, rescued mates among them: not two batches at once
         found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend,
                            band, scores, q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary)
         read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
@@ -224,6 +226,7 @@ def run_share(manifest: Path, out_dir: Path, rank: int, size: int, kernel: str, 
         if os.environ.get("HELIXFLOW_KILL_RANK") == str(rank):  # as the out-of-memory killer would
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(float(os.environ.get("HELIXFLOW_RANK_SLEEP", 0)))  # a slow job, for cancel tests
+        fixed_mmap_threshold()  # a shard's arrays go back when freed, not into a heap that other arrays then pin
         counters: dict = {}
         path, rows = write_rank_output(out_dir, rank, rank_parts(manifest, rank, size, kernel, sha256, reads, counters),
                                        attempt)

@@ -120,7 +120,8 @@ def verify_entry(root: Path, entry: dict[str, Any]) -> Path:
     return path
 
 
-def load_npz_verified(root: Path, entry: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Arrays of a staged .npz file, after checking it against its manifest row."""
+def load_npz_verified(root: Path, entry: dict[str, Any], keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of a staged .npz file, after checking it against its manifest row: every one,
+    or those of ``keys`` that it holds (the others are not read)."""
     with np.load(verify_entry(root, entry), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files if keys is None or k in keys}

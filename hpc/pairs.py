@@ -71,6 +71,7 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
         wstart = np.concatenate((wstart, rws[keep].astype(wstart.dtype)))
         wend = np.concatenate((wend, rwe[keep].astype(wend.dtype)))
         full = full_band(extra[2][keep], extra[5][keep])
+        del extra  # the rescue windows' bases: the whole batch is gathered again below
         band = (np.concatenate((band[0], full[0])), np.concatenate((band[1], full[1])))
         scores = np.concatenate((scores, r_scores[keep]))
         q_ends = np.concatenate((q_ends, r_q[keep]))

@@ -97,11 +97,15 @@ def test_a_rank_reads_the_candidates_of_its_own_shards_once(tmp_path, monkeypatc
     manifest, entries = write_staging(tmp_path / "run", {}, index, shards, cands, RunSettings())
     assert [e["candidates"]["cells"] for e in entries] == [c.cells for c in cands]
     loads: list[str] = []
+    read_members: set[str] = set()
     real = align_job.load_npz_verified
 
-    def counting(root, entry):
+    def counting(root, entry, keys=None):
         loads.append(entry["path"])
-        return real(root, entry)
+        arrays = real(root, entry, keys)
+        if entry["path"].startswith("reads/"):
+            read_members.update(arrays)
+        return arrays
 
     monkeypatch.setattr(align_job, "load_npz_verified", counting)
 
@@ -118,6 +122,8 @@ def test_a_rank_reads_the_candidates_of_its_own_shards_once(tmp_path, monkeypatc
 
     with_cells = shares(manifest)
     assert with_cells[0][0][0] == 0 and with_cells[-1][0][1] == 240
+    # a read shard's bases only: its names and qualities are collect's, not read into a rank
+    assert read_members == {"packed", "nmask", "lengths", "offsets", "mates"}
     for (lo, hi), cand_loads, own in with_cells:  # its own shards and where its cuts fall, each once
         assert len(set(cand_loads)) == len(cand_loads) and set(own) <= set(cand_loads)
         assert len(set(cand_loads) - set(own)) <= 2
