@@ -187,12 +187,33 @@ def report(r: dict) -> list[str]:
     return out
 
 
-def growth_line(small: dict, large: dict) -> str:
-    """Each role's peak RSS on the smaller set and on the larger: whether a process's memory
-    grows with the reads (it should not: every stage holds a shard at a time)."""
-    roles = sorted(set(small["peaks"]) & set(large["peaks"]), key=lambda k: -large["peaks"][k][0])
-    return (f"peak RSS by process, {small['reads'] / 1e6:g}M -> {large['reads'] / 1e6:g}M reads: "
-            + ", ".join(f"{k} {small['peaks'][k][0] / MIB:.0f} -> {large['peaks'][k][0] / MIB:.0f} MiB" for k in roles))
+def growth_line(small: list[dict], large: list[dict]) -> str:
+    """Each role's peak RSS on the smaller set and on the larger, as the range over the runs of
+    each: whether a process's memory grows with the reads (it should not: every stage holds a
+    shard at a time). Where the larger set's highest peak is above the smaller's, by how much:
+    one run's peak is the highest of many shards', so a run-to-run spread is part of it."""
+    roles = sorted(set.intersection(*(set(r["peaks"]) for r in small + large)),
+                   key=lambda k: -max(r["peaks"][k][0] for r in large))
+
+    def span(runs: list[dict], k: str) -> tuple[int, int]:
+        peaks = [r["peaks"][k][0] // MIB for r in runs]
+        return min(peaks), max(peaks)
+
+    def text(lo: int, hi: int) -> str:
+        return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+    parts = []
+    for k in roles:
+        (a, b), (c, d) = span(small, k), span(large, k)
+        parts.append(f"{k} {text(a, b)} -> {text(c, d)} MiB" + (f" (+{d - b})" if d > b else ""))
+    runs = f" ({len(small)} and {len(large)} runs)" if len(small) + len(large) > 2 else ""
+    return f"peak RSS by process, {small[0]['reads'] / 1e6:g}M -> {large[0]['reads'] / 1e6:g}M reads{runs}: " + \
+        ", ".join(parts)
+
+
+def mean_run(runs: list[dict]) -> dict:
+    """One set's runs as one: the mean of each tool's wall."""
+    return {**runs[0], **{k: sum(r[k] for r in runs) / len(runs) for k in ("ours_s", "mm2_s")}}
 
 
 def cost_lines(small: dict, large: dict, ranks: int) -> list[str]:
@@ -228,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-up", type=int, default=10_000, metavar="PAIRS",
                         help="pairs of an untimed first run, which compiles the kernels into their cache as a "
                              "first run after installing does (0: none)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run every set N times, the sizes in turn: the peaks' range per process over the "
+                             "runs, and the cost from the mean walls")
     parser.add_argument("--keep", action="store_true",
                         help="keep each set's helixflow staging folder and minimap2 SAM (removed once scored)")
     args = parser.parse_args(argv)
@@ -237,14 +261,17 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if args.warm_up:
         run_set(work, args.warm_up, args.ranks)
-    results = []
-    for pairs in sorted(args.pairs):
-        r = run_set(work, pairs, args.ranks, keep=args.keep)
-        results.append(r)
-        print("\n".join(report(r)), flush=True)
-    if len(results) >= 2:
-        print(growth_line(results[0], results[-1]), flush=True)
-        print("\n".join(cost_lines(results[0], results[-1], args.ranks)), flush=True)
+    sizes = sorted(args.pairs)
+    results: dict[int, list[dict]] = {pairs: [] for pairs in sizes}
+    for _ in range(max(args.repeat, 1)):
+        for pairs in sizes:
+            r = run_set(work, pairs, args.ranks, keep=args.keep)
+            results[pairs].append(r)
+            print("\n".join(report(r)), flush=True)
+    if len(sizes) >= 2:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        print(growth_line(small, large), flush=True)
+        print("\n".join(cost_lines(mean_run(small), mean_run(large), args.ranks)), flush=True)
     if args.standing:
         with standing_services(work / "standing", args.ranks) as (extra, env):
             if args.warm_up:  # untimed: a served deployment's Ray has started its workers before

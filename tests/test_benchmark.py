@@ -170,7 +170,7 @@ def test_art_truth_reads_each_mate_s_origin_from_art_s_sam(tmp_path):
 
 def test_throughput_report_ratios_targets_and_memory_verdict():
     from bench.meter import TreeSampler
-    from bench.throughput import cost_lines, growth_line, peaks_by_role, report, role
+    from bench.throughput import cost_lines, growth_line, mean_run, peaks_by_role, report, role
 
     assert role("/x/python -m hpc.align_job --manifest m") == "align rank"
     assert role("ray::IDLE") == "Ray worker" and role("/usr/bin/samtools sort") == "samtools"
@@ -189,9 +189,16 @@ def test_throughput_report_ratios_targets_and_memory_verdict():
     assert next(line for line in lines if "wrong at MAPQ >=" in line).split()[-2:] == ["0/1/5/6"] * 2
     assert next(line for line in lines if "wrong at MAPQ 0" in line).split()[-2:] == ["4/11", "4/11"]
     assert next(line for line in lines if "as many as MAPQ says" in line).split()[-4:] == ["6", "(5.2)"] * 2
-    grown = growth_line(_throughput_result(2_000_000, 93.0, 31.0, 470 * 2**20),
-                        _throughput_result(10_000_000, 400.0, 150.0, 490 * 2**20))
-    assert grown == "peak RSS by process, 2M -> 10M reads: flow (driver) 900 -> 900 MiB, align rank 470 -> 490 MiB"
+    grown = growth_line([_throughput_result(2_000_000, 93.0, 31.0, 470 * 2**20)],
+                        [_throughput_result(10_000_000, 400.0, 150.0, 490 * 2**20)])
+    assert grown == ("peak RSS by process, 2M -> 10M reads: flow (driver) 900 -> 900 MiB, "
+                     "align rank 470 -> 490 MiB (+20)")
+    spread = growth_line([_throughput_result(2_000_000, 93.0, 31.0, m * 2**20) for m in (470, 480)],
+                         [_throughput_result(10_000_000, 400.0, 150.0, m * 2**20) for m in (475, 478)])
+    assert spread == ("peak RSS by process, 2M -> 10M reads (2 and 2 runs): flow (driver) 900 -> 900 MiB, "
+                      "align rank 470-480 -> 475-478 MiB")  # inside the spread: no "+"
+    assert mean_run([_throughput_result(2_000_000, 90.0, 30.0, 1), _throughput_result(2_000_000, 96.0, 32.0, 1)])[
+        "ours_s"] == 93.0
     over = report(_throughput_result(2_000_000, 93.0, 31.0, 1100 * 2**20))
     assert over[-1] == "  every process under 1 GiB: no (align rank)"
     # Cost: (93 - 23) s x 2 cores over 1.8M more reads = 77.8 core-seconds per million reads.
