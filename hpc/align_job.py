@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc.choices import KERNELS
-from hpc.codec import unpack_codes
+from hpc.codec import BASE_MEMBERS, unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
 from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs,
@@ -43,7 +43,6 @@ COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "n
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
            "mapq", "proper")
 TRACEBACK_CHARS = 4000  # the end of a failed rank's traceback, kept in its marker
-READ_MEMBERS = ("packed", "nmask", "lengths", "offsets", "mates")  # of a read shard: not its names or qualities
 
 
 def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool = False,
@@ -106,7 +105,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         mine = np.nonzero((c["read"] >= s_lo) & (c["read"] < s_hi))[0]
         if mine.shape[0] == 0:
             continue
-        reads = load_npz_verified(root, shard_entry, READ_MEMBERS)
+        reads = load_npz_verified(root, shard_entry, BASE_MEMBERS)
         columns, n_pairs, cells, rescued = _align_shard(c, mine, reads, shard_no, int(shard_entry["reads"]), genome,
                                                         settings, score_pairs)
         # Only the rows outlive the shard: the next shard's arrays are not made beside this one's.

@@ -6,6 +6,9 @@ import numpy as np
 
 CODE_N = 4
 COMPLEMENT = np.array([3, 2, 1, 0, CODE_N], dtype=np.uint8)
+# A staged read shard's members that seeding and alignment read: its bases, not its names or
+# qualities (collect's), which in a 100k-read shard are about 12 MB more to load and unpack.
+BASE_MEMBERS = ("lengths", "offsets", "packed", "nmask", "mates")
 
 
 def reverse_complement(codes: np.ndarray) -> np.ndarray:

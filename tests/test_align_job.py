@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hpc.align_job import job_command, load_rank_output
+from hpc.codec import BASE_MEMBERS
 from hpc.split import share_of, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for
 from hpc.files import sha256_file
@@ -123,7 +124,7 @@ def test_a_rank_reads_the_candidates_of_its_own_shards_once(tmp_path, monkeypatc
     with_cells = shares(manifest)
     assert with_cells[0][0][0] == 0 and with_cells[-1][0][1] == 240
     # a read shard's bases only: its names and qualities are collect's, not read into a rank
-    assert read_members == {"packed", "nmask", "lengths", "offsets", "mates"}
+    assert read_members == {"packed", "nmask", "lengths", "offsets", "mates"} == set(BASE_MEMBERS)
     for (lo, hi), cand_loads, own in with_cells:  # its own shards and where its cuts fall, each once
         assert len(set(cand_loads)) == len(cand_loads) and set(own) <= set(cand_loads)
         assert len(set(cand_loads) - set(own)) <= 2

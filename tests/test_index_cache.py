@@ -91,3 +91,39 @@ def test_the_estimate_is_close_to_what_is_written(tmp_path, fasta):
     written = sum(p.stat().st_size for d in (files.genome, files.index) for p in Path(d).glob("*.bin"))
     assert 0.7 < estimate_index_bytes(15_000, 3, 15, 5) / written < 1.5
     assert json.loads((tmp_path / "index" / SHA[:16] / "k15-w5" / "index.json").read_text())["minimizers"] > 0
+
+
+def test_seeding_a_staged_shard_reads_its_bases_only(tmp_path, fasta, monkeypatch):
+    """A Ray worker seeds a staged shard from its bases: its names and qualities (about 12 MB of
+    a 100k-read shard) are not read, and its windows are those of the whole shard."""
+    import tasks.storage.shards as shards
+    from hpc.codec import BASE_MEMBERS
+    from hpc.files import save_npz_atomic
+    from hpc.manifest import file_entry
+    from tasks.genomics.encoding import encode_sequences
+    from tasks.genomics.seeding import find_candidates
+    from tasks.genomics.simulation import simulate_reads
+
+    path, ref = fasta
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    reads = simulate_reads(ref, 60, 150, 0.006, 0.0005, seed=5)
+    shard = encode_sequences([r.name for r in reads], [r.seq for r in reads], [b"5" * len(r.seq) for r in reads])
+    npz = tmp_path / "reads" / "shard_00000.npz"
+    npz.parent.mkdir()
+    entry = file_entry(tmp_path, npz, save_npz_atomic(npz, **shard.to_arrays()), shard=0, reads=shard.n_reads)
+    loaded: list[set[str]] = []
+    real = shards.load_npz_verified
+
+    def recording(root, entry, keys=None):
+        arrays = real(root, entry, keys)
+        loaded.append(set(arrays))
+        return arrays
+
+    monkeypatch.setattr(shards, "load_npz_verified", recording)
+    record = shards.seed_shard_file(entry, files, str(tmp_path), 3)
+    assert loaded == [set(BASE_MEMBERS)]
+    expected = find_candidates(open_index(files), shard, max_candidates=3).to_arrays()
+    with np.load(tmp_path / record["path"]) as got:
+        assert set(got.files) == set(expected)
+        assert all(np.array_equal(got[k], expected[k]) for k in expected)
+    assert record["windows"] == expected["read"].shape[0] > 0

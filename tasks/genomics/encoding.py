@@ -173,10 +173,12 @@ class EncodedShard:
 
     @classmethod
     def from_arrays(cls, arrays) -> "EncodedShard":
+        """The shard of :meth:`to_arrays`' arrays; those of :data:`~hpc.codec.BASE_MEMBERS` alone
+        give its bases and empty names (seeding's shard: it reads no names or qualities)."""
         lengths = np.asarray(arrays["lengths"], dtype=np.int32)
         files = arrays.keys()
         return cls(
-            names=name_list(arrays["names"]),
+            names=name_list(arrays["names"]) if "names" in files else np.zeros(lengths.shape[0], dtype="S1"),
             lengths=lengths,
             offsets=np.asarray(arrays["offsets"], dtype=np.int64),
             packed=np.asarray(arrays["packed"], dtype=np.uint8),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpc.codec import BASE_MEMBERS
 from hpc.files import MIB, atomic_write_text, save_npz_atomic
 from hpc.process import fixed_mmap_threshold, release_free_memory
 from hpc.manifest import ManifestError, file_entry, load_npz_verified, verify_entry
@@ -230,7 +231,7 @@ def seed_shard_file(shard: dict, files: IndexFiles, root: str, max_candidates: i
     """Candidate windows of one staged shard (verified before use), written with a record;
     the index is memory-mapped from ``files``, once per worker process."""
     _worker_task(slow=False)
-    arrays = load_npz_verified(Path(root), shard)
+    arrays = load_npz_verified(Path(root), shard, BASE_MEMBERS)  # the bases: not the names or qualities
     cands = find_candidates(open_index_cached(files), EncodedShard.from_arrays(arrays), max_candidates=max_candidates)
     path = shard_path(Path(root), CANDIDATES, shard["shard"])
     digest = save_npz_atomic(path, **cands.to_arrays())
