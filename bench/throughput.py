@@ -196,7 +196,7 @@ def growth_line(small: list[dict], large: list[dict]) -> str:
                    key=lambda k: -max(r["peaks"][k][0] for r in large))
 
     def span(runs: list[dict], k: str) -> tuple[int, int]:
-        peaks = [r["peaks"][k][0] // MIB for r in runs]
+        peaks = [round(r["peaks"][k][0] / MIB) for r in runs]  # as the report rounds them
         return min(peaks), max(peaks)
 
     def text(lo: int, hi: int) -> str:
