@@ -92,7 +92,7 @@ def write_genome(folder: Path, total: int, contigs: int, reads: int, seed: int,
     return ref, fq
 
 
-def build_ours(ref: Path, staging: Path, k: int, w: int) -> tuple[float, int, IndexFiles]:
+def build_ours(ref: Path, staging: Path, k: int | None, w: int | None) -> tuple[float, int, IndexFiles]:
     code = ("import sys, json; from tasks.storage.index_cache import build_cached_index as b; "
             f"f = b({str(ref)!r}, {str(ref)!r}, {str(staging)!r}, 'bench' * 13, {k}, {w}); "
             "print(json.dumps([f.genome, f.index]))")
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="genomes per size: repeats (~5%% diverged repeat copies), random (none)")
     parser.add_argument("--reads", type=int, default=200_000)
     parser.add_argument("--contigs", type=int, default=10)
-    parser.add_argument("--k", type=int, default=15)
-    parser.add_argument("--w", type=int, default=5)
+    parser.add_argument("--k", type=int, default=None, help="seed k-mer length (default: the pipeline's, by size)")
+    parser.add_argument("--w", type=int, default=None, help="minimizer window (default: the pipeline's, by size)")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(".helixflow/bench-scale"))
     parser.add_argument("--keep", action="store_true", help="keep the generated genomes for the next run")
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         mm = minimap2(ref, reads, folder)
         idx_s, idx_rss, files = build_ours(ref, folder, args.k, args.w)
         result, map_s, map_rss = map_ours(files, reads, folder, args.ranks)
-        row = {"genome_mbp": size / 1e6, "kind": kind, "set": seed, "k": args.k, "w": args.w,
+        row = {"genome_mbp": size / 1e6, "kind": kind, "set": seed, "k": files.seeding[0], "w": files.seeding[1],
                "index_s": idx_s, "index_rss_gib": idx_rss / GIB,
                "bytes_per_base": folder_bytes(files.genome, files.index) / size,
                "map_s": map_s, "map_rss_gib": map_rss / GIB,

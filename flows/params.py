@@ -82,8 +82,10 @@ class PipelineParams(BaseModel):
         "cpu", description="Smith-Waterman kernel: cpu (vectorized), scalar (reference), cuda (GPU)")
     shard_size: int = Field(5000, ge=1, description="reads per shard (at most)")
     shard_mb: float = Field(64.0, gt=0, description="MiB of bases per shard (at most)")
-    kmer: int = Field(15, ge=8, le=31, description="seed k-mer length")
-    minimizer_window: int = Field(5, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every k-mer")
+    kmer: int | None = Field(None, ge=8, le=31, description="seed k-mer length (default: 15 for a reference under "
+                             "1 Gbp, 21 from 1 Gbp, as minimap2's short-read preset)")
+    minimizer_window: int | None = Field(None, ge=1, le=32, description="(w,k)-minimizer window; 1 seeds with every "
+                                         "k-mer (default: 5 for a reference under 1 Gbp, 11 from 1 Gbp)")
     index_memory_gb: float | None = Field(None, gt=0, description="memory the reference index may take, GiB "
                                           "(default: what the node has available); a larger one is refused "
                                           "before it is built")
@@ -109,10 +111,12 @@ class PipelineParams(BaseModel):
             raise ValueError("a BAM needs base qualities: keep qualities on, or set bam false")
         return self
 
-    def run_settings(self) -> RunSettings:
-        """The settings that key the run folder and travel in its manifest."""
-        return RunSettings(shard_size=self.shard_size, shard_mb=self.shard_mb, kmer=self.kmer,
-                           minimizer_window=self.minimizer_window, max_candidates=self.max_candidates,
+    def run_settings(self, seeding: tuple[int, int]) -> RunSettings:
+        """The settings that key the run folder and travel in its manifest; ``seeding``: the
+        ``(k, w)`` of the index the run seeds with (``kmer`` and ``minimizer_window``, or what
+        the reference's size chose for them)."""
+        return RunSettings(shard_size=self.shard_size, shard_mb=self.shard_mb, kmer=seeding[0],
+                           minimizer_window=seeding[1], max_candidates=self.max_candidates,
                            max_secondary=self.max_secondary, scoring=Scoring(**self.scoring.model_dump()),
                            qualities=self.qualities)
 

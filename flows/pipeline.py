@@ -57,7 +57,7 @@ def align_sample(params: PipelineParams, sample: SampleSpec, stem: str, referenc
                  index: IndexFiles) -> dict:
     """One sample: ingest, encode and seed (on the Ray of the parent flow), stage, align,
     collect; outputs named ``<stem>.*`` under the output folder."""
-    settings = params.run_settings()
+    settings = params.run_settings(index.seeding)
     fixed_mmap_threshold()  # the driver frees chunk and shard arrays in turn (collect too): their pages go back
     clock = StageClock()
     with RunFolderOwner() as owner:  # one run at a time in a run folder, from encode to collect

@@ -14,7 +14,7 @@ from hpc.run_folder import CANDIDATES
 from tasks.ingest import IngestedReference
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import ray_result, stream_on_ray
-from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index, open_index
+from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index, open_index, resolve_seeding
 from tasks.storage.shards import completed, seed_shard_file
 
 GIB = 2**30
@@ -35,30 +35,33 @@ def require_bam_contigs(files: IndexFiles) -> None:
 
 
 @task(name="index-reference", **IO_TASK)
-def build_reference_index(reference: IngestedReference, k: int, w: int, staging_dir: str,
+def build_reference_index(reference: IngestedReference, k: int | None, w: int | None, staging_dir: str,
                           memory_gb: float | None = None) -> IndexFiles:
     """The packed genome and its (w,k)-minimizer index as files on the staging folder: the
     cached ones when this reference (by checksum) was indexed with the same k and w before
     and every file verifies, else packed and built (after checking the index fits in
     ``memory_gb``, default the node's available memory) and cached: on a Ray worker, or here
-    for a reference of at most :data:`IN_PROCESS_INDEX_BYTES`."""
+    for a reference of at most :data:`IN_PROCESS_INDEX_BYTES`. ``k`` or ``w`` None: chosen by
+    the reference's size (:func:`~tasks.genomics.seeding.default_seeding`)."""
     import ray
 
     t0 = time.perf_counter()
-    files, why = load_index(staging_dir, reference.sha256, k, w)
+    seeding = resolve_seeding(staging_dir, reference.sha256, k, w)
+    files, why = load_index(staging_dir, reference.sha256, *seeding) if seeding else (None, "no complete index")
     source = "cache"
     if files is None:
         logger = get_run_logger()
         if "no complete index" not in why:
             logger.warning("reference index not reused: %s; building it again", why)
         budget = int(memory_gb * GIB) if memory_gb else None
-        args = (reference.uri, str(reference.path), staging_dir, reference.sha256, k, w, budget)
+        args = (reference.uri, str(reference.path), staging_dir, reference.sha256, *(seeding or (k, w)), budget)
         if reference.bytes <= IN_PROCESS_INDEX_BYTES:
             files = build_cached_index(*args)
         else:
             files = ray_result(ray.remote(num_cpus=1)(build_cached_index).remote(*args))
         source = "built"
     index = open_index(files)
+    k, w = index.k, index.w
     seconds = time.perf_counter() - t0
     get_run_logger().info("reference index %s in %.2f s: %d contigs, %d bases, %d minimizers (k=%d, w=%d, "
                           "masked above %d occurrences) in %s", source, seconds, len(index.names),

@@ -39,6 +39,26 @@ def test_the_cached_index_is_the_in_memory_index(tmp_path, fasta):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_k_and_w_not_given_are_chosen_by_the_reference_size(tmp_path, fasta, monkeypatch):
+    """k=15, w=5 for a reference under LARGE_GENOME bases, minimap2's short-read preset (21, 11)
+    from it; a k or w given is kept; the choice waits for the packed genome's size."""
+    import tasks.genomics.seeding as seeding
+    from tasks.storage.index_cache import resolve_seeding
+
+    assert seeding.default_seeding(seeding.LARGE_GENOME - 1) == (15, 5)
+    assert seeding.default_seeding(seeding.LARGE_GENOME) == (21, 11)
+    assert seeding.default_seeding(10**10, k=17) == (17, 11)
+    path, _ = fasta
+    assert resolve_seeding(tmp_path, SHA, None, None) is None  # not packed yet: chosen by the build
+    assert resolve_seeding(tmp_path, SHA, 19, 7) == (19, 7)
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, None, None)
+    assert files.seeding == (15, 5) and Path(files.index).name == "k15-w5"
+    assert resolve_seeding(tmp_path, SHA, None, None) == (15, 5)  # from the cached genome's size
+    monkeypatch.setattr(seeding, "LARGE_GENOME", 15_000)  # the three contigs of 5,000 bases are "large" now
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, None, 3)
+    assert files.seeding == (21, 3) and open_index(files).k == 21 and Path(files.index).name == "k21-w3"
+
+
 def test_other_reference_or_settings_miss(tmp_path, fasta):
     path, _ = fasta
     build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)

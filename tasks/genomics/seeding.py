@@ -75,6 +75,19 @@ MID_OCC_FRAC = 2e-4  # minimap2's -f: the most frequent 0.02% of distinct minimi
 MIN_MID_OCC, MAX_MID_OCC = 10, 1_000_000  # minimap2's clamps on that cut-off
 RESCUE_OCC = 1000  # a read with no cluster is seeded again with minimizers of up to this many copies (minimap2 -x sr: -f 1000)
 HIST_CAP = 1 << 16
+# Seeding by the reference's size when k and w are not given. Below LARGE_GENOME: k=15, w=5
+# (more seeds per read: on E. coli with reads of 1-4% errors it left no read unmapped where
+# k=21, w=11 left 14 of 200k, and placed 14 more right). From it, minimap2's short-read preset:
+# at 1 Gbp its index took 50 s and 2.63 GiB against 67 s and 3.87 GiB, mapping 14.7 s against
+# 23.4, with the same accuracy (README, `make bench-scale`).
+LARGE_GENOME = 1_000_000_000
+SMALL_GENOME_SEEDING, LARGE_GENOME_SEEDING = (15, 5), (21, 11)
+
+
+def default_seeding(total_bases: int, k: int | None = None, w: int | None = None) -> tuple[int, int]:
+    """``(k, w)``: those given, the others by the reference's size (:data:`LARGE_GENOME`)."""
+    dk, dw = LARGE_GENOME_SEEDING if total_bases >= LARGE_GENOME else SMALL_GENOME_SEEDING
+    return (dk if k is None else k), (dw if w is None else w)
 
 
 def index_layout(total: int, n_contigs: int, k: int, w: int) -> dict:

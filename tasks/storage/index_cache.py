@@ -26,7 +26,8 @@ from hpc.files import StagingFullError, atomic_write_text, sha256_file
 from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
 from tasks.genomics.reference import pack_fasta
-from tasks.genomics.seeding import ReferenceIndex, build_buffer_bytes, build_index, estimate_index_bytes
+from tasks.genomics.seeding import (ReferenceIndex, build_buffer_bytes, build_index, default_seeding,
+                                    estimate_index_bytes)
 
 CACHE_VERSION = 3  # 3: canonical minimizers, keys of 2k + 1 bits
 INDEX_JSON = "index.json"
@@ -43,6 +44,26 @@ class IndexFiles:
 
     genome: str
     index: str
+
+    @property
+    def seeding(self) -> tuple[int, int]:
+        """The ``(k, w)`` the index was built with."""
+        body = json.loads((Path(self.index) / INDEX_JSON).read_text())
+        return int(body["k"]), int(body["w"])
+
+
+def resolve_seeding(staging_dir: str | Path, reference_sha256: str, k: int | None,
+                    w: int | None) -> tuple[int, int] | None:
+    """``(k, w)``: those given, the others by the size of the reference's packed genome when it
+    is cached (:func:`~tasks.genomics.seeding.default_seeding`); None while that is unknown
+    (the genome not packed yet: :func:`build_cached_index` then chooses once it is)."""
+    if k is not None and w is not None:
+        return k, w
+    try:
+        total = sum(int(n) for n in read_genome_json(genome_cache(staging_dir, reference_sha256))["lengths"])
+    except (GenomeError, OSError, ValueError, KeyError):
+        return None
+    return default_seeding(total, k, w)
 
 
 def _verify(folder: Path, files: dict[str, dict]) -> str | None:
@@ -126,24 +147,28 @@ def check_fits(reference: str, total: int, contigs: int, k: int, w: int, budget:
     return need
 
 
-def build_cached_index(reference: str, local: str, staging_dir: str, reference_sha256: str, k: int, w: int,
-                       budget: int | None = None) -> IndexFiles:
+def build_cached_index(reference: str, local: str, staging_dir: str, reference_sha256: str, k: int | None,
+                       w: int | None, budget: int | None = None) -> IndexFiles:
     """Pack the reference (unless its genome is cached and verifies), check the index fits,
-    build it into memory-mapped files and write ``index.json`` last. Runs on a Ray worker."""
+    build it into memory-mapped files and write ``index.json`` last. Runs on a Ray worker.
+    ``k`` or ``w`` None: chosen by the packed genome's size (:func:`resolve_seeding`)."""
     genome_dir = genome_cache(staging_dir, reference_sha256)
-    index_dir = index_cache(staging_dir, reference_sha256, k, w)
     genome_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(genome_dir.parent, os.O_RDONLY)  # one build of a reference at a time (no lock file)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if k is None or w is None:
+            _packed_genome(local, genome_dir)
+            k, w = resolve_seeding(staging_dir, reference_sha256, k, w)
         cached, _ = load_index(staging_dir, reference_sha256, k, w)  # built while we waited?
-        return cached or _build(reference, local, genome_dir, index_dir, reference_sha256, k, w, budget)
+        return cached or _build(reference, local, genome_dir, index_cache(staging_dir, reference_sha256, k, w),
+                                reference_sha256, k, w, budget)
     finally:
         os.close(lock)
 
 
-def _build(reference: str, local: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
-           budget: int | None) -> IndexFiles:
+def _packed_genome(local: str, genome_dir: Path) -> None:
+    """The reference packed into ``genome_dir``, unless it is there already and verifies."""
     try:
         packed = read_genome_json(genome_dir)
         stale = _verify(genome_dir, packed["files"])
@@ -152,6 +177,11 @@ def _build(reference: str, local: str, genome_dir: Path, index_dir: Path, refere
     if stale:
         shutil.rmtree(genome_dir, ignore_errors=True)
         pack_fasta(local, genome_dir)
+
+
+def _build(reference: str, local: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
+           budget: int | None) -> IndexFiles:
+    _packed_genome(local, genome_dir)
     genome = open_genome(genome_dir)
     check_fits(reference, genome.total, len(genome.names), k, w, budget)
     shutil.rmtree(index_dir, ignore_errors=True)
