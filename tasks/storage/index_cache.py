@@ -157,12 +157,17 @@ def build_cached_index(reference: str, local: str, staging_dir: str, reference_s
     lock = os.open(genome_dir.parent, os.O_RDONLY)  # one build of a reference at a time (no lock file)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if k is None or w is None:
+        packed = k is None or w is None
+        if packed:  # the size chooses k or w
             _packed_genome(local, genome_dir)
             k, w = resolve_seeding(staging_dir, reference_sha256, k, w)
         cached, _ = load_index(staging_dir, reference_sha256, k, w)  # built while we waited?
-        return cached or _build(reference, local, genome_dir, index_cache(staging_dir, reference_sha256, k, w),
-                                reference_sha256, k, w, budget)
+        if cached:
+            return cached
+        if not packed:
+            _packed_genome(local, genome_dir)
+        return _build(reference, genome_dir, index_cache(staging_dir, reference_sha256, k, w), reference_sha256, k, w,
+                      budget)
     finally:
         os.close(lock)
 
@@ -179,9 +184,9 @@ def _packed_genome(local: str, genome_dir: Path) -> None:
         pack_fasta(local, genome_dir)
 
 
-def _build(reference: str, local: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
+def _build(reference: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
            budget: int | None) -> IndexFiles:
-    _packed_genome(local, genome_dir)
+    """The index of the packed genome in ``genome_dir`` built into ``index_dir``."""
     genome = open_genome(genome_dir)
     check_fits(reference, genome.total, len(genome.names), k, w, budget)
     shutil.rmtree(index_dir, ignore_errors=True)
