@@ -9,7 +9,9 @@ import pytest
 
 from hpc.genome import open_genome
 from tasks.genomics.encoding import to_codes
-from tasks.genomics.seeding import ReferenceIndex, build_buffer_bytes, estimate_index_bytes
+from hpc.files import StagingFullError
+from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes, spill_bytes
+from tasks.genomics.seeding import ReferenceIndex
 from tasks.genomics.simulation import fasta_text, simulate_reference
 from tasks.storage.index_cache import IndexMemoryError, build_cached_index, load_index, open_index
 
@@ -37,6 +39,24 @@ def test_the_cached_index_is_the_in_memory_index(tmp_path, fasta):
     assert index.occ_limit == expected.occ_limit
     assert index.window_codes(1, 10, 40).tobytes() == to_codes(ref[1][1][10:40]).tobytes()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_staging_file_system_without_room_for_the_build_fails_clearly(fasta, small_tmpfs):
+    """The build's minimizers wait in a file beside the index between counting and placing
+    (:func:`spill_bytes`): without room for it the build fails before the scan, naming the
+    folder, and leaves nothing of the index; with room, the file is gone once it is built."""
+    path, _ = fasta
+    small = small_tmpfs(f"{spill_bytes(15_000, 3, 15, 5) // 2048}k")  # room for the packed genome, not the spill
+    with pytest.raises(StagingFullError) as err:
+        build_cached_index(str(path), str(path), str(small), SHA, 15, 5)
+    assert "while the reference index is built" in str(err.value) and str(small) in str(err.value)
+    assert load_index(small, SHA, 15, 5)[0] is None
+    assert not [p for p in small.rglob("*") if p.is_file() and "genome" not in p.relative_to(small).parts]
+    roomy = small_tmpfs("1m")
+    files = build_cached_index(str(path), str(path), str(roomy), SHA, 15, 5)
+    assert sorted(p.name for p in Path(files.index).iterdir()) == ["index.json", "positions.bin", "rest.bin",
+                                                                   "table.bin"]
+    assert load_index(roomy, SHA, 15, 5) == (files, "verified")
 
 
 def test_k_and_w_not_given_are_chosen_by_the_reference_size(tmp_path, fasta, monkeypatch):

@@ -11,15 +11,20 @@ clipped to the contig.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
 from hpc.codec import CODE_N, COMPLEMENT
 from hpc.genome import Genome, genome_from_codes
-from hpc.kernels.index import occurrence_histogram, scan_minimizers, sort_buckets
+from hpc.kernels.index import count_batch, occurrence_histogram, place_batch, sketch_segment, sort_buckets
 from hpc.kernels.seed import HASH_MUL, NO_HASH, seed_shard
 from hpc.split import window_cells
+from tasks.genomics.index_layout import build_batch, index_layout
 from tasks.genomics.encoding import EncodedShard
 
 STRAND_FWD = 0
@@ -90,42 +95,6 @@ def default_seeding(total_bases: int, k: int | None = None, w: int | None = None
     return (dk if k is None else k), (dw if w is None else w)
 
 
-def index_layout(total: int, n_contigs: int, k: int, w: int) -> dict:
-    """Bucket bits and dtypes of an index over ``total`` bases: about 4-8 minimizers a bucket
-    (at most 2^26 buckets), the k-mer's low bits in 32 bits when they fit, positions in 32
-    bits below 4 Gbp."""
-    if not 1 <= k <= 31:
-        raise ValueError(f"k must be in 1..31, got {k}")
-    if w < 1:
-        raise ValueError(f"w must be at least 1, got {w}")
-    expected = 2 * total // (w + 1) + n_contigs
-    bits = min(2 * k, max(8, min(26, expected.bit_length() - 2)))
-    shift = 2 * k + 1 - bits  # keys are 2k + 1 bits: the canonical k-mer and its orientation
-    return {"bits": bits, "shift": shift, "rest": "uint32" if shift <= 32 else "uint64",
-            "position": "uint32" if total < 2**32 else "uint64"}
-
-
-def estimate_index_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Bytes of the packed genome and its index (what every node keeps in its page cache)."""
-    layout = index_layout(total, n_contigs, k, w)
-    per = np.dtype(layout["rest"]).itemsize + np.dtype(layout["position"]).itemsize
-    expected = 2 * total // (w + 1) + n_contigs
-    return total // 4 + total // 8 + expected * per + (1 << layout["bits"]) * 8
-
-
-def build_batch(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Minimizers the build gathers before grouping them by bucket: as many as buckets (each
-    scan then walks the counters a few times, in order), at least 2^20 and at most 2^24."""
-    layout = index_layout(total, n_contigs, k, w)
-    return min(max(1 << layout["bits"], 1 << 20), 1 << 24, 2 * total // (w + 1) + n_contigs + 1)
-
-
-def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Bytes of the build's batch and its radix buffer (384 MB at most), beside the index."""
-    position = np.dtype(index_layout(total, n_contigs, k, w)["position"]).itemsize
-    return 2 * build_batch(total, n_contigs, k, w) * (8 + position)
-
-
 @dataclass
 class ReferenceIndex:
     """The (w,k)-minimizer index of a packed genome, canonical minimizers. Bucket ``b`` (the
@@ -183,35 +152,76 @@ def occurrence_limit(hist: np.ndarray) -> int:
     return int(min(max(limit, MIN_MID_OCC), MAX_MID_OCC))
 
 
-def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None) -> ReferenceIndex:
+def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None,
+                spill: BinaryIO | None = None) -> ReferenceIndex:
     """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
     dtype, n)`` makes each output array (a memory-mapped file for a large reference);
-    by default they are in memory. ``batch``: minimizers grouped by bucket at a time
-    (:func:`build_batch` by default)."""
+    by default they are in memory. ``batch``: minimizers gathered at a time (:func:`build_batch`
+    by default). ``spill``: a binary file, open for writing and reading, where the batches
+    wait between counting and placing (:func:`spill_bytes`: 1.2 GB for 300 Mbp at k=15,
+    w=5); by default a temporary file."""
     alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
     layout = index_layout(genome.total, len(genome.names), k, w)
-    shift = layout["shift"]
-    starts, lengths = genome.starts, genome.lengths
-    bits = layout["bits"]
+    shift, bits = np.uint64(layout["shift"]), layout["bits"]
     counts = np.zeros(1 << bits, dtype=np.uint32)
-    none = np.zeros(0, dtype=np.uint32)
     batch = batch or build_batch(genome.total, len(genome.names), k, w)
-    buffers = (np.empty(batch, np.uint64), np.empty(batch, layout["position"]),
-               np.empty(batch, np.uint64), np.empty(batch, layout["position"]))
-    found = scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), bits, 0, counts,
-                            none, none, none, *buffers)
-    table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
-    table[0] = 0
-    np.cumsum(counts, out=table[1:], dtype=table.dtype)
-    slots = counts if table.dtype == counts.dtype else np.empty(counts.shape[0], dtype=table.dtype)
-    slots[:] = table[:-1]  # each bucket's next free entry
-    rest = alloc("rest", layout["rest"], found)
-    positions = alloc("positions", layout["position"], found)
-    scan_minimizers(genome.packed, genome.nmask, starts, lengths, k, w, np.uint64(shift), bits, 1, none, slots,
-                    rest, positions, *buffers)
+    keys, pos = np.empty(batch, np.uint64), np.empty(batch, layout["position"])
+    with tempfile.TemporaryFile() if spill is None else contextlib.nullcontext(spill) as spill:
+        spill.seek(0)
+        sizes = []
+        for n in _sketch_batches(genome, k, w, keys, pos):
+            count_batch(keys, n, shift, counts)
+            spill.write(memoryview(keys[:n]))
+            spill.write(memoryview(pos[:n]))
+            sizes.append(n)
+        found = sum(sizes)
+        table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
+        table[0] = 0
+        np.cumsum(counts, out=table[1:], dtype=table.dtype)
+        slots = counts if table.dtype == counts.dtype else np.empty(counts.shape[0], dtype=table.dtype)
+        slots[:] = table[:-1]  # each bucket's next free entry
+        rest = alloc("rest", layout["rest"], found)
+        positions = alloc("positions", layout["position"], found)
+        keys2, pos2 = np.empty_like(keys), np.empty_like(pos)
+        spill.flush()
+        spill.seek(0)
+        for n in sizes:
+            _read_exactly(spill, keys[:n])
+            _read_exactly(spill, pos[:n])
+            place_batch(keys, pos, n, shift, bits, slots, rest, positions, keys2, pos2)
     sort_buckets(table, rest, positions)
     limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
-    return ReferenceIndex(genome, k, w, shift, table, rest, positions, limit)
+    return ReferenceIndex(genome, k, w, int(shift), table, rest, positions, limit)
+
+
+def _sketch_batches(genome: Genome, k: int, w: int, keys: np.ndarray, pos: np.ndarray) -> Iterator[int]:
+    """The genome's minimizers in position order, a batch at a time: yields how many of
+    ``keys``/``pos`` each batch fills. Contigs are sketched in stretches of an eighth of the
+    batch (a stretch of ``s`` k-mers gives at most ``s`` minimizers), so a batch is sent on at
+    least seven eighths full."""
+    room = keys.shape[0]
+    step = max(1, room // 8)
+    filled = 0
+    for base, n in zip(genome.starts.tolist(), genome.lengths.tolist()):
+        nk = n - k + 1
+        for a in range(0, max(nk, 0), step):
+            b = min(nk, a + step)
+            if filled + (b - a) > room:
+                yield filled
+                filled = 0
+            filled = sketch_segment(genome.packed, genome.nmask, base, n, a, b, k, w, keys, pos, filled)
+    if filled:
+        yield filled
+
+
+def _read_exactly(fh: BinaryIO, out: np.ndarray) -> None:
+    view = memoryview(out).cast("B")
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:])
+        if not n:
+            raise EOFError(f"index build: the spill file ended after {got} of {len(view)} bytes of a batch")
+        got += n
 
 
 @dataclass

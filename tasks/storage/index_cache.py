@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,8 @@ from hpc.files import StagingFullError, atomic_write_text, sha256_file
 from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
 from tasks.genomics.reference import pack_fasta
-from tasks.genomics.seeding import (ReferenceIndex, build_buffer_bytes, build_index, default_seeding,
-                                    estimate_index_bytes)
+from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes, spill_bytes
+from tasks.genomics.seeding import ReferenceIndex, build_index, default_seeding
 
 CACHE_VERSION = 3  # 3: canonical minimizers, keys of 2k + 1 bits
 INDEX_JSON = "index.json"
@@ -211,7 +212,17 @@ def _build(reference: str, genome_dir: Path, index_dir: Path, reference_sha256: 
         arrays[name] = np.memmap(path, dtype=dtype, mode="r+", shape=(n,)) if n else np.zeros(0, dtype=dtype)
         return arrays[name]
 
-    index = build_index(genome, k, w, alloc)
+    spill_size = spill_bytes(genome.total, len(genome.names), k, w)
+    try:  # the batches wait between counting and placing in a file beside the index, gone when closed
+        with tempfile.TemporaryFile(dir=index_dir) as spill:
+            os.posix_fallocate(spill.fileno(), 0, spill_size)  # a full disk is found before the scan
+            index = build_index(genome, k, w, alloc, spill=spill)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or isinstance(exc, StagingFullError):
+            raise
+        raise StagingFullError(errno.ENOSPC, f"{index_dir}: no space left on the device for the minimizers that "
+                               f"wait there while the reference index is built (about {spill_size} bytes); free "
+                               "space there or choose another --staging-dir") from exc
     files = {}
     for name, array in arrays.items():
         if isinstance(array, np.memmap):
