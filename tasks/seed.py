@@ -7,20 +7,22 @@ import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from hpc.genome import read_genome_json
 from hpc.run_folder import CANDIDATES
 from tasks.ingest import IngestedReference
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import ray_result, stream_on_ray
-from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index, open_index, resolve_seeding
+from tasks.storage.index_cache import (IndexFiles, build_cached_index, build_progress, build_step_line, load_index,
+                                      open_index, resolve_seeding)
 from tasks.storage.shards import completed, seed_shard_file
 
 GIB = 2**30
 # A reference up to this size (a bacterium, a yeast) is indexed in the flow's own process, in
 # about a second, while the Ray workers are still warming up; a larger one on a Ray worker.
 IN_PROCESS_INDEX_BYTES = 32 * 2**20
+BUILD_LOG_EVERY_S = 30.0  # while an index is built on Ray, where it stands is logged this often
 
 
 def require_bam_contigs(files: IndexFiles) -> None:
@@ -58,7 +60,8 @@ def build_reference_index(reference: IngestedReference, k: int | None, w: int | 
         if reference.bytes <= IN_PROCESS_INDEX_BYTES:
             files = build_cached_index(*args)
         else:
-            files = ray_result(ray.remote(num_cpus=1)(build_cached_index).remote(*args))
+            files = _wait_for_build(ray.remote(num_cpus=1)(build_cached_index).remote(*args), staging_dir,
+                                    reference.sha256, t0)
         source = "built"
     index = open_index(files)
     k, w = index.k, index.w
@@ -80,6 +83,26 @@ def build_reference_index(reference: IngestedReference, k: int | None, w: int | 
                list(zip(contigs["names"], contigs["lengths"]))[:1000]],
         description=f"Reference {reference.uri}: {len(contigs['names'])} contigs (the first 1,000 listed)",
     )
+    return files
+
+
+def _wait_for_build(ref, staging_dir: str, reference_sha256: str, t0: float) -> IndexFiles:
+    """The build's result, logging where it stands every :data:`BUILD_LOG_EVERY_S` seconds
+    and showing it as a progress artifact (a human genome's index takes minutes)."""
+    import ray
+
+    logger = get_run_logger()
+    progress_id = create_progress_artifact(progress=0.0, key="index-progress",
+                                           description="reference index: % of the build done")
+    while not ray.wait([ref], timeout=BUILD_LOG_EVERY_S)[0]:
+        where = build_progress(staging_dir, reference_sha256)
+        if where is None:
+            continue
+        line, share = build_step_line(where)
+        logger.info("reference index: %s, %.0f s so far", line, time.perf_counter() - t0)
+        update_progress_artifact(progress_id, progress=share)
+    files = ray_result(ref)
+    update_progress_artifact(progress_id, progress=100.0)
     return files
 
 

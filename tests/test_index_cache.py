@@ -59,6 +59,37 @@ def test_a_staging_file_system_without_room_for_the_build_fails_clearly(fasta, s
     assert load_index(roomy, SHA, 15, 5) == (files, "verified")
 
 
+def test_a_build_says_where_it_stands_until_it_ends(tmp_path, fasta, monkeypatch):
+    """While the index is built, a progress file beside the genome says the step (sketching by
+    the share of bases, placing by batches, then sorting and the checksums), k, w and the
+    genome's bases; each new step is written at once, and the file is gone after the build."""
+    import tasks.storage.index_cache as index_cache
+    from tasks.storage.index_cache import build_progress, build_step_line
+
+    path, _ = fasta
+    seen = []
+    real_build = index_cache.build_index
+
+    def spy(*args, progress, **kwargs):
+        def both(step, fraction=0.0):
+            progress(step, fraction)
+            seen.append(build_progress(tmp_path, SHA))
+        return real_build(*args, progress=both, **kwargs)
+
+    monkeypatch.setattr(index_cache, "build_index", spy)
+    files = build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5)
+    steps = [s["step"] for s in seen]
+    assert steps[0] == "sketching" and steps[-1] == "sorting" and "placing" in steps
+    assert steps == sorted(steps, key=["sketching", "placing", "sorting"].index)
+    assert all({"k": 15, "w": 5, "bases": 15_000}.items() <= s.items() for s in seen)
+    assert build_progress(tmp_path, SHA) is None and load_index(tmp_path, SHA, 15, 5) == (files, "verified")
+    assert build_step_line({"step": "sketching", "fraction": 0.5, "k": 21, "w": 11, "bases": 3_100_000_000}) == \
+        ("sketching 50% of 3,100,000,000 bases (k=21, w=11)", 30.0)
+    assert build_step_line({"step": "placing", "fraction": 0.25, "k": 21, "w": 11, "bases": 10}) == \
+        ("placing 25% (k=21, w=11)", 57.5)
+    assert build_step_line({"step": "packing", "fraction": 0.0}) == ("packing", 0.0)
+
+
 def test_k_and_w_not_given_are_chosen_by_the_reference_size(tmp_path, fasta, monkeypatch):
     """k=15, w=5 for a reference under LARGE_GENOME bases, minimap2's short-read preset (21, 11)
     from it; a k or w given is kept; the choice waits for the packed genome's size."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -152,14 +152,16 @@ def occurrence_limit(hist: np.ndarray) -> int:
     return int(min(max(limit, MIN_MID_OCC), MAX_MID_OCC))
 
 
-def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None,
-                spill: BinaryIO | None = None) -> ReferenceIndex:
+def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None, spill: BinaryIO | None = None,
+                progress: Callable[[str, float], None] | None = None) -> ReferenceIndex:
     """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
     dtype, n)`` makes each output array (a memory-mapped file for a large reference);
     by default they are in memory. ``batch``: minimizers gathered at a time (:func:`build_batch`
     by default). ``spill``: a binary file, open for writing and reading, where the batches
     wait between counting and placing (:func:`spill_bytes`: 1.2 GB for 300 Mbp at k=15,
-    w=5); by default a temporary file."""
+    w=5); by default a temporary file. ``progress(step, fraction)``: called as each batch is
+    done, ``step`` one of ``sketching`` (fraction: of the genome's bases), ``placing`` (of the
+    batches) and ``sorting``."""
     alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
     layout = index_layout(genome.total, len(genome.names), k, w)
     shift, bits = np.uint64(layout["shift"]), layout["bits"]
@@ -169,7 +171,9 @@ def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = 
     with tempfile.TemporaryFile() if spill is None else contextlib.nullcontext(spill) as spill:
         spill.seek(0)
         sizes = []
-        for n in _sketch_batches(genome, k, w, keys, pos):
+        progress = progress or (lambda step, fraction: None)
+        for n, done in _sketch_batches(genome, k, w, keys, pos):
+            progress("sketching", done / max(genome.total, 1))
             count_batch(keys, n, shift, counts)
             spill.write(memoryview(keys[:n]))
             spill.write(memoryview(pos[:n]))
@@ -185,20 +189,23 @@ def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = 
         keys2, pos2 = np.empty_like(keys), np.empty_like(pos)
         spill.flush()
         spill.seek(0)
-        for n in sizes:
+        for i, n in enumerate(sizes):
+            progress("placing", i / len(sizes))
             _read_exactly(spill, keys[:n])
             _read_exactly(spill, pos[:n])
             place_batch(keys, pos, n, shift, bits, slots, rest, positions, keys2, pos2)
+    progress("sorting", 0.0)
     sort_buckets(table, rest, positions)
     limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
     return ReferenceIndex(genome, k, w, int(shift), table, rest, positions, limit)
 
 
-def _sketch_batches(genome: Genome, k: int, w: int, keys: np.ndarray, pos: np.ndarray) -> Iterator[int]:
+def _sketch_batches(genome: Genome, k: int, w: int, keys: np.ndarray,
+                    pos: np.ndarray) -> Iterator[tuple[int, int]]:
     """The genome's minimizers in position order, a batch at a time: yields how many of
-    ``keys``/``pos`` each batch fills. Contigs are sketched in stretches of an eighth of the
-    batch (a stretch of ``s`` k-mers gives at most ``s`` minimizers), so a batch is sent on at
-    least seven eighths full."""
+    ``keys``/``pos`` each batch fills, and the bases sketched so far. Contigs are sketched in
+    stretches of an eighth of the batch (a stretch of ``s`` k-mers gives at most ``s``
+    minimizers), so a batch is sent on at least seven eighths full."""
     room = keys.shape[0]
     step = max(1, room // 8)
     filled = 0
@@ -207,11 +214,11 @@ def _sketch_batches(genome: Genome, k: int, w: int, keys: np.ndarray, pos: np.nd
         for a in range(0, max(nk, 0), step):
             b = min(nk, a + step)
             if filled + (b - a) > room:
-                yield filled
+                yield filled, base + a
                 filled = 0
             filled = sketch_segment(genome.packed, genome.nmask, base, n, a, b, k, w, keys, pos, filled)
     if filled:
-        yield filled
+        yield filled, genome.total
 
 
 def _read_exactly(fh: BinaryIO, out: np.ndarray) -> None:
