@@ -12,7 +12,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import gzip  # noqa: E402
-import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -102,23 +101,3 @@ def s3_proxy(s3_server):
         yield proxy
     finally:
         proxy.close()
-
-
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """``small_tmpfs(size)``: a tmpfs of ``size`` (``"256k"``) mounted below ``tmp_path``, a
-    file system that fills up (mounting needs root, as make test runs; skipped without it)."""
-    mounts = []
-
-    def mount(size: str) -> Path:
-        folder = tmp_path / f"tmpfs-{len(mounts)}"
-        folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounts.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], check=False)

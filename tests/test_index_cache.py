@@ -9,8 +9,7 @@ import pytest
 
 from hpc.genome import open_genome
 from tasks.genomics.encoding import to_codes
-from hpc.files import StagingFullError
-from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes, spill_bytes
+from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes
 from tasks.genomics.seeding import ReferenceIndex
 from tasks.genomics.simulation import fasta_text, simulate_reference
 from tasks.storage.index_cache import IndexMemoryError, build_cached_index, load_index, open_index
@@ -41,27 +40,9 @@ def test_the_cached_index_is_the_in_memory_index(tmp_path, fasta):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_a_staging_file_system_without_room_for_the_build_fails_clearly(fasta, small_tmpfs):
-    """The build's minimizers wait in a file beside the index between counting and placing
-    (:func:`spill_bytes`): without room for it the build fails before the scan, naming the
-    folder, and leaves nothing of the index; with room, the file is gone once it is built."""
-    path, _ = fasta
-    small = small_tmpfs(f"{spill_bytes(15_000, 3, 15, 5) // 2048}k")  # room for the packed genome, not the spill
-    with pytest.raises(StagingFullError) as err:
-        build_cached_index(str(path), str(path), str(small), SHA, 15, 5)
-    assert "while the reference index is built" in str(err.value) and str(small) in str(err.value)
-    assert load_index(small, SHA, 15, 5)[0] is None
-    assert not [p for p in small.rglob("*") if p.is_file() and "genome" not in p.relative_to(small).parts]
-    roomy = small_tmpfs("1m")
-    files = build_cached_index(str(path), str(path), str(roomy), SHA, 15, 5)
-    assert sorted(p.name for p in Path(files.index).iterdir()) == ["index.json", "positions.bin", "rest.bin",
-                                                                   "table.bin"]
-    assert load_index(roomy, SHA, 15, 5) == (files, "verified")
-
-
 def test_a_build_says_where_it_stands_until_it_ends(tmp_path, fasta, monkeypatch):
     """While the index is built, a progress file beside the genome says the step (sketching by
-    the share of bases, placing by batches, then sorting and the checksums), k, w and the
+    the share of bases, placing again by bases, then sorting and the checksums), k, w and the
     genome's bases; each new step is written at once, and the file is gone after the build."""
     import tasks.storage.index_cache as index_cache
     from tasks.storage.index_cache import build_progress, build_step_line
@@ -86,7 +67,7 @@ def test_a_build_says_where_it_stands_until_it_ends(tmp_path, fasta, monkeypatch
     assert build_step_line({"step": "sketching", "fraction": 0.5, "k": 21, "w": 11, "bases": 3_100_000_000}) == \
         ("sketching 50% of 3,100,000,000 bases (k=21, w=11)", 30.0)
     assert build_step_line({"step": "placing", "fraction": 0.25, "k": 21, "w": 11, "bases": 10}) == \
-        ("placing 25% (k=21, w=11)", 57.5)
+        ("placing 25% of 10 bases (k=21, w=11)", 57.5)
     assert build_step_line({"step": "packing", "fraction": 0.0}) == ("packing", 0.0)
 
 

@@ -93,9 +93,17 @@ def test_damaged_shard_is_rewritten_not_reused(prefect_harness, ray_cluster, sim
 
 
 @pytest.fixture
-def tiny_fs(small_tmpfs):
-    """A 256-KiB staging file system that fills up."""
-    return small_tmpfs("256k")
+def tiny_fs(tmp_path):
+    """A 256-KiB tmpfs: a staging file system that fills up (needs root, as make test runs)."""
+    mount = tmp_path / "small-fsx"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_staging_that_fills_up_fails_clearly_and_leaves_no_temp_files(prefect_harness, ray_cluster, sim_data, tiny_fs,

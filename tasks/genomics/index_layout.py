@@ -1,6 +1,6 @@
 """How large a reference's minimizer index and its build are, before either is made: the
-index's layout (bucket bits and dtypes), its bytes, and the build's batch, buffers and spill
-file. Pure arithmetic, so the memory and disk checks can run before the build starts."""
+index's layout (bucket bits and dtypes), its bytes, and the build's batch and buffers. Pure
+arithmetic, so the memory check can run before the build starts."""
 
 from __future__ import annotations
 
@@ -37,18 +37,11 @@ def estimate_index_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
 
 
 def build_batch(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Minimizers the build gathers at a time before counting and spilling them: as many as
+    """Minimizers the build gathers at a time before counting or placing them: as many as
     buckets (the placing then walks the slots a few times, in order), at least 2^20 and at
     most 2^24."""
     layout = index_layout(total, n_contigs, k, w)
     return min(max(1 << layout["bits"], 1 << 20), 1 << 24, estimate_minimizers(total, n_contigs, w) + 1)
-
-
-def spill_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Expected bytes of the build's spill file (:func:`tasks.genomics.seeding.build_index`):
-    each minimizer's key and position."""
-    position = np.dtype(index_layout(total, n_contigs, k, w)["position"]).itemsize
-    return estimate_minimizers(total, n_contigs, w) * (8 + position)
 
 
 def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int) -> int:

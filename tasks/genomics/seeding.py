@@ -11,17 +11,14 @@ clipped to the contig.
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
 from hpc.codec import CODE_N, COMPLEMENT
 from hpc.genome import Genome, genome_from_codes
-from hpc.kernels.index import count_batch, occurrence_histogram, place_batch, sketch_segment, sort_buckets
+from hpc.kernels.index import occurrence_histogram, scan_minimizers, sort_buckets
 from hpc.kernels.seed import HASH_MUL, NO_HASH, seed_shard
 from hpc.split import window_cells
 from tasks.genomics.index_layout import build_batch, index_layout
@@ -152,83 +149,57 @@ def occurrence_limit(hist: np.ndarray) -> int:
     return int(min(max(limit, MIN_MID_OCC), MAX_MID_OCC))
 
 
-def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None, spill: BinaryIO | None = None,
+def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = None,
                 progress: Callable[[str, float], None] | None = None) -> ReferenceIndex:
     """Index ``genome`` by counting sort (see :mod:`hpc.kernels.index`). ``alloc(name,
     dtype, n)`` makes each output array (a memory-mapped file for a large reference);
-    by default they are in memory. ``batch``: minimizers gathered at a time (:func:`build_batch`
-    by default). ``spill``: a binary file, open for writing and reading, where the batches
-    wait between counting and placing (:func:`spill_bytes`: 1.2 GB for 300 Mbp at k=15,
-    w=5); by default a temporary file. ``progress(step, fraction)``: called as each batch is
-    done, ``step`` one of ``sketching`` (fraction: of the genome's bases), ``placing`` (of the
-    batches) and ``sorting``."""
+    by default they are in memory. ``batch``: minimizers grouped by bucket at a time
+    (:func:`build_batch` by default). ``progress(step, fraction)``: called as each group of
+    contigs (about a 64th of the genome) is scanned, ``step`` ``sketching`` (the counting
+    scan) or ``placing`` (fraction: of the genome's bases), then ``sorting``."""
     alloc = alloc or (lambda name, dtype, n: np.empty(n, dtype=dtype))
+    progress = progress or (lambda step, fraction: None)
     layout = index_layout(genome.total, len(genome.names), k, w)
-    shift, bits = np.uint64(layout["shift"]), layout["bits"]
+    shift = layout["shift"]
+    bits = layout["bits"]
     counts = np.zeros(1 << bits, dtype=np.uint32)
+    none = np.zeros(0, dtype=np.uint32)
     batch = batch or build_batch(genome.total, len(genome.names), k, w)
-    keys, pos = np.empty(batch, np.uint64), np.empty(batch, layout["position"])
-    with tempfile.TemporaryFile() if spill is None else contextlib.nullcontext(spill) as spill:
-        spill.seek(0)
-        sizes = []
-        progress = progress or (lambda step, fraction: None)
-        for n, done in _sketch_batches(genome, k, w, keys, pos):
-            progress("sketching", done / max(genome.total, 1))
-            count_batch(keys, n, shift, counts)
-            spill.write(memoryview(keys[:n]))
-            spill.write(memoryview(pos[:n]))
-            sizes.append(n)
-        found = sum(sizes)
-        table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
-        table[0] = 0
-        np.cumsum(counts, out=table[1:], dtype=table.dtype)
-        slots = counts if table.dtype == counts.dtype else np.empty(counts.shape[0], dtype=table.dtype)
-        slots[:] = table[:-1]  # each bucket's next free entry
-        rest = alloc("rest", layout["rest"], found)
-        positions = alloc("positions", layout["position"], found)
-        keys2, pos2 = np.empty_like(keys), np.empty_like(pos)
-        spill.flush()
-        spill.seek(0)
-        for i, n in enumerate(sizes):
-            progress("placing", i / len(sizes))
-            _read_exactly(spill, keys[:n])
-            _read_exactly(spill, pos[:n])
-            place_batch(keys, pos, n, shift, bits, slots, rest, positions, keys2, pos2)
+    buffers = (np.empty(batch, np.uint64), np.empty(batch, layout["position"]),
+               np.empty(batch, np.uint64), np.empty(batch, layout["position"]))
+    found = 0
+    for lo, hi, done in _contig_groups(genome.lengths, genome.total // 64):
+        found += scan_minimizers(genome.packed, genome.nmask, genome.starts[lo:hi], genome.lengths[lo:hi], k, w,
+                                 np.uint64(shift), bits, 0, counts, none, none, none, *buffers)
+        progress("sketching", done / max(genome.total, 1))
+    table = alloc("table", np.uint32 if found < 2**32 else np.uint64, counts.shape[0] + 1)
+    table[0] = 0
+    np.cumsum(counts, out=table[1:], dtype=table.dtype)
+    slots = counts if table.dtype == counts.dtype else np.empty(counts.shape[0], dtype=table.dtype)
+    slots[:] = table[:-1]  # each bucket's next free entry
+    rest = alloc("rest", layout["rest"], found)
+    positions = alloc("positions", layout["position"], found)
+    for lo, hi, done in _contig_groups(genome.lengths, genome.total // 64):
+        scan_minimizers(genome.packed, genome.nmask, genome.starts[lo:hi], genome.lengths[lo:hi], k, w,
+                        np.uint64(shift), bits, 1, none, slots, rest, positions, *buffers)
+        progress("placing", done / max(genome.total, 1))
     progress("sorting", 0.0)
     sort_buckets(table, rest, positions)
     limit = occurrence_limit(occurrence_histogram(table, rest, HIST_CAP))
-    return ReferenceIndex(genome, k, w, int(shift), table, rest, positions, limit)
+    return ReferenceIndex(genome, k, w, shift, table, rest, positions, limit)
 
 
-def _sketch_batches(genome: Genome, k: int, w: int, keys: np.ndarray,
-                    pos: np.ndarray) -> Iterator[tuple[int, int]]:
-    """The genome's minimizers in position order, a batch at a time: yields how many of
-    ``keys``/``pos`` each batch fills, and the bases sketched so far. Contigs are sketched in
-    stretches of an eighth of the batch (a stretch of ``s`` k-mers gives at most ``s``
-    minimizers), so a batch is sent on at least seven eighths full."""
-    room = keys.shape[0]
-    step = max(1, room // 8)
-    filled = 0
-    for base, n in zip(genome.starts.tolist(), genome.lengths.tolist()):
-        nk = n - k + 1
-        for a in range(0, max(nk, 0), step):
-            b = min(nk, a + step)
-            if filled + (b - a) > room:
-                yield filled, base + a
-                filled = 0
-            filled = sketch_segment(genome.packed, genome.nmask, base, n, a, b, k, w, keys, pos, filled)
-    if filled:
-        yield filled, genome.total
-
-
-def _read_exactly(fh: BinaryIO, out: np.ndarray) -> None:
-    view = memoryview(out).cast("B")
-    got = 0
-    while got < len(view):
-        n = fh.readinto(view[got:])
-        if not n:
-            raise EOFError(f"index build: the spill file ended after {got} of {len(view)} bytes of a batch")
-        got += n
+def _contig_groups(lengths: np.ndarray, at_least: int) -> Iterator[tuple[int, int, int]]:
+    """Consecutive contigs ``lo .. hi`` of at least ``at_least`` bases together (the last
+    group may hold fewer), and the bases up to ``hi``: one scan call each, so progress comes
+    between them and a many-contig assembly is not one call a contig."""
+    lo = size = done = 0
+    for hi, n in enumerate(lengths.tolist(), start=1):
+        size += n
+        done += n
+        if size >= at_least or hi == lengths.shape[0]:
+            yield lo, hi, done
+            lo, size = hi, 0
 
 
 @dataclass

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from hpc.files import StagingFullError, atomic_write_text, sha256_file
 from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
-from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes, spill_bytes
+from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes
 from tasks.genomics.reference import pack_fasta
 from tasks.genomics.seeding import ReferenceIndex, build_index, default_seeding
 
@@ -171,8 +170,7 @@ def build_step_line(where: dict) -> tuple[str, float]:
     lo, hi = BUILD_STEPS.get(step, (0, 0))
     line = step
     if step in ("sketching", "placing"):
-        line = f"{step} {fraction:.0%}" + (f" of {where['bases']:,} bases" if "bases" in where and step == "sketching"
-                                           else "")
+        line = f"{step} {fraction:.0%}" + (f" of {where['bases']:,} bases" if "bases" in where else "")
     if "k" in where:
         line += f" (k={where['k']}, w={where['w']})"
     return line, round(lo + (hi - lo) * fraction, 1)
@@ -180,9 +178,15 @@ def build_step_line(where: dict) -> tuple[str, float]:
 
 class _ProgressFile:
     """``progress(step, fraction)`` written to a JSON file at most every ``every`` seconds
-    (each new step at once), for the task that waits on the build to read."""
+    (each new step at once), for the task that waits on the build to read. The record is
+    overwritten in place, padded to a fixed length, never renamed, truncated or synced: on
+    ext4 each of those flushes dirty data, and with the index's gigabytes of dirty pages a
+    3.1-Gbp build took 243-272 s with such writes every 2 s against 208 s without
+    (:func:`build_progress` reads a record caught half-written as none)."""
 
-    def __init__(self, path: Path, every: float = 2.0) -> None:
+    SIZE = 512
+
+    def __init__(self, path: Path, every: float = 10.0) -> None:
         self.path, self.every, self.fields, self.last, self.step = path, every, {}, 0.0, None
 
     def __call__(self, step: str, fraction: float = 0.0) -> None:
@@ -190,7 +194,12 @@ class _ProgressFile:
         if step == self.step and now - self.last < self.every:
             return
         self.step, self.last = step, now
-        atomic_write_text(self.path, json.dumps({"step": step, "fraction": round(fraction, 4), **self.fields}))
+        record = json.dumps({"step": step, "fraction": round(fraction, 4), **self.fields}).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, record.ljust(self.SIZE), 0)
+        finally:
+            os.close(fd)
 
 
 def build_cached_index(reference: str, local: str, staging_dir: str, reference_sha256: str, k: int | None,
@@ -263,17 +272,7 @@ def _build(reference: str, genome_dir: Path, index_dir: Path, reference_sha256: 
         arrays[name] = np.memmap(path, dtype=dtype, mode="r+", shape=(n,)) if n else np.zeros(0, dtype=dtype)
         return arrays[name]
 
-    spill_size = spill_bytes(genome.total, len(genome.names), k, w)
-    try:  # the batches wait between counting and placing in a file beside the index, gone when closed
-        with tempfile.TemporaryFile(dir=index_dir) as spill:
-            os.posix_fallocate(spill.fileno(), 0, spill_size)  # a full disk is found before the scan
-            index = build_index(genome, k, w, alloc, spill=spill, progress=progress)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC or isinstance(exc, StagingFullError):
-            raise
-        raise StagingFullError(errno.ENOSPC, f"{index_dir}: no space left on the device for the minimizers that "
-                               f"wait there while the reference index is built (about {spill_size} bytes); free "
-                               "space there or choose another --staging-dir") from exc
+    index = build_index(genome, k, w, alloc, progress=progress)
     progress("checksums")
     files = {}
     for name, array in arrays.items():
