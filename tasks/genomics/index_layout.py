@@ -37,9 +37,8 @@ def estimate_index_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
 
 
 def build_batch(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Minimizers the build gathers at a time before counting or placing them: as many as
-    buckets (the placing then walks the slots a few times, in order), at least 2^20 and at
-    most 2^24."""
+    """Minimizers the build gathers before grouping them by bucket: as many as buckets (each
+    scan then walks the counters a few times, in order), at least 2^20 and at most 2^24."""
     layout = index_layout(total, n_contigs, k, w)
     return min(max(1 << layout["bits"], 1 << 20), 1 << 24, estimate_minimizers(total, n_contigs, w) + 1)
 

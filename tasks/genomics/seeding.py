@@ -21,8 +21,8 @@ from hpc.genome import Genome, genome_from_codes
 from hpc.kernels.index import occurrence_histogram, scan_minimizers, sort_buckets
 from hpc.kernels.seed import HASH_MUL, NO_HASH, seed_shard
 from hpc.split import window_cells
-from tasks.genomics.index_layout import build_batch, index_layout
 from tasks.genomics.encoding import EncodedShard
+from tasks.genomics.index_layout import build_batch, index_layout
 
 STRAND_FWD = 0
 STRAND_REV = 1
