@@ -153,9 +153,13 @@ def build_progress(staging_dir: str | Path, reference_sha256: str) -> dict | Non
     """Where a build of the reference's index stands (``step``, ``fraction``, ``k``, ``w``,
     ``bases``), as :func:`build_cached_index` last wrote it; None when no build is under way."""
     try:
-        return json.loads((genome_cache(staging_dir, reference_sha256).parent / BUILD_PROGRESS).read_text())
+        return json.loads(_progress_path(staging_dir, reference_sha256).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _progress_path(staging_dir: str | Path, reference_sha256: str) -> Path:
+    return genome_cache(staging_dir, reference_sha256).parent / BUILD_PROGRESS
 
 
 # Each step of a build: its start and its end, as percent of the whole (by time measured on
@@ -211,7 +215,7 @@ def build_cached_index(reference: str, local: str, staging_dir: str, reference_s
     genome_dir = genome_cache(staging_dir, reference_sha256)
     genome_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(genome_dir.parent, os.O_RDONLY)  # one build of a reference at a time (no lock file)
-    progress = _ProgressFile(genome_dir.parent / BUILD_PROGRESS)
+    progress = _ProgressFile(_progress_path(staging_dir, reference_sha256))
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         packed = k is None or w is None
