@@ -29,7 +29,7 @@ from hpc.codec import BASE_MEMBERS, unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
 from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs,
-                               locus_spans, select_hits, trace_pairs, window_bands)
+                               locus_spans, score_floor, select_hits, trace_pairs, window_bands)
 from hpc.kernels.dispatch import score_batch
 from hpc.kernels.tandem import shifted_scores
 from hpc.mapq import mapq_array, scale_by_support
@@ -138,7 +138,7 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
     cells = band_cells(batch[2], batch[5], band)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                        max_secondary)
+                                        max_secondary, floor=score_floor(reads["lengths"][read], settings.scoring.match))
     mismatch_cost = settings.scoring.match - settings.scoring.mismatch
     # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
     shifted = shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,

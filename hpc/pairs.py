@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpc.genome import Genome
-from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, select_hits
+from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, score_floor, select_hits
 from hpc.kernels.dispatch import full_band
 from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
 from hpc.kernels.tandem import place_by_insert
@@ -53,10 +53,12 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     se_tied = np.zeros(n_reads, dtype=np.uint8)
     se_tied[read[pick[primary == 1]]] = tied[primary == 1]
     tstart, tend = _spans(wstart, r_ends, lengths[read])
-    inserts = confident_inserts(read, scores, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
+    # Hits under their read's score floor are not reported (select_hits): neither paired, nor a mate's anchor.
+    scores_ok = np.where(scores >= score_floor(lengths[read], match), scores, 0).astype(scores.dtype)
+    inserts = confident_inserts(read, scores_ok, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
     mean, std, lo, hi = insert_model(inserts)
     min_score = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
-    rr, rs, rc, rws, rwe = rescue_windows(read, scores, contig, strand, tstart, tend, n_reads, lo, hi,
+    rr, rs, rc, rws, rwe = rescue_windows(read, scores_ok, contig, strand, tstart, tend, n_reads, lo, hi,
                                           genome.lengths.astype(np.int64), min_score, NEAR_BEST * (match - mismatch))
     rescued = 0
     if rr.shape[0]:
@@ -74,18 +76,18 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
         del extra  # the rescue windows' bases: the whole batch is gathered again below
         band = (np.concatenate((band[0], full[0])), np.concatenate((band[1], full[1])))
         scores = np.concatenate((scores, r_scores[keep]))
+        scores_ok = np.concatenate((scores_ok, r_scores[keep].astype(scores_ok.dtype)))
         q_ends = np.concatenate((q_ends, r_q[keep]))
         r_ends = np.concatenate((r_ends, r_r[keep]))
         tstart, tend = _spans(wstart, r_ends, lengths[read])
     base = genome.starts[contig]
     batch = gather_pairs(codes, offsets, lengths, read, strand, genome, base + wstart, base + wend)
     per_unit = 20.0 / (match - mismatch)
-    priority, pair_mapq, proper = pair_reads(read, scores, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
+    priority, pair_mapq, proper = pair_reads(read, scores_ok, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
                                              float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se,
                                              se_tied)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                        max_secondary,
-                                        priority)
+                                        max_secondary, priority, score_floor(lengths[read], match))
     tied_cand = np.pad(tied_cand, (0, read.shape[0] - tied_cand.shape[0]))  # none of the rescued mates
     moves, mate_start, mate_end = tandem_moves(read, n_reads, tied_cand, pick, primary, proper, tstart, tend)
     if moves.shape[0]:  # a mate inside a tandem array: of its equal shifts, the one its insert makes likeliest

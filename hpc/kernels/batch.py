@@ -109,22 +109,41 @@ def locus_spans(win_start: np.ndarray, r_ends: np.ndarray) -> tuple[np.ndarray, 
     return end - LOCUS_TOLERANCE, end + LOCUS_TOLERANCE
 
 
-def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary, priority=None):
+MIN_SCORE_BASES = 30  # a reported alignment scores at least this many matches' worth (bwa-mem's -T 30)
+
+
+def score_floor(qlen: np.ndarray, match: int) -> np.ndarray:
+    """The least score an alignment of a read of ``qlen`` bases is reported with:
+    :data:`MIN_SCORE_BASES` matches' worth, or half a perfect match of a shorter read; below
+    it a read is unmapped. bwa-mem reports from 30 (``-T 30``, match 1), minimap2 ``-x sr``
+    from 40 (match 2). With the default scoring a random read's chance seed hit scores 32-44
+    (20,000 random 150-bp reads against E. coli, k=15), a 40-base stretch of genome between
+    poly-G 80."""
+    half = (np.asarray(qlen, dtype=np.int64) + 1) // 2
+    return match * np.maximum(np.minimum(half, MIN_SCORE_BASES), 1)
+
+
+def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary, priority=None,
+                floor=None):
     """Per read: the best-scoring candidate (primary), the best score at another locus
     (``second``, for MAPQ), and up to ``max_secondary`` other loci scoring at least
     ``sec_ratio`` of the best. Two candidates are the same locus when their windows
     overlap on the same contig and strand. ``priority`` (pairs): a candidate marked 1 is the
-    read's primary whatever its score (the pair chose it). Returns ``(pick, is_primary,
-    second)``, one entry per reported alignment, grouped by read, primary first; reads
-    whose primary scores 0 report nothing."""
+    read's primary whatever its score (the pair chose it). ``floor``: each candidate's least
+    reported score (:func:`score_floor`; default 1); a candidate below it is not reported but
+    still counts as the runner-up. Returns ``(pick, is_primary, second)``, one entry per
+    reported alignment, grouped by read, primary first; reads whose primary scores under its
+    floor report nothing."""
     if priority is None:
         priority = np.zeros(read.shape[0], dtype=np.int64)
+    floor = np.ones(read.shape[0], dtype=np.int64) if floor is None else np.asarray(floor, dtype=np.int64)
     return _select_hits(read, scores, priority.astype(np.int64), key_contig, key_strand, win_start, win_end,
-                        sec_ratio, max_secondary)
+                        sec_ratio, max_secondary, floor)
 
 
 @numba.njit(**NJIT)
-def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary):
+def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary,
+                 floor):
     n = read.shape[0]
     order = np.argsort(read * np.int64(1 << 32) - priority * np.int64(1 << 30) - scores.astype(np.int64),
                        kind="mergesort")
@@ -150,7 +169,7 @@ def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_
             if kc < key:
                 order[a], order[t] = c, best
                 best, key = c, kc
-        if scores[best] > 0:
+        if scores[best] > 0 and scores[best] >= floor[best]:
             first = npick
             pick[npick] = best
             primary[npick] = 1
@@ -169,7 +188,7 @@ def _select_hits(read, scores, priority, key_contig, key_strand, win_start, win_
                     continue
                 if runner_up == 0:
                     runner_up = scores[c]
-                if (npick - first <= max_secondary and scores[c] > 0
+                if (npick - first <= max_secondary and scores[c] > 0 and scores[c] >= floor[c]
                         and scores[c] >= sec_ratio * scores[best]):
                     pick[npick] = c
                     npick += 1

@@ -163,7 +163,7 @@ def _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags,
 @numba.njit(**NJIT)
 def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra,
-               rescue_occ):
+               rescue_occ, single_occ):
     """Candidate windows of every read, both strands: seed hits clustered by diagonal (a gap
     over ``max_diag_gap`` starts a new cluster), clusters with at least ``min_votes`` hits
     ranked by votes (ties: forward strand, then lower diagonal), the best ``max_candidates``
@@ -174,7 +174,10 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
     its best cluster has votes (or it has none), is seeded again with those up to ``rescue_occ``
     times, as minimap2's short-read preset keeps minimizers of up to 1,000 copies: its few
     unmasked ones may be a sequencing error's chance match in another copy, outvoting its own.
-    Returns ``(read, strand, contig, start, end, votes, qlen)`` with
+    A read still without a cluster (errors every few bases: one minimizer left in common with
+    its locus) takes the single hits of its minimizers of at most ``single_occ`` copies, as
+    bwa-mem places a read from one seed (0: none); the align job then holds every read to a
+    score floor, so a chance hit of a junk read is not reported. Returns ``(read, strand, contig, start, end, votes, qlen)`` with
     contig-local window coordinates."""
     n = lengths.shape[0]
     cap = n * (max_candidates + tie_extra)
@@ -245,6 +248,20 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                     order = np.empty(clusters, dtype=np.int64)
             nc = _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags, cap_d, min_votes,
                            max_diag_gap, c_strand, c_dmin, c_dmax, c_votes)
+        if nc == 0 and min_votes > 1 and single_occ > 0:
+            few = min(single_occ, max_occ)
+            hits = 0
+            for i in range(nm):
+                if mhi[i] - mlo[i] <= few:
+                    hits += mhi[i] - mlo[i]
+            if hits > c_votes.shape[0]:  # a cluster a hit at most (diags holds them: few <= max_occ)
+                c_strand = np.empty(hits, dtype=np.uint8)
+                c_dmin = np.empty(hits, dtype=np.int64)
+                c_dmax = np.empty(hits, dtype=np.int64)
+                c_votes = np.empty(hits, dtype=np.int64)
+                order = np.empty(hits, dtype=np.int64)
+            nc = _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, few, diags, cap_d, 1, max_diag_gap,
+                           c_strand, c_dmin, c_dmax, c_votes)
         if nc == 0:
             continue
         # By votes, most first, equal votes in the order found: insertion for the usual few

@@ -75,6 +75,7 @@ def minimizer_mask(values: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
 
 MID_OCC_FRAC = 2e-4  # minimap2's -f: the most frequent 0.02% of distinct minimizers are masked
 MIN_MID_OCC, MAX_MID_OCC = 10, 1_000_000  # minimap2's clamps on that cut-off
+SINGLE_OCC = 4  # a read with no two seeds on a diagonal takes single hits of minimizers of up to this many copies
 RESCUE_OCC = 1000  # a read with no cluster is seeded again with minimizers of up to this many copies (minimap2 -x sr: -f 1000)
 HIST_CAP = 1 << 16
 # Seeding by the reference's size when k and w are not given. Below LARGE_GENOME: k=15, w=5
@@ -241,7 +242,8 @@ def find_candidates(
     """Best candidate windows per read over both strands, by seed hits per diagonal cluster
     (minimizers that occur over ``max_occ`` times, or over the index's frequency cut-off,
     are masked; a read left with no cluster is seeded again with those of up to
-    :data:`RESCUE_OCC` copies): ``max_candidates``, and up to ``tie_extra`` more (default ``2 *
+    :data:`RESCUE_OCC` copies, and then, still without one, with the single hits of those of up
+    to :data:`SINGLE_OCC` copies): ``max_candidates``, and up to ``tie_extra`` more (default ``2 *
     max_candidates + 4``) with as many votes as the last of them, when that one has at least
     half the best's votes (copies of a repeat; not stray seeds beside one clear best)."""
     tie_extra = 2 * max_candidates + 4 if tie_extra is None else tie_extra
@@ -249,5 +251,5 @@ def find_candidates(
     out = seed_shard(shard.codes(), shard.offsets.astype(np.int64), shard.lengths.astype(np.int64), index.k,
                      index.w, index.rest, index.positions, index.table, np.uint64(index.shift),
                      index.starts, index.lengths, max_candidates, min_votes, limit,
-                     margin, max_diag_gap, tie_extra, max(limit, RESCUE_OCC))
+                     margin, max_diag_gap, tie_extra, max(limit, RESCUE_OCC), SINGLE_OCC)
     return Candidates(*out)

@@ -1,0 +1,95 @@
+"""Reads at the edge of being found: one seed in common with their locus (placed, as bwa-mem
+places a read from one seed), and random reads with a chance seed hit (not reported: the
+score floor)."""
+
+import numpy as np
+import pytest
+
+from hpc.align_job import align_rank
+from hpc.kernels.batch import MIN_SCORE_BASES, score_floor
+from hpc.manifest import RunSettings
+from tasks.genomics import seeding
+from tasks.genomics.encoding import encode_sequences, to_codes
+from tasks.genomics.seeding import ReferenceIndex, find_candidates
+from tasks.genomics.simulation import simulate_reference
+from tasks.stage import write_staging
+
+K, W = 15, 5  # RunSettings' seeding
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return simulate_reference(1, 50_000, seed=47)
+
+
+@pytest.fixture(scope="module")
+def index(reference):
+    return ReferenceIndex.build([n for n, _ in reference], [to_codes(s) for _, s in reference], K, W)
+
+
+def swap(base: int) -> int:
+    return b"CGTA"[b"ACGT".index(base)]
+
+
+SUBSTITUTED = range(3, 150, 8)  # every 8th base: 7 clean bases between, no k-mer in common
+
+
+def one_seed_read(seq: bytes, start: int, index) -> bytes | None:
+    """150 bases from ``start`` with a substitution every 8th base but one: one clean stretch
+    of 15 bases, one k-mer in common with its locus; the read when seeding finds that one
+    (it must be a minimizer of both), else None."""
+    for kept in SUBSTITUTED[2:-2]:
+        read = bytearray(seq[start:start + 150])
+        for i in SUBSTITUTED:
+            if i != kept:
+                read[i] = swap(read[i])
+        cands = find_candidates(index, encode_sequences(["r"], [bytes(read)]))
+        if len(cands):
+            return bytes(read)
+    return None
+
+
+def align(tmp_path, index, names, reads):
+    shard = encode_sequences(names, reads)
+    cands = find_candidates(index, shard)
+    manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
+    ((_, cols),), _ = align_rank(manifest, 0, 1)
+    first = cols["primary"] == 1
+    return cands, {int(r): (int(s), int(q), int(sc)) for r, s, q, sc in
+                   zip(cols["read"][first], cols["wstart"][first] + cols["r_start"][first], cols["mapq"][first],
+                       cols["score"][first])}
+
+
+def test_a_read_with_one_seed_in_common_with_its_locus_is_placed_at_a_low_mapq(tmp_path, reference, index,
+                                                                                 monkeypatch):
+    seq = reference[0][1]
+    read = one_seed_read(seq, 20_000, index)
+    assert read is not None
+    cands, placed = align(tmp_path, index, ["noisy"], [read])
+    assert cands.votes.tolist() == [1]  # one hit: no two on a diagonal, as seeding otherwise needs
+    start, mapq, score = placed[0]
+    assert start == 20_000 and score >= 131 * 2 - 18 * 4  # the whole read, its 18 substitutions
+    assert mapq <= 60 * (1 * (W + 1)) // 120  # one seed behind it: scaled down as minimap2 scales by anchors
+
+    monkeypatch.setattr(seeding, "SINGLE_OCC", 0)
+    assert len(find_candidates(index, encode_sequences(["noisy"], [read]))) == 0  # without the fallback: unmapped
+
+
+def test_a_random_read_with_a_chance_seed_hit_is_not_reported(tmp_path, reference, index):
+    """A random read that holds 24 bases of the genome: seeding finds it (two seeds on a
+    diagonal), the alignment scores about 24 matches, under the floor of 30; a read with 40
+    bases of the genome between random ones is reported."""
+    seq = reference[0][1]
+    rng = np.random.default_rng(5)
+    junk = bytearray(b"ACGT"[i] for i in rng.integers(0, 4, 150))
+    junk[60:84] = seq[12_000:12_024]
+    partial = bytearray(b"ACGT"[i] for i in rng.integers(0, 4, 150))
+    partial[60:100] = seq[33_000:33_040]
+    cands, placed = align(tmp_path, index, ["junk", "partial"], [bytes(junk), bytes(partial)])
+    assert cands.votes[cands.read == 0].tolist() == [2]  # the chance hit was seeded and aligned
+    assert 0 not in placed  # but not reported: the read is unmapped
+    assert placed[1][0] == 33_000 and placed[1][2] >= 2 * 40 - 8  # the other is placed, by its 40 bases
+
+
+def test_the_score_floor_is_thirty_matches_or_half_a_short_read():
+    assert score_floor(np.array([150, 60, 40, 1]), 2).tolist() == [2 * MIN_SCORE_BASES, 2 * 30, 2 * 20, 2]
