@@ -2,7 +2,7 @@
 ragout-examples, unpacked by ``make test-deps``) with dwgsim pairs, mapped end to end by the
 align-reads CLI (paired, then R1 alone as single-end) beside ``minimap2 -ax sr`` on the
 same files in the same run; then ART pairs with the HiSeq 2500 profile (:mod:`bench.art`),
-paired. Scored per mate by paftools' rule from each tool's SAM/BAM: accuracy, properly-paired
+paired; then a short-insert library with adapters, poly-G and random pairs (:mod:`bench.library`). Scored per mate by paftools' rule from each tool's SAM/BAM: accuracy, properly-paired
 share, wrong placements at MAPQ >= 60, 30, 10, 1 (and how many the MAPQs say), wall time."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from bench.art import art_truth, simulate_art
+from bench.library import RANDOM_SHARE, write_library
 from tasks.genomics.paf import Truth, truth_from_name
 
 GENOME = Path(__file__).resolve().parents[1] / ".helixflow" / "data" / "MG1655-K12.fasta.gz"
 THRESHOLDS = (60, 30, 10, 1)  # MAPQ 0: a tie between copies as good as each other, placed by chance
+RANDOM_READS = "rand_"  # dwgsim's random reads (-y) and the library set's: no origin, scored apart
 
 
 def simulate(work: Path, pairs: int, seed: int = 3) -> dict[str, Path]:
@@ -45,7 +47,9 @@ def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> 
     SAM/BAM. ``expected``: how many of the primaries at MAPQ >= 1 the MAPQs themselves say are
     wrong (the sum of 10^(-MAPQ/10)), to set beside ``wrong[1]``: MAPQ you can trust says as much.
     ``truth``: each read's origin by ``(name, mate)`` (ART's, :func:`bench.art.art_truth`);
-    without it, the origin is read from the name (dwgsim's, wgsim's)."""
+    without it, the origin is read from the name (dwgsim's, wgsim's). Random reads (named
+    ``rand_...``) are left out of the rest and counted in ``random``: [reads, placed, placed at
+    MAPQ >= 10]."""
     import pysam
 
     reads = correct = proper = 0
@@ -53,10 +57,16 @@ def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> 
     wrong = dict.fromkeys(THRESHOLDS, 0)
     placed = dict.fromkeys(THRESHOLDS, 0)
     mapq0 = [0, 0]
+    random = [0, 0, 0]
     expected = 0.0
     with pysam.AlignmentFile(str(path), "r" if path.suffix == ".sam" else "rb") as fh:
         for r in fh.fetch(until_eof=True):
             if r.is_secondary or r.is_supplementary:
+                continue
+            if truth is None and r.query_name.startswith(RANDOM_READS):
+                random[0] += 1
+                random[1] += not r.is_unmapped
+                random[2] += not r.is_unmapped and r.mapping_quality >= 10
                 continue
             mate = 1 if r.is_read1 else 2 if r.is_read2 else 0
             reads += 1
@@ -79,7 +89,7 @@ def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> 
                     wrong[t] += not ok
     return {"reads": reads, "correct": correct, "by_mate": {m: v for m, v in mates.items() if v[0]},
             "proper": proper, "wrong": wrong, "placed": placed, "mapq0": mapq0,
-            "expected": expected}
+            "expected": expected, "random": random}
 
 
 def _correct(r, truth: Truth | None) -> bool:
@@ -124,8 +134,10 @@ def line(label: str, s: dict, seconds: float) -> str:
     wrong = ", ".join(f">={t}: {s['wrong'][t]} of {s['placed'][t]}" for t in THRESHOLDS)
     wrong += f" (MAPQ says {s['expected']:.1f} at >=1)"
     pairs = f"  properly paired {s['proper'] / s['reads']:.2%}" if s["by_mate"].get(1) else ""
+    n, placed, confident = s["random"]
+    junk = f"\n{'':10s} random reads placed: {placed} of {n} ({confident} at MAPQ >= 10)" if n else ""
     return (f"{label:10s} correct {s['correct'] / s['reads']:.4%} of {s['reads']}  {mates}{pairs}\n"
-            f"{'':10s} wrong at MAPQ {wrong}   wall {seconds:.1f} s")
+            f"{'':10s} wrong at MAPQ {wrong}   wall {seconds:.1f} s{junk}")
 
 
 def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
@@ -140,6 +152,14 @@ def main_ecoli(work: Path, pairs: int, ranks: int) -> None:
     theirs, theirs_s = run_minimap2(art_files, work / "art", True)
     print(line("helixflow", score_sam(ours, truth), ours_s))
     print(line("minimap2", score_sam(theirs, truth), theirs_s), flush=True)
+    lib = write_library(files["reference"], work / "library", pairs)
+    print(f"A short-insert library (bench.library): {pairs:,} pairs of 150 bp, fragments normal(150, 50) from 40 "
+          f"to 500 bp (reads run on into the adapter and poly-G), errors as dwgsim's, "
+          f"{RANDOM_SHARE:.0%} random pairs:", flush=True)
+    ours, ours_s = run_ours(lib, work / "library", True, ranks)
+    theirs, theirs_s = run_minimap2(lib, work / "library", True)
+    print(line("helixflow", score_sam(ours), ours_s))
+    print(line("minimap2", score_sam(theirs), theirs_s), flush=True)
 
 
 def _ecoli_dwgsim(work: Path, files: dict[str, Path], pairs: int, ranks: int) -> None:

@@ -2,15 +2,17 @@
 exactly the recorded measurements."""
 
 import csv
+import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cost import load_instances, marginal_profile, pareto, project
 from bench.grid import Config, one_factor_grid
 from bench.report import HEADLINE, headline_rows, parse_md_table
-from tasks.genomics.paf import Truth
+from tasks.genomics.paf import Truth, truth_from_name
 
 BASE = Config(1, 2500, 2, 2, "cpu", "local")
 
@@ -148,6 +150,48 @@ def test_score_sam_counts_wrong_reads_beside_what_their_mapq_says(tmp_path):
     s = score_sam(sam)
     assert (s["reads"], s["correct"], s["wrong"][1], s["wrong"][10], s["wrong"][30], s["mapq0"]) == (6, 4, 1, 1, 0, [1, 1])
     assert s["expected"] == pytest.approx(1e-6 + 0.1 + 3 * 0.01)  # MAPQ 60, 10 and three mates at 20
+    assert s["random"] == [0, 0, 0]
+
+    junk = "rand_0_0_0_0_1_1_0:0:0_0:0:0_9"  # dwgsim's random reads: no origin, counted apart
+    sam.write_text("\n".join(lines + [f"{junk}\t77\t*\t0\t0\t*\t*\t0\t0\t{'A' * 150}\t*",
+                                      f"{junk}\t137\tchrA\t500\t12\t150M\t*\t0\t0\t{'A' * 150}\t*"]) + "\n")
+    again = score_sam(sam)
+    assert again["random"] == [2, 1, 1] and (again["reads"], again["correct"]) == (6, 4)
+
+
+def similar(a: bytes, b: bytes) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= 0.05 * len(a) + 1
+
+
+def test_the_library_set_s_reads_are_their_fragment_then_the_adapter(tmp_path):
+    from bench.library import ADAPTER_R1, ADAPTER_R2, COMPLEMENT, write_library
+
+    rng = np.random.default_rng(3)
+    genome = bytes(b"ACGT"[i] for i in rng.integers(0, 4, 20_000))
+    ref = tmp_path / "ref.fa"
+    ref.write_bytes(b">chrA some words\n" + genome + b"\n")
+    files = write_library(ref, tmp_path / "lib", 400)
+    r1 = gzip.open(files["r1"], "rt").read().split("\n")
+    r2 = gzip.open(files["r2"], "rt").read().split("\n")
+    assert len(r1) == len(r2) == 4 * 400 + 1
+    short = random = tails = 0
+    for i in range(0, 1600, 4):
+        t1, t2 = truth_from_name(r1[i][1:]), truth_from_name(r2[i][1:])
+        if t1.contig == "rand":
+            random += 1
+            continue
+        seq1, seq2 = r1[i + 1].encode(), r2[i + 1].encode()
+        assert (t1.strand, t2.strand) == ("+", "-") and r1[i][:-2] == r2[i][:-2]
+        assert similar(seq1[:40], genome[t1.start:t1.start + 40])  # the fragment's first bases, a few substituted
+        if t1.start != t2.start:  # a fragment of 150 bases or more: mate 2 reads back from its end
+            assert similar(seq2, genome[t2.start:t2.start + 150].translate(COMPLEMENT)[::-1])
+        else:  # shorter than the read: both mates read on into their adapter, then poly-G
+            short += 1
+            if b"G" * 8 in seq1[-20:]:  # the whole adapter inside the read
+                assert any(ADAPTER_R1[j:j + 10] in seq1 for j in (0, 10, 20))
+                assert any(ADAPTER_R2[j:j + 10] in seq2 for j in (0, 10, 20))
+                tails += 1
+    assert 100 < short < 300 and tails > 50 and random < 30
 
 
 def test_art_truth_reads_each_mate_s_origin_from_art_s_sam(tmp_path):
