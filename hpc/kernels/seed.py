@@ -161,6 +161,13 @@ def _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags,
 
 
 @numba.njit(**NJIT)
+def _cluster_buffers(n):
+    """Room for ``n`` clusters: strand, lowest and highest diagonal, votes, and their order."""
+    return (np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
+            np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+
+
+@numba.njit(**NJIT)
 def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                ref_starts, ref_lengths, max_candidates, min_votes, max_occ, margin, max_diag_gap, tie_extra,
                rescue_occ, single_occ):
@@ -201,11 +208,7 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
     mlo = np.empty(longest, dtype=np.int64)
     mhi = np.empty(longest, dtype=np.int64)
     clusters = 2 * longest * max_occ // max(min_votes, 1) + 2  # each cluster holds min_votes hits
-    c_strand = np.empty(clusters, dtype=np.uint8)
-    c_dmin = np.empty(clusters, dtype=np.int64)
-    c_dmax = np.empty(clusters, dtype=np.int64)
-    c_votes = np.empty(clusters, dtype=np.int64)
-    order = np.empty(clusters, dtype=np.int64)
+    c_strand, c_dmin, c_dmax, c_votes, order = _cluster_buffers(clusters)
     total = ref_starts[-1] + ref_lengths[-1] if ref_starts.shape[0] else 0
     out = 0
     for r in range(n):
@@ -241,11 +244,7 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                     diags = np.empty(cap_d, dtype=np.int64)
                 if need // max(min_votes, 1) + 2 > c_votes.shape[0]:
                     clusters = need // max(min_votes, 1) + 2
-                    c_strand = np.empty(clusters, dtype=np.uint8)
-                    c_dmin = np.empty(clusters, dtype=np.int64)
-                    c_dmax = np.empty(clusters, dtype=np.int64)
-                    c_votes = np.empty(clusters, dtype=np.int64)
-                    order = np.empty(clusters, dtype=np.int64)
+                    c_strand, c_dmin, c_dmax, c_votes, order = _cluster_buffers(clusters)
             nc = _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, limit, diags, cap_d, min_votes,
                            max_diag_gap, c_strand, c_dmin, c_dmax, c_votes)
         if nc == 0 and min_votes > 1 and single_occ > 0:
@@ -255,11 +254,7 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
                 if mhi[i] - mlo[i] <= few:
                     hits += mhi[i] - mlo[i]
             if hits > c_votes.shape[0]:  # a cluster a hit at most (diags holds them: few <= max_occ)
-                c_strand = np.empty(hits, dtype=np.uint8)
-                c_dmin = np.empty(hits, dtype=np.int64)
-                c_dmax = np.empty(hits, dtype=np.int64)
-                c_votes = np.empty(hits, dtype=np.int64)
-                order = np.empty(hits, dtype=np.int64)
+                c_strand, c_dmin, c_dmax, c_votes, order = _cluster_buffers(hits)
             nc = _clusters(mlo, mhi, mqpos, morient, nm, m, k, rest, positions, few, diags, cap_d, 1, max_diag_gap,
                            c_strand, c_dmin, c_dmax, c_votes)
         if nc == 0:
