@@ -2,8 +2,10 @@
 ragout-examples, unpacked by ``make test-deps``) with dwgsim pairs, mapped end to end by the
 align-reads CLI (paired, then R1 alone as single-end) beside ``minimap2 -ax sr`` on the
 same files in the same run; then ART pairs with the HiSeq 2500 profile (:mod:`bench.art`),
-paired; then a short-insert library with adapters, poly-G and random pairs (:mod:`bench.library`). Scored per mate by paftools' rule from each tool's SAM/BAM: accuracy, properly-paired
-share, wrong placements at MAPQ >= 60, 30, 10, 1 (and how many the MAPQs say), wall time."""
+paired; then a short-insert library with adapters, poly-G and random pairs
+(:mod:`bench.library`). Scored per mate by paftools' rule from each tool's SAM/BAM: accuracy,
+properly-paired share, wrong placements at MAPQ >= 60, 30, 10, 1 (and how many the MAPQs say),
+random reads placed, wall time."""
 
 from __future__ import annotations
 

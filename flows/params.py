@@ -92,6 +92,9 @@ class PipelineParams(BaseModel):
     max_candidates: int = Field(3, ge=1, le=50, description="candidate windows kept per read")
     max_secondary: int = Field(5, ge=0, le=50, description="secondary alignments (tp:A:S) reported per read, "
                                "at other loci scoring >= 80% of the primary")
+    min_score: int = Field(60, ge=1, description="least alignment score reported (default: 30 matches' worth, "
+                           "as bwa-mem's -T 30; a read shorter than that needs half its perfect match); a read "
+                           "whose best scores less is unmapped")
     bam: bool = Field(True, description="write <sample>.bam, coordinate-sorted, with its index (needs FASTQ)")
     sam: bool = Field(False, description="also write <sample>.sam (unsorted, with unmapped reads)")
     qualities: bool = Field(True, description="keep FASTQ base qualities through the shards and write them "
@@ -117,8 +120,8 @@ class PipelineParams(BaseModel):
         the reference's size chose for them)."""
         return RunSettings(shard_size=self.shard_size, shard_mb=self.shard_mb, kmer=seeding[0],
                            minimizer_window=seeding[1], max_candidates=self.max_candidates,
-                           max_secondary=self.max_secondary, scoring=Scoring(**self.scoring.model_dump()),
-                           qualities=self.qualities)
+                           max_secondary=self.max_secondary, min_score=self.min_score,
+                           scoring=Scoring(**self.scoring.model_dump()), qualities=self.qualities)
 
 
 class SimulateParams(BaseModel):

@@ -128,7 +128,7 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     rescued. A function of its own, so that its working arrays go when it returns (held by
     the generator's frame across its ``yield``, they stood beside the next shard's)."""
     scoring = dataclasses.astuple(settings.scoring)
-    max_secondary = settings.max_secondary
+    max_secondary, min_score = settings.max_secondary, settings.min_score
     codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
     read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
     wstart, wend = c["start"][mine], c["end"][mine]
@@ -138,7 +138,8 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
     cells = band_cells(batch[2], batch[5], band)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                        max_secondary, floor=score_floor(reads["lengths"][read], settings.scoring.match))
+                                        max_secondary,
+                                        floor=score_floor(reads["lengths"][read], settings.scoring.match, min_score))
     mismatch_cost = settings.scoring.match - settings.scoring.mismatch
     # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
     shifted = shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,
@@ -152,7 +153,8 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
         tied = ((shifted > 0) & (shifted >= scores[pick])).astype(np.uint8)  # equal shifts in its own window
         del batch  # pair_shard gathers the candidates again, rescued mates among them: not two batches at once
         found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend,
-                           band, scores, q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary)
+                           band, scores, q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary,
+                           min_score)
         read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
             proper, rescued = found
     coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)

@@ -30,6 +30,7 @@ class RunSettings:
     minimizer_window: int = 5
     max_candidates: int = 3
     max_secondary: int = 5
+    min_score: int = 60  # the least alignment score reported (hpc.kernels.batch.score_floor)
     scoring: Scoring = Scoring()
     qualities: bool = True  # base qualities kept in the shards (FASTQ) and written to SAM/BAM
 

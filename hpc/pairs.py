@@ -36,13 +36,14 @@ def tandem_moves(read, n_reads: int, tied_cand, pick, primary, proper, tstart, t
 
 
 def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, band, scores, q_ends,
-               r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary):
+               r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary, min_score):
     """The shard's candidates with rescued mates added (each aligned in its whole window:
     where the mate lies in it is not known), the re-gathered batch, and the picks after
     pairing: ``(read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch,
     pick, primary, second, mapq, proper, rescued)``; ``mapq``, ``tied`` (an equal placement
     in the pick's own window: :func:`hpc.kernels.pairing.pair_reads`) and ``proper`` per pick;
-    ``band``: each candidate's (lowest, highest) diagonal, as it was scored."""
+    ``band``: each candidate's (lowest, highest) diagonal, as it was scored; ``min_score``: the
+    least score reported (:func:`hpc.kernels.batch.score_floor`)."""
     match, mismatch = scoring[0], scoring[1]
     tied_cand = np.zeros(read.shape[0], dtype=bool)  # by candidate: rescued mates are appended after these
     tied_cand[pick[tied == 1]] = True
@@ -54,7 +55,7 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     se_tied[read[pick[primary == 1]]] = tied[primary == 1]
     tstart, tend = _spans(wstart, r_ends, lengths[read])
     # Hits under their read's score floor are not reported (select_hits): neither paired, nor a mate's anchor.
-    scores_ok = np.where(scores >= score_floor(lengths[read], match), scores, 0).astype(scores.dtype)
+    scores_ok = np.where(scores >= score_floor(lengths[read], match, min_score), scores, 0).astype(scores.dtype)
     inserts = confident_inserts(read, scores_ok, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
     mean, std, lo, hi = insert_model(inserts)
     min_score = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
@@ -87,7 +88,7 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
                                              float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se,
                                              se_tied)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                        max_secondary, priority, score_floor(lengths[read], match))
+                                        max_secondary, priority, score_floor(lengths[read], match, min_score))
     tied_cand = np.pad(tied_cand, (0, read.shape[0] - tied_cand.shape[0]))  # none of the rescued mates
     moves, mate_start, mate_end = tandem_moves(read, n_reads, tied_cand, pick, primary, proper, tstart, tend)
     if moves.shape[0]:  # a mate inside a tandem array: of its equal shifts, the one its insert makes likeliest

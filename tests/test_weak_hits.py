@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpc.align_job import align_rank
-from hpc.kernels.batch import MIN_SCORE_BASES, score_floor
+from hpc.kernels.batch import score_floor
 from hpc.manifest import RunSettings
 from tasks.genomics import seeding
 from tasks.genomics.encoding import encode_sequences, to_codes
@@ -49,10 +49,10 @@ def one_seed_read(seq: bytes, start: int, index) -> bytes | None:
     return None
 
 
-def align(tmp_path, index, names, reads):
+def align(tmp_path, index, names, reads, settings=RunSettings()):
     shard = encode_sequences(names, reads)
     cands = find_candidates(index, shard)
-    manifest, _ = write_staging(tmp_path / "run", {}, index, [shard], [cands], RunSettings())
+    manifest, _ = write_staging(tmp_path / f"run-{settings.min_score}", {}, index, [shard], [cands], settings)
     ((_, cols),), _ = align_rank(manifest, 0, 1)
     first = cols["primary"] == 1
     return cands, {int(r): (int(s), int(q), int(sc)) for r, s, q, sc in
@@ -89,7 +89,20 @@ def test_a_random_read_with_a_chance_seed_hit_is_not_reported(tmp_path, referenc
     assert cands.votes[cands.read == 0].tolist() == [2]  # the chance hit was seeded and aligned
     assert 0 not in placed  # but not reported: the read is unmapped
     assert placed[1][0] == 33_000 and placed[1][2] >= 2 * 40 - 8  # the other is placed, by its 40 bases
+    _, stricter = align(tmp_path, index, ["junk", "partial"], [bytes(junk), bytes(partial)], RunSettings(min_score=100))
+    assert stricter == {}  # --min-score 100: 40 bases' worth is not enough
 
 
-def test_the_score_floor_is_thirty_matches_or_half_a_short_read():
-    assert score_floor(np.array([150, 60, 40, 1]), 2).tolist() == [2 * MIN_SCORE_BASES, 2 * 30, 2 * 20, 2]
+def test_the_score_floor_is_min_score_or_half_a_short_read_s_perfect_match():
+    assert RunSettings().min_score == 60  # 30 matches' worth at match 2
+    assert score_floor(np.array([150, 60, 40, 1]), 2, 60).tolist() == [60, 60, 40, 2]
+    assert score_floor(np.array([150, 60]), 2, 100).tolist() == [100, 60]
+
+
+def test_min_score_travels_from_the_flow_s_parameters_to_the_manifest_s_settings():
+    from flows.params import PipelineParams
+
+    params = PipelineParams(reads="r.fq", reference="ref.fa", min_score=100)
+    settings = params.run_settings((15, 5))
+    assert settings.min_score == 100 and RunSettings.from_json(settings.to_json()) == settings
+    assert PipelineParams(reads="r.fq", reference="ref.fa").run_settings((15, 5)).min_score == 60

@@ -109,18 +109,15 @@ def locus_spans(win_start: np.ndarray, r_ends: np.ndarray) -> tuple[np.ndarray, 
     return end - LOCUS_TOLERANCE, end + LOCUS_TOLERANCE
 
 
-MIN_SCORE_BASES = 30  # a reported alignment scores at least this many matches' worth (bwa-mem's -T 30)
-
-
-def score_floor(qlen: np.ndarray, match: int) -> np.ndarray:
-    """The least score an alignment of a read of ``qlen`` bases is reported with:
-    :data:`MIN_SCORE_BASES` matches' worth, or half a perfect match of a shorter read; below
-    it a read is unmapped. bwa-mem reports from 30 (``-T 30``, match 1), minimap2 ``-x sr``
-    from 40 (match 2). With the default scoring a random read's chance seed hit scores 32-44
-    (20,000 random 150-bp reads against E. coli, k=15), a 40-base stretch of genome between
-    poly-G 80."""
-    half = (np.asarray(qlen, dtype=np.int64) + 1) // 2
-    return match * np.maximum(np.minimum(half, MIN_SCORE_BASES), 1)
+def score_floor(qlen: np.ndarray, match: int, min_score: int) -> np.ndarray:
+    """The least score an alignment of a read of ``qlen`` bases is reported with: ``min_score``
+    (``--min-score``; 60 by default, 30 matches' worth, as bwa-mem's ``-T 30`` with its match
+    of 1; minimap2 ``-x sr`` reports from 40 with match 2), or half a perfect match of a read
+    too short for it; below it a read is unmapped. With the default scoring a random read's
+    chance seed hit scores 32-44 (20,000 random 150-bp reads against E. coli, k=15), a
+    40-base stretch of genome between poly-G 80."""
+    half = match * ((np.asarray(qlen, dtype=np.int64) + 1) // 2)
+    return np.maximum(np.minimum(half, min_score), 1)
 
 
 def select_hits(read, scores, key_contig, key_strand, win_start, win_end, sec_ratio, max_secondary, priority=None,

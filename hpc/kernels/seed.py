@@ -184,8 +184,8 @@ def seed_shard(codes, offsets, lengths, k, w, rest, positions, table, shift,
     A read still without a cluster (errors every few bases: one minimizer left in common with
     its locus) takes the single hits of its minimizers of at most ``single_occ`` copies, as
     bwa-mem places a read from one seed (0: none); the align job then holds every read to a
-    score floor, so a chance hit of a junk read is not reported. Returns ``(read, strand, contig, start, end, votes, qlen)`` with
-    contig-local window coordinates."""
+    score floor, so a chance hit of a junk read is not reported. Returns ``(read, strand,
+    contig, start, end, votes, qlen)`` with contig-local window coordinates."""
     n = lengths.shape[0]
     cap = n * (max_candidates + tie_extra)
     o_read = np.empty(cap, dtype=np.int32)
