@@ -9,6 +9,7 @@ import pytest
 from hpc.genome import genome_from_codes, open_genome
 from tasks.genomics.encoding import to_codes
 from tasks.genomics.fastx import FastxFormatError, read_fastx
+from tasks.genomics import reference
 from tasks.genomics.reference import pack_fasta
 
 TEXT = (">chr1 first contig\nACGTNacgtn\nRYKM\n\n>chr2|x  second\r\nGGGG\r\nT\r\n>c3\nA\n"
@@ -17,7 +18,9 @@ TEXT = (">chr1 first contig\nACGTNacgtn\nRYKM\n\n>chr2|x  second\r\nGGGG\r\nT\r\
 
 @pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
 @pytest.mark.parametrize("gz", [False, True])
-def test_packing_matches_the_record_reader_in_any_block_size(tmp_path, block, gz):
+@pytest.mark.parametrize("pack_at", [1, 5, 1 << 20])  # runs packed as they come, a few together, all at the end
+def test_packing_matches_the_record_reader_in_any_block_size(tmp_path, monkeypatch, block, gz, pack_at):
+    monkeypatch.setattr(reference, "PACK_AT", pack_at)
     path = tmp_path / ("ref.fa.gz" if gz else "ref.fa")
     path.write_bytes(gzip.compress(TEXT.encode()) if gz else TEXT.encode())
     body = pack_fasta(path, tmp_path / "g", block=block)
