@@ -58,15 +58,15 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     scores_ok = np.where(scores >= score_floor(lengths[read], match, min_score), scores, 0).astype(scores.dtype)
     inserts = confident_inserts(read, scores_ok, contig, strand, tstart, tend, n_reads, 3 * (match - mismatch))
     mean, std, lo, hi = insert_model(inserts)
-    min_score = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
+    rescue_min = int(RESCUE_MIN * match * np.median(lengths)) if lengths.size else 1
     rr, rs, rc, rws, rwe = rescue_windows(read, scores_ok, contig, strand, tstart, tend, n_reads, lo, hi,
-                                          genome.lengths.astype(np.int64), min_score, NEAR_BEST * (match - mismatch))
+                                          genome.lengths.astype(np.int64), rescue_min, NEAR_BEST * (match - mismatch))
     rescued = 0
     if rr.shape[0]:
         base = genome.starts[rc]
         extra = gather_pairs(codes, offsets, lengths, rr.astype(np.int32), rs, genome, base + rws, base + rwe)
         r_scores, r_q, r_r = score_pairs(*extra, *scoring)
-        keep = r_scores >= min_score
+        keep = r_scores >= rescue_min
         rescued = int(keep.sum())
         read = np.concatenate((read, rr[keep].astype(read.dtype)))
         strand = np.concatenate((strand, rs[keep].astype(strand.dtype)))

@@ -49,15 +49,16 @@ def one_seed_read(seq: bytes, start: int, index) -> bytes | None:
     return None
 
 
-def align(tmp_path, index, names, reads, settings=RunSettings()):
-    shard = encode_sequences(names, reads)
+def align(tmp_path, index, names, reads, settings=RunSettings(), mates=1):
+    """Candidates, and each placed read's primary ``(start, mapq, score, proper)``."""
+    shard = encode_sequences(names, reads, mates=mates)
     cands = find_candidates(index, shard)
-    manifest, _ = write_staging(tmp_path / f"run-{settings.min_score}", {}, index, [shard], [cands], settings)
+    manifest, _ = write_staging(tmp_path / f"run-{settings.min_score}-{mates}", {}, index, [shard], [cands], settings)
     ((_, cols),), _ = align_rank(manifest, 0, 1)
     first = cols["primary"] == 1
-    return cands, {int(r): (int(s), int(q), int(sc)) for r, s, q, sc in
+    return cands, {int(r): (int(s), int(q), int(sc), int(pp)) for r, s, q, sc, pp in
                    zip(cols["read"][first], cols["wstart"][first] + cols["r_start"][first], cols["mapq"][first],
-                       cols["score"][first])}
+                       cols["score"][first], cols["proper"][first])}
 
 
 def test_a_read_with_one_seed_in_common_with_its_locus_is_placed_at_a_low_mapq(tmp_path, reference, index,
@@ -67,7 +68,7 @@ def test_a_read_with_one_seed_in_common_with_its_locus_is_placed_at_a_low_mapq(t
     assert read is not None
     cands, placed = align(tmp_path, index, ["noisy"], [read])
     assert cands.votes.tolist() == [1]  # one hit: no two on a diagonal, as seeding otherwise needs
-    start, mapq, score = placed[0]
+    start, mapq, score, _ = placed[0]
     assert start == 20_000 and score >= 131 * 2 - 18 * 4  # the whole read, its 18 substitutions
     assert mapq <= 60 * (1 * (W + 1)) // 120  # one seed behind it: scaled down as minimap2 scales by anchors
 
@@ -91,6 +92,29 @@ def test_a_random_read_with_a_chance_seed_hit_is_not_reported(tmp_path, referenc
     assert placed[1][0] == 33_000 and placed[1][2] >= 2 * 40 - 8  # the other is placed, by its 40 bases
     _, stricter = align(tmp_path, index, ["junk", "partial"], [bytes(junk), bytes(partial)], RunSettings(min_score=100))
     assert stricter == {}  # --min-score 100: 40 bases' worth is not enough
+
+
+def test_a_mate_above_the_floor_is_placed_and_paired_one_below_it_is_not(tmp_path, reference, index):
+    """Pairs: mate 2 of the first holds 40 bases of the genome (about 80, above the default
+    floor of 60, under mate rescue's 90), mate 2 of the second a chance 24 bases (about 48)."""
+    seq = reference[0][1]
+    rng = np.random.default_rng(9)
+    rc = bytes.maketrans(b"ACGT", b"TGCA")
+
+    def random_bases(n):
+        return bytes(b"ACGT"[i] for i in rng.integers(0, 4, n))
+
+    partial = (seq[20_200:20_240].translate(rc)[::-1] + random_bases(110))
+    chance = bytearray(random_bases(150))
+    chance[50:74] = seq[40_300:40_324].translate(rc)[::-1]
+    names = ["ok", "ok", "junk", "junk"]
+    reads = [seq[20_000:20_150], partial, seq[40_000:40_150], bytes(chance)]
+    _, placed = align(tmp_path, index, names, reads, mates=2)
+    assert abs(placed[1][0] - 20_200) <= 2 and 70 <= placed[1][2] < 90  # a random base may extend it
+    assert placed[0][3] == placed[1][3] == 1  # a proper pair
+    assert 3 not in placed and placed[2][0] == 40_000 and placed[2][3] == 0  # its mate unmapped: not a proper pair
+    _, stricter = align(tmp_path, index, names, reads, RunSettings(min_score=100), mates=2)
+    assert 1 not in stricter and 0 in stricter and stricter[0][3] == 0
 
 
 def test_the_score_floor_is_min_score_or_half_a_short_read_s_perfect_match():
