@@ -137,9 +137,9 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     band = window_bands(batch[2], wstart, wend, genome.lengths[contig])
     scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
     cells = band_cells(batch[2], batch[5], band)
+    floor = score_floor(reads["lengths"][read], settings.scoring.match, min_score)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
-                                        max_secondary,
-                                        floor=score_floor(reads["lengths"][read], settings.scoring.match, min_score))
+                                        max_secondary, floor=floor)
     mismatch_cost = settings.scoring.match - settings.scoring.mismatch
     # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
     shifted = shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,
@@ -152,9 +152,8 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     if int(reads.get("mates", 1)) == 2:
         tied = ((shifted > 0) & (shifted >= scores[pick])).astype(np.uint8)  # equal shifts in its own window
         del batch  # pair_shard gathers the candidates again, rescued mates among them: not two batches at once
-        found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend,
-                           band, scores, q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary,
-                           min_score)
+        found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend, band, scores,
+                           q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary, min_score)
         read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
             proper, rescued = found
     coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
