@@ -28,16 +28,16 @@ from hpc.choices import KERNELS
 from hpc.codec import BASE_MEMBERS, unpack_codes
 from hpc.files import NpzStream, atomic_write_text
 from hpc.genome import open_genome
-from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, gather_pairs,
-                               locus_spans, score_floor, select_hits, trace_pairs, window_bands)
+from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, locus_spans,
+                               score_floor, select_hits, window_bands)
 from hpc.kernels.dispatch import score_batch
-from hpc.kernels.tandem import shifted_scores
 from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
 from hpc.process import end_process, fixed_mmap_threshold, release_free_memory
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
 from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
 from hpc.split import read_cells, share_of
+from hpc.windows import Windows
 
 COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
 COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
@@ -115,6 +115,7 @@ def rank_parts(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", s
         cells_done += cells
         rescues += rescued
         yield shard_no, columns
+        del columns  # written: not held through the next shard's peak
     seconds = time.perf_counter() - t0
     if counters is not None:
         counters.update({"reads": [int(lo), int(hi)], "pairs": pairs, "cells": cells_done, "mate_rescues": rescues,
@@ -132,18 +133,17 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     codes = unpack_codes(reads["packed"], reads["nmask"], int(reads["lengths"].sum()))
     read, strand, contig = c["read"][mine], c["strand"][mine], c["contig"][mine]
     wstart, wend = c["start"][mine], c["end"][mine]
-    base = genome.starts[contig]
-    batch = gather_pairs(codes, reads["offsets"], reads["lengths"], read, strand, genome, base + wstart, base + wend)
-    band = window_bands(batch[2], wstart, wend, genome.lengths[contig])
-    scores, q_ends, r_ends = score_pairs(*batch, *scoring, band=band)
-    cells = band_cells(batch[2], batch[5], band)
+    windows = Windows.of(codes, reads, genome, read, strand, contig, wstart, wend)  # bases gathered a block at a time
+    band = window_bands(windows.q_len, wstart, wend, genome.lengths[contig])
+    scores, q_ends, r_ends = windows.score(score_pairs, scoring, band)
+    cells = band_cells(windows.q_len, windows.r_len, band)
     floor = score_floor(reads["lengths"][read], settings.scoring.match, min_score)
     pick, primary, second = select_hits(read, scores, contig, strand, *locus_spans(wstart, r_ends), SECONDARY_RATIO,
                                         max_secondary, floor=floor)
     mismatch_cost = settings.scoring.match - settings.scoring.mismatch
     # a read in a tandem array: its window's other diagonals are rivals too (bwa-mem's csub)
-    shifted = shifted_scores(*batch, *band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,
-                             LOCUS_TOLERANCE)
+    shifted = windows.shifted(band, pick, q_ends, r_ends, settings.scoring.match, settings.scoring.mismatch,
+                              LOCUS_TOLERANCE)
     second = np.maximum(second, shifted)
     mapq = mapq_array(scores[pick], second, mismatch_cost) * primary
     mapq = scale_by_support(mapq, c["votes"][mine][pick] if "votes" in c else None, settings.minimizer_window)
@@ -151,12 +151,11 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
     rescued = 0
     if int(reads.get("mates", 1)) == 2:
         tied = ((shifted > 0) & (shifted >= scores[pick])).astype(np.uint8)  # equal shifts in its own window
-        del batch  # pair_shard gathers the candidates again, rescued mates among them: not two batches at once
-        found = pair_shard(codes, reads, genome, shard_reads, read, strand, contig, wstart, wend, band, scores,
-                           q_ends, r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary, min_score)
-        read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second, mapq, \
+        found = pair_shard(windows, shard_reads, contig, wstart, wend, band, scores, q_ends, r_ends, pick,
+                           primary, mapq, tied, scoring, score_pairs, max_secondary, min_score)
+        windows, read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, pick, primary, second, mapq, \
             proper, rescued = found
-    coords, ops, lens, off = trace_pairs(*batch, *band, pick, scores, q_ends, r_ends, *scoring, TRACE_BAND)
+    coords, ops, lens, off = windows.trace(band, pick, scores, q_ends, r_ends, scoring, TRACE_BAND)
     n_cands = np.bincount(read, minlength=int(read.max()) + 1)[read[pick]]
     return {
         "shard": np.full(pick.shape[0], shard_no, dtype=np.int32), "read": read[pick],
@@ -191,6 +190,7 @@ def write_rank_output(out_dir: Path, rank: int, parts: Iterable[tuple[int, dict[
                 out.add(shard_key(k, shard_no), columns[k])
             shards.append(shard_no)
             rows += int(columns["read"].shape[0])
+            del columns  # nor here, while the next shard is aligned
         out.add("shards", np.array(shards, dtype=np.int64))
     return path, rows
 

@@ -4,14 +4,15 @@ window beside a placed mate, and choose both mates' alignments jointly
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from hpc.genome import Genome
-from hpc.kernels.batch import SECONDARY_RATIO, gather_pairs, locus_spans, score_floor, select_hits
+from hpc.kernels.batch import SECONDARY_RATIO, locus_spans, score_floor, select_hits
 from hpc.kernels.dispatch import full_band
 from hpc.kernels.pairing import confident_inserts, insert_model, pair_reads, rescue_windows
-from hpc.kernels.tandem import place_by_insert
 from hpc.mapq import MAPQ_MAX
+from hpc.windows import Windows
 
 UNPAIRED_PENALTY = 17  # bwa-mem's pen_unpaired, in matches' worth of score
 RESCUE_MIN = 0.3  # a rescued mate must score this share of a perfect match of the read
@@ -35,20 +36,19 @@ def tandem_moves(read, n_reads: int, tied_cand, pick, primary, proper, tstart, t
     return moves.astype(np.int64), tstart[mates].astype(np.int64), tend[mates].astype(np.int64)
 
 
-def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig, wstart, wend, band, scores, q_ends,
-               r_ends, pick, primary, mapq, tied, scoring, score_pairs, max_secondary, min_score):
-    """The shard's candidates with rescued mates added (each aligned in its whole window:
-    where the mate lies in it is not known), the re-gathered batch, and the picks after
-    pairing: ``(read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch,
-    pick, primary, second, mapq, proper, rescued)``; ``mapq``, ``tied`` (an equal placement
-    in the pick's own window: :func:`hpc.kernels.pairing.pair_reads`) and ``proper`` per pick;
-    ``band``: each candidate's (lowest, highest) diagonal, as it was scored; ``min_score``: the
-    least score reported (:func:`hpc.kernels.batch.score_floor`)."""
+def pair_shard(windows: Windows, n_reads: int, contig, wstart, wend, band, scores, q_ends, r_ends, pick, primary, mapq,
+               tied, scoring, score_pairs, max_secondary, min_score):
+    """The shard's candidates (``windows``) with rescued mates added (each aligned in its whole
+    window: where the mate lies in it is not known), and the picks after pairing: ``(windows,
+    read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, pick, primary, second,
+    mapq, proper, rescued)``; ``mapq``, ``tied`` (an equal placement in the pick's own window:
+    :func:`hpc.kernels.pairing.pair_reads`) and ``proper`` per pick; ``band``: each candidate's
+    (lowest, highest) diagonal, as it was scored; ``min_score``: the least score reported
+    (:func:`hpc.kernels.batch.score_floor`)."""
     match, mismatch = scoring[0], scoring[1]
+    genome, lengths, read, strand = windows.genome, windows.lengths, windows.read, windows.strand
     tied_cand = np.zeros(read.shape[0], dtype=bool)  # by candidate: rescued mates are appended after these
     tied_cand[pick[tied == 1]] = True
-    lengths = np.asarray(reads["lengths"], dtype=np.int64)
-    offsets = np.asarray(reads["offsets"], dtype=np.int64)
     se = np.zeros(n_reads, dtype=np.int64)
     se[read[pick[primary == 1]]] = mapq[primary == 1]
     se_tied = np.zeros(n_reads, dtype=np.uint8)
@@ -63,26 +63,26 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
                                           genome.lengths.astype(np.int64), rescue_min, NEAR_BEST * (match - mismatch))
     rescued = 0
     if rr.shape[0]:
-        base = genome.starts[rc]
-        extra = gather_pairs(codes, offsets, lengths, rr.astype(np.int32), rs, genome, base + rws, base + rwe)
-        r_scores, r_q, r_r = score_pairs(*extra, *scoring)
+        extra = dataclasses.replace(windows, read=rr.astype(read.dtype), strand=rs.astype(strand.dtype),
+                                    start=genome.starts[rc] + rws, end=genome.starts[rc] + rwe)
+        full = full_band(extra.q_len, extra.r_len)
+        r_scores, r_q, r_r = extra.score(score_pairs, scoring, full)
         keep = r_scores >= rescue_min
         rescued = int(keep.sum())
-        read = np.concatenate((read, rr[keep].astype(read.dtype)))
-        strand = np.concatenate((strand, rs[keep].astype(strand.dtype)))
+        windows = dataclasses.replace(windows, read=np.concatenate((read, extra.read[keep])),
+                                      strand=np.concatenate((strand, extra.strand[keep])),
+                                      start=np.concatenate((windows.start, extra.start[keep])),
+                                      end=np.concatenate((windows.end, extra.end[keep])))
+        read, strand = windows.read, windows.strand
         contig = np.concatenate((contig, rc[keep].astype(contig.dtype)))
         wstart = np.concatenate((wstart, rws[keep].astype(wstart.dtype)))
         wend = np.concatenate((wend, rwe[keep].astype(wend.dtype)))
-        full = full_band(extra[2][keep], extra[5][keep])
-        del extra  # the rescue windows' bases: the whole batch is gathered again below
-        band = (np.concatenate((band[0], full[0])), np.concatenate((band[1], full[1])))
+        band = (np.concatenate((band[0], full[0][keep])), np.concatenate((band[1], full[1][keep])))
         scores = np.concatenate((scores, r_scores[keep]))
         scores_ok = np.concatenate((scores_ok, r_scores[keep].astype(scores_ok.dtype)))
         q_ends = np.concatenate((q_ends, r_q[keep]))
         r_ends = np.concatenate((r_ends, r_r[keep]))
         tstart, tend = _spans(wstart, r_ends, lengths[read])
-    base = genome.starts[contig]
-    batch = gather_pairs(codes, offsets, lengths, read, strand, genome, base + wstart, base + wend)
     per_unit = 20.0 / (match - mismatch)
     priority, pair_mapq, proper = pair_reads(read, scores_ok, contig, strand, tstart, tend, n_reads, lo, hi, mean, std,
                                              float(match), float(UNPAIRED_PENALTY * match), per_unit, MAPQ_MAX, se,
@@ -92,7 +92,6 @@ def pair_shard(codes, reads, genome: Genome, n_reads: int, read, strand, contig,
     tied_cand = np.pad(tied_cand, (0, read.shape[0] - tied_cand.shape[0]))  # none of the rescued mates
     moves, mate_start, mate_end = tandem_moves(read, n_reads, tied_cand, pick, primary, proper, tstart, tend)
     if moves.shape[0]:  # a mate inside a tandem array: of its equal shifts, the one its insert makes likeliest
-        place_by_insert(*batch, *band, scores, q_ends, r_ends, wstart.astype(np.int64), moves, mate_start, mate_end,
-                        match, mismatch, float(mean))
-    return (read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, batch, pick, primary, second,
+        windows.place(band, scores, q_ends, r_ends, wstart, moves, mate_start, mate_end, match, mismatch, float(mean))
+    return (windows, read, strand, contig, wstart, wend, band, scores, q_ends, r_ends, pick, primary, second,
             pair_mapq[read[pick]] * primary, proper[read[pick]] * primary, rescued)

@@ -257,8 +257,8 @@ def test_repeat_copies_are_kept_in_order_of_votes_then_place(copies):
 def test_the_same_tests_with_bounds_checking_on(tmp_path):
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     here = Path(__file__).parent  # with the text kernels' tests (SAM/PAF lines, dwgsim names) and those of the
-    # pairing, the seeding and the tandem check
-    names = ("records", "paf", "pairing", "seeding", "tandem")
+    # pairing, the seeding, the tandem check and a rank's blocks of candidates
+    names = ("records", "paf", "pairing", "seeding", "tandem", "windows")
     files = [str(Path(__file__)), *(str(here / f"test_{name}.py") for name in names)]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
                           env=env, capture_output=True, text=True, timeout=900)
