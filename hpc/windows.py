@@ -9,7 +9,6 @@ array code around the kernels; no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,17 +54,16 @@ class Windows:
         return gather_pairs(self.codes, self.offsets, self.lengths, self.read[idx], self.strand[idx], self.genome,
                             self.start[idx], self.end[idx])
 
-    def blocks(self, idx: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, tuple]]:
-        """``(part, batch)`` per block of ``idx`` (every candidate by default): ``part``, the
-        candidates of the block, and their gathered bases."""
+    def each_block(self, step, idx: np.ndarray | None = None) -> list:
+        """``step(part, batch)`` per block of ``idx`` (every candidate by default): ``part``, the
+        block's candidates, and ``batch``, their gathered bases, which go when ``step`` returns
+        (before the next block's are gathered)."""
         idx = np.arange(self.read.shape[0]) if idx is None else np.asarray(idx, dtype=np.int64)
-        for lo in range(0, idx.shape[0], BLOCK):
-            part = idx[lo:lo + BLOCK]
-            yield part, self.gather(part)
+        return [step(idx[lo:lo + BLOCK], self.gather(idx[lo:lo + BLOCK])) for lo in range(0, idx.shape[0], BLOCK)]
 
     def score(self, score_pairs, scoring, band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every candidate's ``(scores, q_ends, r_ends)`` from ``score_pairs`` in ``band``."""
-        out = [score_pairs(*batch, *scoring, band=(band[0][part], band[1][part])) for part, batch in self.blocks()]
+        out = self.each_block(lambda part, batch: score_pairs(*batch, *scoring, band=(band[0][part], band[1][part])))
         if not out:
             empty = np.zeros(0, dtype=np.int32)
             return empty, empty, empty
@@ -73,8 +71,9 @@ class Windows:
 
     def shifted(self, band, pick, q_ends, r_ends, match, mismatch, tolerance) -> np.ndarray:
         """:func:`hpc.kernels.tandem.shifted_scores` of the picks."""
-        out = [shifted_scores(*batch, band[0][part], band[1][part], np.arange(part.shape[0]), q_ends[part],
-                              r_ends[part], match, mismatch, tolerance) for part, batch in self.blocks(pick)]
+        out = self.each_block(lambda part, batch: shifted_scores(*batch, band[0][part], band[1][part],
+                                                                 np.arange(part.shape[0]), q_ends[part], r_ends[part],
+                                                                 match, mismatch, tolerance), pick)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def place(self, band, scores, q_ends, r_ends, wstart, moves, mate_start, mate_end, match, mismatch,
@@ -90,15 +89,12 @@ class Windows:
 
     def trace(self, band, pick, scores, q_ends, r_ends, scoring, trace_band):
         """:func:`hpc.kernels.batch.trace_pairs` of the picks: ``(coords, ops, lens, off)``."""
-        coords, ops, lens, offs, at = [], [], [], [np.zeros(1, dtype=np.int64)], 0
-        for part, batch in self.blocks(pick):
-            c, o, n, off = trace_pairs(*batch, band[0][part], band[1][part], np.arange(part.shape[0]), scores[part],
-                                       q_ends[part], r_ends[part], *scoring, trace_band)
-            coords.append(c)
-            ops.append(o)
-            lens.append(n)
-            offs.append(off[1:] + at)
-            at += int(off[-1])
-        if not coords:
-            return np.zeros((0, 8), dtype=np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int32), offs[0]
+        out = self.each_block(lambda part, batch: trace_pairs(*batch, band[0][part], band[1][part],
+                                                              np.arange(part.shape[0]), scores[part], q_ends[part],
+                                                              r_ends[part], *scoring, trace_band), pick)
+        if not out:
+            return np.zeros((0, 8), dtype=np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(1, np.int64)
+        ends = np.cumsum([0] + [off[-1] for *_, off in out])
+        offs = [np.zeros(1, dtype=np.int64)] + [off[1:] + at for (*_, off), at in zip(out, ends)]
+        coords, ops, lens, _ = zip(*out)
         return np.concatenate(coords), np.concatenate(ops), np.concatenate(lens), np.concatenate(offs)

@@ -68,7 +68,7 @@ def test_rows_are_the_same_whatever_the_block_and_no_gather_holds_more(staged, m
         return gather(codes, offsets, lengths, read, *rest)
 
     def counted_place(*args):
-        placed.append(args[-5].shape[0])  # moves
+        placed.append(args[-6].shape[0])  # moves
         return place(*args)
 
     monkeypatch.setattr(windows, "BLOCK", 7)
