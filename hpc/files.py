@@ -62,9 +62,10 @@ class PieceWriter(io.BufferedWriter):
         return len(view)
 
 
-def open_pieces(path: str | Path | int) -> PieceWriter:
-    """``open(path, "wb")`` (or a file descriptor's), as a :class:`PieceWriter`."""
-    return PieceWriter(io.FileIO(path, "w"))
+def open_pieces(path: str | Path | int, buffer_size: int = io.DEFAULT_BUFFER_SIZE) -> PieceWriter:
+    """``open(path, "wb")`` (or a file descriptor's), as a :class:`PieceWriter`; a write longer
+    than ``buffer_size`` goes straight to the file."""
+    return PieceWriter(io.FileIO(path, "w"), buffer_size)
 
 
 class StagingFullError(OSError):

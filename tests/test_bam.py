@@ -144,6 +144,22 @@ def test_sorted_and_indexed_like_samtools(tmp_path, monkeypatch, memory_bytes, e
     assert_like_samtools(tmp_path, out, tn, lengths, parts)
 
 
+def test_the_index_is_the_same_with_its_chunks_merged_in_steps(tmp_path, monkeypatch):
+    """The index merges its chunks every MERGE_EVERY runs of records, to hold one entry for them,
+    not three arrays a run: the BAI is byte for byte the one merged once at the end."""
+    monkeypatch.setattr("tasks.genomics.bam.EMIT_BYTES", 1)  # a run per record: many runs
+    parts = [shard(seed, n=300)[2:] for seed in (31, 32)]
+    tn, lengths = shard(31, n=300)[:2]
+    made = {}
+    for every in (1 << 30, 3):
+        monkeypatch.setattr("tasks.genomics.bai.MERGE_EVERY", every)
+        out = tmp_path / str(every) / "s.bam"
+        write_sorted(out, tn, lengths, parts, memory_bytes=40_000)
+        made[every] = (out.read_bytes(), out.with_name("s.bam.bai").read_bytes())
+    assert made[3] == made[1 << 30]
+    assert_like_samtools(tmp_path, tmp_path / "3" / "s.bam", tn, lengths, parts)
+
+
 def test_once_the_buckets_are_cut_an_added_batch_is_not_held(tmp_path):
     # the first batches are held until the budget (four of them) is passed, and cut the
     # buckets; every later batch goes straight to its buckets: the writer keeps none of it
@@ -215,7 +231,7 @@ def test_bgzf_reads_back_and_its_blocks_are_where_it_says(tmp_path, threads):
     assert gzip.decompress(raw) == stream and bgzf.position == len(stream)
     offsets = bgzf.block_offsets
     assert len(offsets) == -(-len(stream) // BLOCK_INPUT) + 1 and offsets[-1] == len(raw) - 28
-    for a, b in zip(offsets, offsets[1:] + [len(raw)]):
+    for a, b in zip(offsets, [*offsets[1:], len(raw)]):
         assert raw[a:a + 4] == b"\x1f\x8b\x08\x04" and struct.unpack_from("<H", raw, a + 16)[0] == b - a - 1
 
 

@@ -6,6 +6,7 @@ Deflate is ISA-L's (``isal``), about 4x zlib's speed at level 1 for a similar si
 from __future__ import annotations
 
 import struct
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import BinaryIO
@@ -34,7 +35,9 @@ class BgzfWriter:
     flushes and adds the end-of-file block. Blocks are cut every :data:`BLOCK_INPUT` bytes of
     the stream, so stream offset ``u`` lies in block ``u // BLOCK_INPUT``; after :meth:`close`
     :attr:`block_offsets` lists where each block starts in the file, and then where the
-    end-of-file block does. :attr:`position`: the stream bytes written so far. With
+    end-of-file block does (``uint64``: 8 bytes a block where a list of Python ints took about
+    36, some 100 MB over the 3 million blocks of a 30x human genome's BAM). :attr:`position`:
+    the stream bytes written so far. With
     ``threads`` > 1 the blocks of a write are compressed that many at a time (ISA-L lets go
     of the GIL)."""
 
@@ -43,7 +46,7 @@ class BgzfWriter:
         self.level = level
         self._pending = bytearray()
         self.offset = 0  # bytes written to fh
-        self.block_offsets: list[int] = []
+        self.block_offsets = array("Q")
         self.position = 0
         self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
