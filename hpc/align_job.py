@@ -19,14 +19,14 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from hpc.choices import KERNELS
 from hpc.codec import BASE_MEMBERS, unpack_codes
-from hpc.files import NpzStream, atomic_write_text
+from hpc.files import atomic_write_text
 from hpc.genome import open_genome
 from hpc.kernels.batch import (LOCUS_TOLERANCE, SECONDARY_RATIO, TRACE_BAND, band_cells, cigar_text, locus_spans,
                                score_floor, select_hits, window_bands)
@@ -35,13 +35,11 @@ from hpc.mapq import mapq_array, scale_by_support
 from hpc.pairs import pair_shard
 from hpc.process import end_process, fixed_mmap_threshold, release_free_memory
 from hpc.manifest import StagedRun, load_manifest, load_npz_verified, manifest_settings, verify_entry
-from hpc.run_folder import align_dir, job_marker, rank_marker, rank_output
+from hpc.rank_output import COORDS, write_rank_output
+from hpc.run_folder import align_dir, job_marker, rank_marker
 from hpc.split import read_cells, share_of
 from hpc.windows import Windows
 
-COORDS = ("score", "q_start", "q_end", "r_start", "r_end", "nmatch", "block", "nm")
-COLUMNS = ("shard", "read", "strand", "contig", "wstart", "primary", "second", *COORDS, "cigar", "n_candidates",
-           "mapq", "proper")
 TRACEBACK_CHARS = 4000  # the end of a failed rank's traceback, kept in its marker
 
 
@@ -57,7 +55,7 @@ def job_command(manifest: Path, out_dir: Path, kernel: str = "cpu", array: bool 
 
 def align_rank(manifest_path: Path, rank: int, size: int, kernel: str = "cpu", sha256: str | None = None,
                reads: int | None = None) -> tuple[list[tuple[int, dict[str, np.ndarray]]], dict]:
-    """Columns (:data:`COLUMNS`) of this rank's alignments, primary and secondary, per shard
+    """Columns (:data:`hpc.rank_output.COLUMNS`) of this rank's alignments, primary and secondary, per shard
     as ``(shard, columns)``, and its counters, all in memory (tests, tools). With ``sha256``
     and ``reads``, the manifest must be the one staged."""
     counters: dict = {}
@@ -164,51 +162,6 @@ def _align_shard(c: dict[str, np.ndarray], mine: np.ndarray, reads: dict[str, np
         "cigar": cigar_text(ops, lens, off), "n_candidates": n_cands.astype(np.int32),
         "mapq": mapq.astype(np.uint8), "proper": proper,
     }, int(mine.shape[0]), int(cells), int(rescued)
-
-
-def empty_columns() -> dict[str, np.ndarray]:
-    cols = {k: np.zeros(0, dtype=np.int64) for k in COLUMNS}
-    cols["cigar"] = np.zeros(0, dtype=np.bytes_)
-    return cols
-
-
-def shard_key(column: str, shard: int) -> str:
-    """A rank output's member: one column of one shard's rows (``read@12``)."""
-    return f"{column}@{shard}"
-
-
-def write_rank_output(out_dir: Path, rank: int, parts: Iterable[tuple[int, dict[str, np.ndarray]]],
-                      attempt: str = "0") -> tuple[Path, int]:
-    """The rank's rows, shard by shard as ``parts`` yields them (members ``<column>@<shard>``,
-    then ``shards``): collect then reads one shard's rows at a time, whatever the run's size.
-    Returns the file and how many rows it holds."""
-    path = rank_output(out_dir, rank, attempt)
-    shards, rows = [], 0
-    with NpzStream(path) as out:
-        for shard_no, columns in parts:
-            for k in COLUMNS:
-                out.add(shard_key(k, shard_no), columns[k])
-            shards.append(shard_no)
-            rows += int(columns["read"].shape[0])
-            del columns  # nor here, while the next shard is aligned
-        out.add("shards", np.array(shards, dtype=np.int64))
-    return path, rows
-
-
-def rank_shards(data) -> list[int]:
-    """The shards a rank output holds rows of (``data``: its np.load)."""
-    return [int(s) for s in data["shards"]]
-
-
-def shard_rows(data, shard: int) -> dict[str, np.ndarray]:
-    return {k: data[shard_key(k, shard)] for k in COLUMNS}
-
-
-def load_rank_output(path: Path) -> dict[str, np.ndarray]:
-    """Every row of one rank output, its shards one after the other (tests, tools)."""
-    with np.load(path, allow_pickle=False) as data:
-        parts = [shard_rows(data, s) for s in rank_shards(data)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS} if parts else empty_columns()
 
 
 def write_marker(out_dir: Path, rank: int, status: int, attempt: str = "0", **fields) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpc.align_job import job_command, load_rank_output
+from hpc.align_job import job_command
+from hpc.rank_output import load_rank_output
 from hpc.codec import BASE_MEMBERS
 from hpc.split import share_of, split_by_cells
 from hpc.backend import JobSpec, JobState, LocalBackend, tail, wait_for

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpc.align_job import COLUMNS, align_rank
+from hpc.align_job import align_rank
+from hpc.rank_output import COLUMNS
 from hpc.codec import CODE_N
 from hpc.kernels.batch import TRACE_BAND
 from hpc.kernels.scalar import sw_score, sw_traceback, sw_traceback_band

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import hpc.windows as windows
-from hpc.align_job import COLUMNS, align_rank, load_rank_output
+from hpc.align_job import align_rank
+from hpc.rank_output import COLUMNS, load_rank_output
 from hpc.manifest import RunSettings
 from tasks.genomics.encoding import encode_sequences, to_codes
 from tasks.genomics.seeding import ReferenceIndex, find_candidates

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.align_job import COLUMNS, empty_columns, rank_shards, shard_rows
+from hpc.rank_output import COLUMNS, empty_columns, rank_shards, shard_rows
 from hpc.files import atomic_stream, atomic_write_text
 from hpc.genome import read_genome_json
 from hpc.codec import unpack_codes, unpack_range
