@@ -151,3 +151,5 @@ def test_a_shard_s_rows_are_let_go_once_written_not_held_through_the_next(staged
     monkeypatch.setattr(align_job, "_align_shard", watched)
     path, rows = align_job.write_rank_output(tmp_path, 0, align_job.rank_parts(staged, 0, 1))
     assert alive_at_start == [0, 0] and rows == load_rank_output(path)["read"].shape[0] > 0
+    with np.load(path) as data:  # one member a shard (a reader's zip directory holds an entry per member)
+        assert data.files == ["rows@0", "rows@1", "shards"]
