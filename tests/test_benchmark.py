@@ -298,3 +298,25 @@ def test_scale_sets_are_summed_per_size_and_kind():
                         "minimap2 99.9200% (from 99.9000% to 99.9400%); alone wrong: helixflow 80 (79 ties), "
                         "minimap2 100 (99 ties)")
     assert lines[2].startswith("  100 Mbp, random, 1 sets: correct helixflow 100.0000%")
+
+
+def test_a_process_s_peak_between_two_samples_is_its_own():
+    """A process's peak is the kernel's high-water mark, caught whenever it is sampled: a
+    200-MiB spike freed before the only sample still counts (a sampled RSS would miss it)."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.meter import TreeSampler
+
+    code = "import numpy as np, time; a = np.ones(200 * 2**20 // 8); del a; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(4)  # the spike is over
+        with TreeSampler(interval=600) as sampler:  # a sample on entry and one on exit, none between
+            pass
+        name, peak = sampler.peak_by_pid[child.pid]
+        assert peak >= 200 * 2**20 and "np.ones" in name
+    finally:
+        child.kill()
+        child.wait()
