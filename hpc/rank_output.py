@@ -62,9 +62,10 @@ def rank_shards(data) -> list[int]:
 
 
 def shard_rows(data, shard: int) -> dict[str, np.ndarray]:
-    """One shard's rows from a rank output (``data``: its np.load), a contiguous array a column."""
+    """One shard's rows from a rank output (``data``: its np.load): a view of the shard's
+    records a column (every caller concatenates them, which copies once)."""
     records = data[shard_key(shard)]
-    return {k: np.ascontiguousarray(records[k]) for k in COLUMNS}
+    return {k: records[k] for k in COLUMNS}
 
 
 def load_rank_output(path: Path) -> dict[str, np.ndarray]:
