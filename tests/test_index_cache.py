@@ -9,6 +9,7 @@ import pytest
 
 from hpc.genome import open_genome
 from tasks.genomics.encoding import to_codes
+from tasks.genomics.index_build import build_threads
 from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes
 from tasks.genomics.seeding import ReferenceIndex
 from tasks.genomics.simulation import fasta_text, simulate_reference
@@ -127,7 +128,7 @@ def test_a_damaged_or_truncated_index_is_found_and_rebuilt(tmp_path, fasta, dama
 
 def test_a_reference_over_the_memory_budget_is_refused_before_the_build(tmp_path, fasta):
     path, _ = fasta
-    need = estimate_index_bytes(15_000, 3, 15, 5) + build_buffer_bytes(15_000, 3, 15, 5)
+    need = estimate_index_bytes(15_000, 3, 15, 5) + build_buffer_bytes(15_000, 3, 15, 5, build_threads())
     with pytest.raises(IndexMemoryError) as err:
         build_cached_index(str(path), str(path), str(tmp_path), SHA, 15, 5, budget=need // 2)
     message = str(err.value)

@@ -23,7 +23,8 @@ from hpc.kernels.scalar import sw_score, sw_traceback, sw_traceback_band
 from hpc.manifest import RunSettings
 from tasks.genomics.chunks import encode_chunk
 from tasks.genomics.encoding import encode_sequences, to_bytes
-from tasks.genomics.seeding import ReferenceIndex, build_index, canonical_keys, find_candidates, minimizer_mask
+from tasks.genomics.index_build import build_index
+from tasks.genomics.seeding import ReferenceIndex, canonical_keys, find_candidates, minimizer_mask
 from tasks.stage import write_staging
 
 SC = (2, -4, -6, -1)
@@ -182,6 +183,10 @@ def test_index_build_equals_the_numpy_minimizers(lengths, k, w, n_runs, repetiti
     small = build_index(index.genome, k, w, batch=int(local.integers(1, 8)))  # many batches of a few
     assert [a.tolist() for a in (small.table, small.rest, small.positions)] == \
         [a.tolist() for a in (index.table, index.rest, index.positions)]
+    for threads in (1, 3):  # each thread a run of contigs, its own counters and its share of the sort
+        other = build_index(index.genome, k, w, batch=int(local.integers(1, 8)), threads=threads)
+        assert [a.tolist() for a in (other.table, other.rest, other.positions)] == \
+            [a.tolist() for a in (index.table, index.rest, index.positions)] and other.occ_limit == index.occ_limit
     assert index.genome.codes(0, base).tobytes() == np.concatenate(contigs).tobytes()
 
 

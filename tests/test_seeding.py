@@ -123,3 +123,18 @@ def test_a_repeat_read_is_seeded_again_when_a_few_rare_seeds_outvote_its_own_cop
     monkeypatch.setattr(seeding, "RESCUE_OCC", 64)  # no second pass: the decoy alone
     only = find_candidates(index, shard, max_candidates=3)
     assert only.start.shape[0] == 1 and abs(int(only.start[0]) + 16 - decoy_at) < 50
+
+
+def test_the_occurrence_cut_off_is_minimap2s():
+    """The count at which the most frequent 0.02% of distinct minimizers begin (here 2 of
+    10,000), clamped below at 10."""
+    from tasks.genomics.seeding import occurrence_limit
+
+    hist = np.zeros(1 << 16, np.int64)
+    hist[[1, 50, 200, 5000]] = [9990, 5, 3, 2]
+    assert occurrence_limit(hist) == 200  # 2 at 5,000 and more are allowed; with those of 200, 5 are not
+    hist[[1, 200]] = [9993, 0]
+    assert occurrence_limit(hist) == 50
+    hist[[1, 50, 5000]] = [10_000, 0, 0]
+    assert occurrence_limit(hist) == 10  # nothing above the share: the floor
+    assert occurrence_limit(np.zeros(1 << 16, np.int64)) == 10

@@ -43,7 +43,10 @@ def build_batch(total: int, n_contigs: int, k: int, w: int) -> int:
     return min(max(1 << layout["bits"], 1 << 20), 1 << 24, estimate_minimizers(total, n_contigs, w) + 1)
 
 
-def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int) -> int:
-    """Bytes of the build's batch and its radix buffer (384 MB at most), beside the index."""
-    position = np.dtype(index_layout(total, n_contigs, k, w)["position"]).itemsize
-    return 2 * build_batch(total, n_contigs, k, w) * (8 + position)
+def build_buffer_bytes(total: int, n_contigs: int, k: int, w: int, threads: int = 1) -> int:
+    """Bytes of the build's buffers beside the index: each thread's batch and its radix buffer
+    (384 MB at most), and each thread's counters past the first's (the index's own bytes count
+    one set, as its table)."""
+    layout = index_layout(total, n_contigs, k, w)
+    batch = 2 * build_batch(total, n_contigs, k, w) * (8 + np.dtype(layout["position"]).itemsize)
+    return threads * batch + (threads - 1) * 4 * (1 << layout["bits"])

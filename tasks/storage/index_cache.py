@@ -28,7 +28,8 @@ from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
 from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes
 from tasks.genomics.reference import pack_fasta
-from tasks.genomics.seeding import ReferenceIndex, build_index, default_seeding
+from tasks.genomics.index_build import build_index, build_threads
+from tasks.genomics.seeding import ReferenceIndex, default_seeding
 
 CACHE_VERSION = 3  # 3: canonical minimizers, keys of 2k + 1 bits
 INDEX_JSON = "index.json"
@@ -137,7 +138,7 @@ def check_fits(reference: str, total: int, contigs: int, k: int, w: int, budget:
     """The index's estimated bytes and the build's buffers, after checking they fit in
     ``budget`` (default: the memory available now); :class:`IndexMemoryError` naming both
     when they do not."""
-    need = estimate_index_bytes(total, contigs, k, w) + build_buffer_bytes(total, contigs, k, w)
+    need = estimate_index_bytes(total, contigs, k, w) + build_buffer_bytes(total, contigs, k, w, build_threads())
     have = available_memory() if budget is None else budget
     if need > have:
         gib = 2**30
