@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -279,12 +280,17 @@ def _build(reference: str, genome_dir: Path, index_dir: Path, reference_sha256: 
 
     index = build_index(genome, k, w, alloc, progress=progress)
     progress("checksums")
-    files = {}
-    for name, array in arrays.items():
-        if isinstance(array, np.memmap):
-            array.flush()
-        files[f"{name}.bin"] = {"bytes": (index_dir / f"{name}.bin").stat().st_size,
-                                "sha256": sha256_file(index_dir / f"{name}.bin")}
+
+    def record(name: str) -> dict:
+        """The array's file and its checksum, read back through the page cache. The mapped
+        pages are not forced to disk (``msync``: 1.7 s of 2.6 at 300 Mbp, the disk's speed):
+        every reader sees the page cache, and every run checks each file's sha256 before
+        it trusts the index (a file torn by a crash is rebuilt). A thread a file."""
+        path = index_dir / f"{name}.bin"
+        return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+    with ThreadPoolExecutor(len(arrays)) as pool:
+        files = {f"{name}.bin": entry for name, entry in zip(arrays, pool.map(record, arrays))}
     atomic_write_text(index_dir / INDEX_JSON, json.dumps({
         "version": CACHE_VERSION, "reference_sha256": reference_sha256, "k": k, "w": w, "shift": index.shift,
         "bits": int(index.table.shape[0] - 1).bit_length() - 1, "minimizers": index.size,
