@@ -14,8 +14,8 @@ from hpc.run_folder import CANDIDATES
 from tasks.ingest import IngestedReference
 from tasks.runtime.options import IO_TASK
 from tasks.runtime.ray_cluster import ray_result, stream_on_ray
-from tasks.storage.index_cache import (IndexFiles, build_cached_index, build_progress, build_step_line, load_index,
-                                      open_index, resolve_seeding)
+from tasks.storage.index_cache import IndexFiles, build_cached_index, load_index, open_index, resolve_seeding
+from tasks.storage.index_progress import build_progress, build_step_line
 from tasks.storage.shards import completed, seed_shard_file
 
 GIB = 2**30

@@ -46,7 +46,7 @@ def test_a_build_says_where_it_stands_until_it_ends(tmp_path, fasta, monkeypatch
     the share of bases, placing again by bases, then sorting and the checksums), k, w and the
     genome's bases; each new step is written at once, and the file is gone after the build."""
     import tasks.storage.index_cache as index_cache
-    from tasks.storage.index_cache import build_progress, build_step_line
+    from tasks.storage.index_progress import build_progress, build_step_line
 
     path, _ = fasta
     seen = []

@@ -15,7 +15,8 @@ def test_an_index_built_on_ray_shows_its_progress(prefect_harness, ray_cluster, 
 
     import tasks.seed as seed
     from tasks.ingest import ingest_reference
-    from tasks.storage.index_cache import build_progress, load_index
+    from tasks.storage.index_cache import load_index
+    from tasks.storage.index_progress import build_progress
 
     path = tmp_path / "ref.fa"
     path.write_text(fasta_text(simulate_reference(2, 1_000_000, seed=5)))

@@ -73,12 +73,13 @@ def build_index(genome: Genome, k: int, w: int, alloc=None, batch: int | None = 
             table[1:] += c
         np.cumsum(table[1:], out=table[1:])
         slots = _first_free(table, counts)
-        del counts
+        counts.clear()  # the counters are the slots now, or were copied into them
         rest = alloc("rest", layout["rest"], found)
         positions = alloc("positions", layout["position"], found)
         report.restart()
         list(pool.map(lambda j: scan(1, j, slots[j], rest, positions), range(len(runs))))
-        del slots, buffers
+        slots.clear()
+        buffers.clear()
         report.step("sorting")
         cuts = _bucket_cuts(table, max(len(runs), 1))
         list(pool.map(lambda j: sort_buckets(table[cuts[j] : cuts[j + 1] + 1], rest, positions), range(len(cuts) - 1)))

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,14 @@ import numpy as np
 from hpc.files import StagingFullError, atomic_write_text, sha256_file
 from hpc.genome import GENOME_JSON, GenomeError, open_genome, read_genome_json
 from hpc.run_folder import genome_cache, index_cache
+from tasks.genomics.index_build import build_index, build_threads
 from tasks.genomics.index_layout import build_buffer_bytes, estimate_index_bytes
 from tasks.genomics.reference import pack_fasta
-from tasks.genomics.index_build import build_index, build_threads
 from tasks.genomics.seeding import ReferenceIndex, default_seeding
+from tasks.storage.index_progress import ProgressFile, progress_path
 
 CACHE_VERSION = 3  # 3: canonical minimizers, keys of 2k + 1 bits
 INDEX_JSON = "index.json"
-BUILD_PROGRESS = "build.progress.json"  # beside the genome folder while an index of it is built
 ARRAYS = ("table", "rest", "positions")
 
 
@@ -70,15 +69,20 @@ def resolve_seeding(staging_dir: str | Path, reference_sha256: str, k: int | Non
     return default_seeding(total, k, w)
 
 
-def _verify(folder: Path, files: dict[str, dict]) -> str | None:
-    """Why the files in ``folder`` disagree with their records, or None when they agree."""
-    for name, entry in files.items():
-        path = folder / name
+def _verify(*groups: tuple[Path, dict[str, dict]]) -> str | None:
+    """Why the files, ``(folder, {name: record})`` of each group, disagree with their records,
+    or None when they agree. Sizes first, then every file's sha256 on a thread of its own
+    (5 GB at 3.1 Gbp)."""
+    files = {folder / name: entry for folder, records in groups for name, entry in records.items()}
+    for path, entry in files.items():
         if not path.is_file():
             return f"{path} is missing"
         if path.stat().st_size != entry["bytes"]:
             return f"{path} has {path.stat().st_size} bytes, expected {entry['bytes']}"
-        if sha256_file(path) != entry["sha256"]:
+    with ThreadPoolExecutor(max(len(files), 1)) as pool:
+        digests = list(pool.map(sha256_file, files))
+    for (path, entry), digest in zip(files.items(), digests):
+        if digest != entry["sha256"]:
             return f"{path} does not match its sha256"
     return None
 
@@ -122,7 +126,7 @@ def load_index(staging_dir: str | Path, reference_sha256: str, k: int, w: int) -
         return None, f"no complete index ({exc})"
     if body.get("version") != CACHE_VERSION or body.get("reference_sha256") != reference_sha256:
         return None, f"{files.index}: written by another version or for another reference"
-    problem = _verify(Path(files.genome), genome["files"]) or _verify(Path(files.index), body["files"])
+    problem = _verify((Path(files.genome), genome["files"]), (Path(files.index), body["files"]))
     return (None, problem) if problem else (files, "verified")
 
 
@@ -151,63 +155,6 @@ def check_fits(reference: str, total: int, contigs: int, k: int, w: int, budget:
     return need
 
 
-def build_progress(staging_dir: str | Path, reference_sha256: str) -> dict | None:
-    """Where a build of the reference's index stands (``step``, ``fraction``, ``k``, ``w``,
-    ``bases``), as :func:`build_cached_index` last wrote it; None when no build is under way."""
-    try:
-        return json.loads(_progress_path(staging_dir, reference_sha256).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _progress_path(staging_dir: str | Path, reference_sha256: str) -> Path:
-    return genome_cache(staging_dir, reference_sha256).parent / BUILD_PROGRESS
-
-
-# Each step of a build: its start and its end, as percent of the whole (by time measured on
-# 300 Mbp and 3.1 Gbp: packing and checks a tenth, sketching and counting about two fifths).
-BUILD_STEPS = {"checking the packed genome": (0, 5), "packing": (0, 10), "sketching": (10, 50), "placing": (50, 80),
-               "sorting": (80, 90), "checksums": (90, 99)}
-
-
-def build_step_line(where: dict) -> tuple[str, float]:
-    """A build's progress record (:func:`build_progress`) as a line to log and a percent."""
-    step, fraction = str(where.get("step", "")), float(where.get("fraction", 0.0))
-    lo, hi = BUILD_STEPS.get(step, (0, 0))
-    line = step
-    if step in ("sketching", "placing"):
-        line = f"{step} {fraction:.0%}" + (f" of {where['bases']:,} bases" if "bases" in where else "")
-    if "k" in where:
-        line += f" (k={where['k']}, w={where['w']})"
-    return line, round(lo + (hi - lo) * fraction, 1)
-
-
-class _ProgressFile:
-    """``progress(step, fraction)`` written to a JSON file at most every ``every`` seconds
-    (each new step at once), for the task that waits on the build to read. The record is
-    overwritten in place, padded to a fixed length, never renamed, truncated or synced: on
-    ext4 each of those flushes dirty data, and with the index's gigabytes of dirty pages a
-    3.1-Gbp build took 243-272 s with such writes every 2 s against 208 s without
-    (:func:`build_progress` reads a record caught half-written as none)."""
-
-    SIZE = 512
-
-    def __init__(self, path: Path, every: float = 10.0) -> None:
-        self.path, self.every, self.fields, self.last, self.step = path, every, {}, 0.0, None
-
-    def __call__(self, step: str, fraction: float = 0.0) -> None:
-        now = time.monotonic()
-        if step == self.step and now - self.last < self.every:
-            return
-        self.step, self.last = step, now
-        record = json.dumps({"step": step, "fraction": round(fraction, 4), **self.fields}).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            os.pwrite(fd, record.ljust(self.SIZE), 0)
-        finally:
-            os.close(fd)
-
-
 def build_cached_index(reference: str, local: str, staging_dir: str, reference_sha256: str, k: int | None,
                        w: int | None, budget: int | None = None) -> IndexFiles:
     """Pack the reference (unless its genome is cached and verifies), check the index fits,
@@ -217,7 +164,7 @@ def build_cached_index(reference: str, local: str, staging_dir: str, reference_s
     genome_dir = genome_cache(staging_dir, reference_sha256)
     genome_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(genome_dir.parent, os.O_RDONLY)  # one build of a reference at a time (no lock file)
-    progress = _ProgressFile(_progress_path(staging_dir, reference_sha256))
+    progress = ProgressFile(progress_path(staging_dir, reference_sha256))
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         packed = k is None or w is None
@@ -236,12 +183,12 @@ def build_cached_index(reference: str, local: str, staging_dir: str, reference_s
         os.close(lock)
 
 
-def _packed_genome(local: str, genome_dir: Path, progress: _ProgressFile) -> None:
+def _packed_genome(local: str, genome_dir: Path, progress: ProgressFile) -> None:
     """The reference packed into ``genome_dir``, unless it is there already and verifies."""
     progress("checking the packed genome")
     try:
         packed = read_genome_json(genome_dir)
-        stale = _verify(genome_dir, packed["files"])
+        stale = _verify((genome_dir, packed["files"]))
     except GenomeError:
         stale = "missing"
     if stale:
@@ -251,7 +198,7 @@ def _packed_genome(local: str, genome_dir: Path, progress: _ProgressFile) -> Non
 
 
 def _build(reference: str, genome_dir: Path, index_dir: Path, reference_sha256: str, k: int, w: int,
-           budget: int | None, progress: _ProgressFile) -> IndexFiles:
+           budget: int | None, progress: ProgressFile) -> IndexFiles:
     """The index of the packed genome in ``genome_dir`` built into ``index_dir``."""
     genome = open_genome(genome_dir)
     progress.fields = {"k": k, "w": w, "bases": genome.total}
