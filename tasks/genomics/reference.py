@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -153,11 +154,14 @@ def pack_fasta(uri: str | Path, folder: str | Path, max_contig: int = MAX_CONTIG
     path, folder = Path(uri), Path(folder)
     contigs = _Contigs(path, max_contig)
     with open_maybe_gzip(path) as fh, atomic_stream(folder / PACKED) as packed, \
-            atomic_stream(folder / NMASK) as nmask:
+            atomic_stream(folder / NMASK) as nmask, ThreadPoolExecutor(1, thread_name_prefix="fasta") as reader:
         packer = _Packer(packed, nmask)
         line, at_line_start, buf = 1, True, b""
+        ahead = reader.submit(fh.read, block)  # the next block is read (and inflated) while this one is packed
         while True:
-            more = fh.read(block)
+            more = ahead.result()
+            if more:
+                ahead = reader.submit(fh.read, block)
             buf += more
             i = 0
             while i < len(buf):
