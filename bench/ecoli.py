@@ -76,7 +76,7 @@ def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> 
             if r.is_unmapped:
                 continue
             ok = _correct(r, truth_from_name(r.query_name, mate, r.query_length) if truth is None
-                          else truth.get((r.query_name, mate)))
+                          else _art_origin(truth, r.query_name, mate))
             correct += ok
             mates[mate][1] += ok
             proper += r.is_proper_pair
@@ -92,6 +92,16 @@ def score_sam(path: Path, truth: dict[tuple[str, int], Truth] | None = None) -> 
     return {"reads": reads, "correct": correct, "by_mate": {m: v for m, v in mates.items() if v[0]},
             "proper": proper, "wrong": wrong, "placed": placed, "mapq0": mapq0,
             "expected": expected, "random": random}
+
+
+def _art_origin(truth: dict[tuple[str, int], Truth], name: str, mate: int) -> Truth | None:
+    """A read's origin in ART's truth: by name and mate, or for a mate of an ART pair mapped
+    single-end (its name keeps ``/1`` or ``/2``, as minimap2's and ours do), by the name's
+    suffix."""
+    found = truth.get((name, mate))
+    if found is None and mate == 0 and name[-2:] in ("/1", "/2"):
+        found = truth.get((name[:-2], int(name[-1])))
+    return found
 
 
 def _correct(r, truth: Truth | None) -> bool:

@@ -159,6 +159,22 @@ def test_score_sam_counts_wrong_reads_beside_what_their_mapq_says(tmp_path):
     assert again["random"] == [2, 1, 1] and (again["reads"], again["correct"]) == (6, 4)
 
 
+def test_score_sam_finds_an_art_mate_mapped_single_end_by_its_name_s_suffix(tmp_path):
+    from bench.art import art_truth
+    from bench.ecoli import score_sam
+
+    art = tmp_path / "art.sam"
+    art.write_text("@SQ\tSN:chrA\tLN:5000\n"
+                   "chrA-7/1\t99\tchrA\t1001\t99\t150=\t=\t1200\t350\tACGT\tIIII\n"
+                   "chrA-7/2\t147\tchrA\t1201\t99\t150=\t=\t1001\t-350\tACGT\tIIII\n")
+    mapped = tmp_path / "single.sam"  # R1 and R2 each mapped on their own: mate 0, names keep /1 and /2
+    mapped.write_text("@SQ\tSN:chrA\tLN:5000\n"
+                      f"chrA-7/1\t0\tchrA\t1001\t60\t150M\t*\t0\t0\t{'A' * 150}\t*\n"
+                      f"chrA-7/2\t16\tchrA\t3001\t60\t150M\t*\t0\t0\t{'A' * 150}\t*\n")
+    s = score_sam(mapped, art_truth(art))
+    assert (s["reads"], s["correct"], s["wrong"][60]) == (2, 1, 1)  # mate 2 placed 1,800 bp off
+
+
 def similar(a: bytes, b: bytes) -> bool:
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= 0.05 * len(a) + 1
 
