@@ -66,9 +66,9 @@ def test_a_build_says_where_it_stands_until_it_ends(tmp_path, fasta, monkeypatch
     assert all({"k": 15, "w": 5, "bases": 15_000}.items() <= s.items() for s in seen)
     assert build_progress(tmp_path, SHA) is None and load_index(tmp_path, SHA, 15, 5) == (files, "verified")
     assert build_step_line({"step": "sketching", "fraction": 0.5, "k": 21, "w": 11, "bases": 3_100_000_000}) == \
-        ("sketching 50% of 3,100,000,000 bases (k=21, w=11)", 30.0)
+        ("sketching 50% of 3,100,000,000 bases (k=21, w=11)", 41.0)
     assert build_step_line({"step": "placing", "fraction": 0.25, "k": 21, "w": 11, "bases": 10}) == \
-        ("placing 25% of 10 bases (k=21, w=11)", 57.5)
+        ("placing 25% of 10 bases (k=21, w=11)", 65.0)
     assert build_step_line({"step": "packing", "fraction": 0.0}) == ("packing", 0.0)
 
 
