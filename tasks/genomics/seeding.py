@@ -1,9 +1,10 @@
 """Reference (w,k)-minimizer index and candidate windows per read (both strands).
 
 The index is built from the packed genome by a counting sort in Numba
-(:mod:`hpc.kernels.index`, on several threads: :mod:`tasks.genomics.index_build`); :func:`kmer_values` and :func:`minimizer_mask` are the plain
-numpy statement of the same minimizers, which the tests hold the kernels to. A read's minimizers are looked up in the sorted reference
-minimizers (:mod:`hpc.kernels.seed`, Numba); hits are clustered by diagonal (reference
+(:mod:`hpc.kernels.index`, on several threads: :mod:`tasks.genomics.index_build`);
+:func:`kmer_values` and :func:`minimizer_mask` are the plain numpy statement of the same
+minimizers, which the tests hold the kernels to. A read's minimizers are looked up in the
+sorted reference minimizers (:mod:`hpc.kernels.seed`, Numba); hits are clustered by diagonal (reference
 position minus read position) per read and strand, and the clusters with the most hits
 become candidate windows: the read's span on the reference plus a margin for indels,
 clipped to the contig.
